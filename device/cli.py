@@ -1,0 +1,69 @@
+"""The ``smartshelf`` console script: a thin dispatcher over per-area command modules.
+
+Each module in COMMAND_MODULES exposes ``register(subparsers)``, which adds its sub-command(s)
+and sets ``func(args) -> int`` on the parser. Modules must not import hardware libraries or flask
+at import time (only inside the handler), so ``smartshelf --help`` stays fast and hardware-free.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from collections.abc import Sequence
+
+from device import __version__
+from device.errors import SmartShelfError
+
+logger = logging.getLogger(__name__)
+
+COMMAND_MODULES: tuple[str, ...] = (
+    "device.app",
+    "device.recommend.cli",
+)
+
+
+def configure_logging(debug: bool = False) -> None:
+    """Log to stderr once per entry point (journald adds its own timestamps)."""
+    level = logging.DEBUG if debug else logging.INFO
+    root = logging.getLogger()
+    if not any(getattr(h, "_smartshelf", False) for h in root.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+        handler._smartshelf = True  # type: ignore[attr-defined]
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="smartshelf", description="Smart shelf device, admin and tools.")
+    parser.add_argument("--version", action="version", version=f"smartshelf {__version__}")
+    parser.add_argument("--debug", action="store_true", help="debug logging and full tracebacks")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    configure_logging(args.debug)
+    func = getattr(args, "func", None)
+    if func is None:
+        parser.print_help(sys.stderr)
+        return 2
+    try:
+        return int(func(args) or 0)
+    except SmartShelfError as exc:
+        if args.debug:
+            logger.exception("failed")
+        print(f"smartshelf: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
