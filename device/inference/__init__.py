@@ -1,0 +1,87 @@
+"""On-device inference: BlazeFace face detection and int8 age/gender estimation (TFLite).
+
+Importing this package never imports the TFLite runtime; the factories below do, once per model.
+Every model file is checked against ``models/manifest.json`` (sha256) before it is loaded.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
+
+from device.inference.runtime import MODELS_DIR, verify_model
+from device.types import Demographic, Face, Frame
+
+if TYPE_CHECKING:
+    from device.inference.age_gender import AgeGenderModel
+    from device.inference.detector import BlazeFaceDetector
+
+__all__ = [
+    "MODELS_DIR",
+    "AgeGender",
+    "FaceDetector",
+    "DETECTOR_FILES",
+    "create_age_gender",
+    "create_detector",
+]
+
+#: BlazeFace variant -> model file in the models directory.
+DETECTOR_FILES: dict[str, str] = {
+    "short_range": "face_detection_short_range.tflite",
+    "full_range": "face_detection_full_range.tflite",
+}
+
+
+@runtime_checkable
+class FaceDetector(Protocol):
+    """Finds faces in a frame; largest face first."""
+
+    def detect(self, frame: Frame) -> list[Face]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class AgeGender(Protocol):
+    """Estimates gender probability, age and confidence of one detected face."""
+
+    def estimate(self, frame: Frame, face: Face) -> Demographic: ...
+
+    def close(self) -> None: ...
+
+
+def create_detector(
+    variant: str = "short_range",
+    *,
+    models_dir: Path | None = None,
+    score_threshold: float = 0.5,
+    num_threads: int = 2,
+) -> "BlazeFaceDetector":
+    """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m)."""
+    from device.errors import ConfigError
+    from device.inference.detector import BlazeFaceDetector
+
+    if variant not in DETECTOR_FILES:
+        raise ConfigError(f"unknown face detector variant {variant!r}; expected one of {sorted(DETECTOR_FILES)}")
+    path = Path(models_dir or MODELS_DIR) / DETECTOR_FILES[variant]
+    verify_model(path)
+    return BlazeFaceDetector(
+        path,
+        variant=variant,  # type: ignore[arg-type]
+        score_threshold=score_threshold,
+        num_threads=num_threads,
+    )
+
+
+def create_age_gender(
+    model: str = "age_gender_int8.tflite",
+    *,
+    models_dir: Path | None = None,
+    num_threads: int = 2,
+) -> "AgeGenderModel":
+    """A verified age/gender model (the int8 model by default)."""
+    from device.inference.age_gender import AgeGenderModel
+
+    path = Path(models_dir or MODELS_DIR) / model
+    verify_model(path)
+    return AgeGenderModel(path, num_threads=num_threads)

@@ -1,0 +1,73 @@
+"""Face alignment shared by training and the device, so both see the same pixels.
+
+The crop is rotated so that the eyes are level, centred on the face box, and scaled from a blend of
+the box size and the eye distance (the eye distance alone shrinks when the head turns; the box alone
+jitters with the detector). A square of ``face_scale * (1 + 2 * margin)`` pixels is resampled to
+``size`` x ``size`` RGB uint8; pixels outside the frame replicate the border.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from device.inference.detector import check_frame
+from device.types import Face, Frame
+
+#: Face scale ~= EYE_TO_FACE * distance between the eye centres, for a frontal face.
+EYE_TO_FACE = 2.2
+DEFAULT_MARGIN = 0.2
+
+
+def alignment_matrix(face: Face, size: int, *, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """2x3 affine matrix mapping frame pixels to the ``size`` x ``size`` aligned crop."""
+    if size < 8:
+        raise ValueError(f"crop size must be >= 8 pixels, got {size}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    x, y, w, h = face.box
+    box_side = (w + h) / 2.0
+    cx, cy = x + w / 2.0, y + h / 2.0
+    angle = 0.0
+    scale_ref = box_side
+    if len(face.keypoints) >= 2:
+        (rx, ry), (lx, ly) = face.keypoints[0], face.keypoints[1]
+        dx, dy = lx - rx, ly - ry
+        eye_dist = math.hypot(dx, dy)
+        if eye_dist > 1e-6:
+            angle = math.atan2(dy, dx)
+            # Clamp the eye-based estimate to a plausible range of the box before blending.
+            eye_scale = min(max(EYE_TO_FACE * eye_dist, 0.6 * box_side), 1.4 * box_side)
+            scale_ref = 0.5 * box_side + 0.5 * eye_scale
+    side = max(scale_ref * (1.0 + 2.0 * margin), 1.0)
+    s = size / side
+    cos, sin = math.cos(-angle) * s, math.sin(-angle) * s
+    # rotate by -angle about (cx, cy), scale by s, then move (cx, cy) to the crop centre
+    matrix = np.array(
+        [
+            [cos, -sin, size / 2.0 - (cos * cx - sin * cy)],
+            [sin, cos, size / 2.0 - (sin * cx + cos * cy)],
+        ],
+        dtype=np.float64,
+    )
+    return matrix
+
+
+def align_face(frame: Frame, face: Face, size: int, *, margin: float = DEFAULT_MARGIN) -> np.ndarray:
+    """The aligned ``size`` x ``size`` x 3 uint8 RGB crop of ``face`` in ``frame``."""
+    import cv2
+
+    frame = check_frame(frame)
+    matrix = alignment_matrix(face, size, margin=margin)
+    # Warp at up to 4x the target size, then area-average down: a plain bilinear warp from a large
+    # face to a small crop aliases (and would differ between camera resolutions).
+    factor = int(min(4, max(1, np.floor(1.0 / max(float(np.hypot(*matrix[0, :2])), 1e-6)))))
+    big = size * factor
+    crop = cv2.warpAffine(
+        frame, matrix * np.array([[factor], [factor]], dtype=np.float64), (big, big),
+        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+    )
+    if factor > 1:
+        crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)
+    return np.ascontiguousarray(crop, dtype=np.uint8)

@@ -1,0 +1,169 @@
+"""BlazeFace face detector on the TFLite runtime (float models as shipped by MediaPipe).
+
+The frame (RGB uint8, any size) is letterboxed: padded to a square with black borders so the aspect
+ratio is kept, resized to the model input (128 short range, 192 full range), normalised to [-1, 1].
+Detections are decoded with :mod:`device.inference.anchors`, merged by weighted NMS and mapped back
+to frame pixels. When nothing is found, the frame is retried once with an extra border
+(``fallback_pad``): BlazeFace was trained on faces that do not fill the whole image, and a tight
+200x200 face crop is otherwise often missed.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal
+
+import numpy as np
+
+from device.errors import ImageError, ModelError
+from device.inference import anchors as anc
+from device.inference.runtime import load_interpreter
+from device.types import Face, Frame
+
+logger = logging.getLogger(__name__)
+
+Variant = Literal["short_range", "full_range"]
+
+_OPTIONS: dict[str, anc.AnchorOptions] = {"short_range": anc.SHORT_RANGE, "full_range": anc.FULL_RANGE}
+
+
+def check_frame(frame: Any) -> np.ndarray:
+    """Return ``frame`` if it is an H x W x 3 uint8 array, else raise ImageError saying what it is."""
+    if not isinstance(frame, np.ndarray):
+        raise ImageError(f"frame must be a numpy array, got {type(frame).__name__}")
+    if frame.ndim != 3 or frame.shape[2] != 3 or frame.dtype != np.uint8:
+        raise ImageError(f"frame must be H x W x 3 uint8 RGB, got shape {frame.shape} dtype {frame.dtype}")
+    if frame.shape[0] < 2 or frame.shape[1] < 2:
+        raise ImageError(f"frame is too small: {frame.shape}")
+    return frame
+
+
+class BlazeFaceDetector:
+    """Find faces in RGB frames with a BlazeFace TFLite model; largest face first.
+
+    The interpreter is built once here. ``close()`` is safe twice; also a context manager.
+    """
+
+    def __init__(
+        self,
+        model_path: Path,
+        *,
+        variant: Variant = "short_range",
+        score_threshold: float = 0.5,
+        iou_threshold: float = 0.3,
+        num_threads: int = 2,
+        fallback_pad: float = 0.3,
+        min_face_px: int = 0,
+    ) -> None:
+        if variant not in _OPTIONS:
+            raise ModelError(f"unknown BlazeFace variant {variant!r}; expected 'short_range' or 'full_range'")
+        if not 0.0 < score_threshold < 1.0:
+            raise ValueError(f"score_threshold must be in (0, 1), got {score_threshold}")
+        if not 0.0 < iou_threshold < 1.0:
+            raise ValueError(f"iou_threshold must be in (0, 1), got {iou_threshold}")
+        if fallback_pad < 0:
+            raise ValueError(f"fallback_pad must be >= 0, got {fallback_pad}")
+        self.model_path = Path(model_path)
+        self.variant: Variant = variant
+        self.score_threshold = float(score_threshold)
+        self.iou_threshold = float(iou_threshold)
+        self.fallback_pad = float(fallback_pad)
+        self.min_face_px = int(min_face_px)
+        self._options = _OPTIONS[variant]
+        self._anchors = anc.generate_anchors(self._options)
+        self._interpreter: Any = load_interpreter(self.model_path, num_threads=num_threads)
+        inp = self._interpreter.get_input_details()[0]
+        size = self._options.input_size
+        if tuple(int(v) for v in inp["shape"]) != (1, size, size, 3):
+            raise ModelError(
+                f"model file {self.model_path} takes input {tuple(inp['shape'])}, "
+                f"expected (1, {size}, {size}, 3) for BlazeFace {variant}"
+            )
+        self._input_index = inp["index"]
+        self._regressor_index = -1
+        self._score_index = -1
+        for out in self._interpreter.get_output_details():
+            shape = tuple(int(v) for v in out["shape"])
+            if shape == (1, self._anchors.shape[0], 16):
+                self._regressor_index = out["index"]
+            elif shape == (1, self._anchors.shape[0], 1):
+                self._score_index = out["index"]
+        if self._regressor_index < 0 or self._score_index < 0:
+            raise ModelError(
+                f"model file {self.model_path} does not have BlazeFace outputs for "
+                f"{self._anchors.shape[0]} anchors (regressors x16 and scores x1)"
+            )
+
+    # -- public API -------------------------------------------------------------------------------
+    def detect(self, frame: Frame) -> list[Face]:
+        """Faces in ``frame`` (H x W x 3 RGB uint8), largest first; empty list when none."""
+        if self._interpreter is None:
+            raise ModelError(f"detector for {self.model_path} is closed")
+        frame = check_frame(frame)
+        faces = self._detect_padded(frame, pad=0.0)
+        if not faces and self.fallback_pad > 0:
+            faces = self._detect_padded(frame, pad=self.fallback_pad)
+        if self.min_face_px:
+            faces = [f for f in faces if min(f.box[2], f.box[3]) >= self.min_face_px]
+        faces.sort(key=lambda f: f.area, reverse=True)
+        return faces
+
+    def close(self) -> None:
+        self._interpreter = None
+
+    def __enter__(self) -> "BlazeFaceDetector":
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- internals --------------------------------------------------------------------------------
+    def _detect_padded(self, frame: np.ndarray, *, pad: float) -> list[Face]:
+        import cv2
+
+        h, w = frame.shape[:2]
+        border = int(round(pad * max(h, w)))
+        side = max(h, w) + 2 * border
+        off_x = (side - w) // 2
+        off_y = (side - h) // 2
+        size = self._options.input_size
+        # Resize first (cheaper), then letterbox on the small image.
+        scale = size / side
+        rw, rh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        small = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+        canvas = np.zeros((size, size, 3), dtype=np.float32)
+        ox, oy = int(round(off_x * scale)), int(round(off_y * scale))
+        ox = min(ox, size - rw)
+        oy = min(oy, size - rh)
+        canvas[oy : oy + rh, ox : ox + rw] = small
+        canvas = canvas * np.float32(1 / 127.5) - np.float32(1.0)
+        self._interpreter.set_tensor(self._input_index, canvas[None])
+        self._interpreter.invoke()
+        raw = self._interpreter.get_tensor(self._regressor_index)[0]
+        scores = anc.sigmoid_scores(self._interpreter.get_tensor(self._score_index)[0])
+        keep = scores >= self.score_threshold
+        if not np.any(keep):
+            return []
+        decoded = anc.decode(raw[keep], self._anchors[keep], size)
+        merged = anc.weighted_nms(decoded, scores[keep], self.iou_threshold)
+        # normalised letterbox coords -> frame pixels (actual offsets/scale of the pasted image)
+        sx = w / rw * size
+        sy = h / rh * size
+        faces: list[Face] = []
+        for det, score in merged:
+            xs = (det[0::2] - ox / size) * sx
+            ys = (det[1::2] - oy / size) * sy
+            x0 = max(0.0, float(xs[0]))
+            y0 = max(0.0, float(ys[0]))
+            x1 = min(float(w), float(xs[1]))
+            y1 = min(float(h), float(ys[1]))
+            if x1 - x0 < 2 or y1 - y0 < 2:
+                continue
+            box = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+            kps = tuple((float(xs[i]), float(ys[i])) for i in range(2, 2 + self._options.num_keypoints))
+            faces.append(Face(box=box, score=float(score), keypoints=kps))
+        return faces
