@@ -1,0 +1,121 @@
+"""The device's read-only view of the admin-owned store file (products and the slot map).
+
+The admin is the only writer of ``store.json``; the device re-reads it when its mtime changes and
+keeps the last good view if a read fails (a running shelf keeps its last good state).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from device.errors import SmartShelfError
+from device.storage import open_db
+
+logger = logging.getLogger(__name__)
+
+STORE_FILE = "store.json"
+
+
+@dataclass(frozen=True, slots=True)
+class Product:
+    sku: str
+    name: str
+    stock: int
+    price: int | None = None
+    currency: str = "INR"
+    brand: str | None = None
+    gender: str | None = None
+    category: str | None = None
+    slot: str | None = None
+    item_id: str | None = None
+    image: str | None = None
+
+    @classmethod
+    def from_doc(cls, doc: Mapping[str, Any]) -> "Product":
+        return cls(
+            sku=str(doc["sku"]),
+            name=str(doc.get("name") or doc["sku"]),
+            stock=int(doc.get("stock") or 0),
+            price=None if doc.get("price") is None else int(doc["price"]),
+            currency=str(doc.get("currency") or "INR"),
+            brand=doc.get("brand"),
+            gender=doc.get("gender"),
+            category=doc.get("category"),
+            slot=None if doc.get("slot") in (None, "") else str(doc["slot"]),
+            item_id=None if doc.get("item_id") in (None, "") else str(doc["item_id"]),
+            image=doc.get("image"),
+        )
+
+    def screen_fields(self) -> dict[str, Any]:
+        return {
+            "sku": self.sku,
+            "name": self.name,
+            "brand": self.brand,
+            "category": self.category,
+            "price": self.price,
+            "currency": self.currency,
+            "slot": self.slot,
+            "image": self.image,
+        }
+
+
+class StoreView:
+    """Products and slot pins as last read from ``<data_dir>/store.json``."""
+
+    def __init__(self, path: Path, *, default_slot_pins: Mapping[str, int] | None = None) -> None:
+        self.path = Path(path)
+        self.default_slot_pins = dict(default_slot_pins or {})
+        self.products: dict[str, Product] = {}
+        self.slot_pins: dict[str, int | None] = dict(self.default_slot_pins)
+        self._stamp: tuple[int, int] | None = None
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Re-read the file if it changed; True when the view changed. Errors keep the last view."""
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            if self._stamp is not None or force:
+                logger.warning("%s does not exist; the shelf has no products", self.path)
+            self._stamp = None
+            changed = bool(self.products)
+            self.products = {}
+            self.slot_pins = dict(self.default_slot_pins)
+            return changed
+        stamp = (st.st_mtime_ns, st.st_size)
+        if stamp == self._stamp and not force:
+            return False
+        try:
+            db = open_db(self.path, read_only=True)
+            products = {}
+            for doc in db.table("products").all():
+                product = Product.from_doc(doc)
+                products[product.sku] = product
+            slots = {str(d["slot"]): (None if d.get("pin") is None else int(d["pin"])) for d in db.table("slots").all()}
+            db.close()
+        except (SmartShelfError, OSError, KeyError, TypeError, ValueError) as exc:
+            logger.error("cannot read %s (%s); keeping the previous product list", self.path, exc)
+            return False
+        self._stamp = stamp
+        self.products = products
+        self.slot_pins = slots or dict(self.default_slot_pins)
+        logger.info("store view: %d products, %d slots from %s", len(products), len(self.slot_pins), self.path)
+        return True
+
+    def candidates(self) -> dict[str, Product]:
+        """item_id -> product for what the shelf can recommend: in stock, on a slot, in the factor file."""
+        out: dict[str, Product] = {}
+        for product in self.products.values():
+            if product.stock > 0 and product.slot is not None and product.item_id is not None:
+                out.setdefault(product.item_id, product)
+        return out
+
+    def by_item(self, item_id: str) -> Product | None:
+        for product in self.products.values():
+            if product.item_id == item_id:
+                return product
+        return None

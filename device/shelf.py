@@ -1,0 +1,207 @@
+"""Assemble a ShelfController from a Config: the one place that picks every backend.
+
+``smartshelf run``, ``smartshelf demo``, the benchmark and the tests all build the shelf here,
+so they run the same code; hardware backends are chosen by the config and imported lazily.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from device import __version__
+from device.config import Config
+from device.controller import ShelfController
+from device.display.kiosk import KioskServer
+from device.display.leds import Indicator, create_indicator
+from device.display.screen import KioskScreen, NullScreen, Screen
+from device.events import EventLog
+from device.inference import DETECTOR_FILES, create_age_gender, create_detector
+from device.inventory import STORE_FILE, StoreView
+from device.recommend.factors import FactorModel, FactorWatcher
+from device.recommend.ranker import Ranker
+from device.sensors.camera import ReconnectingCamera, create_camera
+from device.sensors.presence import create_presence
+from device.storage import atomic_write_json
+
+logger = logging.getLogger(__name__)
+
+STATUS_FILE = "status.json"
+
+
+class FactorRankers:
+    """RankerSource over a FactorWatcher: a new Ranker whenever the factor file is replaced."""
+
+    def __init__(self, path: Path) -> None:
+        self.watcher = FactorWatcher(path)
+        self._model: FactorModel = self.watcher.current
+        self._ranker = Ranker(self._model)
+
+    def ranker(self) -> Ranker:
+        if self.watcher.current is not self._model:
+            self._model = self.watcher.current
+            self._ranker = Ranker(self._model)
+        return self._ranker
+
+    def maybe_reload(self) -> bool:
+        return self.watcher.maybe_reload()
+
+    def describe(self) -> dict[str, Any]:
+        meta = dict(self._model.metadata)
+        return {"path": str(self.watcher.path), "version": meta}
+
+
+@dataclass
+class Shelf:
+    """A built shelf: the controller plus what must be closed with it."""
+
+    config: Config
+    controller: ShelfController
+    camera: ReconnectingCamera
+    kiosk: KioskServer | None
+    status_path: Path
+    closers: list[Callable[[], None]] = field(default_factory=list)
+    _last_status: float = 0.0
+
+    def status(self) -> dict[str, Any]:
+        c = self.controller
+        models_dir = self.config.models.dir
+        return {
+            "updated_at": time.time(),
+            "version": __version__,
+            "pid": os.getpid(),
+            "shelf": self.config.shelf.name,
+            "paused": c.paused,
+            "camera": {
+                "type": self.config.camera.type,
+                "state": "paused" if c.paused else self.camera.state,
+                "fps": round(c.stats.fps, 2),
+                "error": self.camera.error,
+            },
+            "models": {
+                "dir": str(models_dir) if models_dir else None,
+                "detector": DETECTOR_FILES[self.config.models.detector],
+                "age_gender": self.config.models.age_gender,
+            },
+            "factors": c.rankers.describe(),
+            "last_decision_at": c.stats.last_decision_at,
+            "frames": c.stats.frames,
+            "decisions": c.stats.decisions,
+            "errors": c.stats.errors,
+            "kiosk_url": self.kiosk.url if self.kiosk else None,
+        }
+
+    def write_status(self, *, every_s: float = 2.0) -> None:
+        now = time.monotonic()
+        if now - self._last_status < every_s:
+            return
+        self._last_status = now
+        try:
+            atomic_write_json(self.status_path, self.status())
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", self.status_path, exc)
+
+    def close(self) -> None:
+        for close in reversed(self.closers):
+            with contextlib.suppress(Exception):
+                close()
+        self.closers.clear()
+
+
+def _previously_paused(status_path: Path) -> bool:
+    try:
+        return bool(json.loads(status_path.read_text()).get("paused", False))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def build_shelf(
+    config: Config,
+    *,
+    pin_factory: Any = None,
+    indicator: Indicator | None = None,
+    screen: Screen | None = None,
+    serve_kiosk: bool | None = None,
+    clock: Callable[[], float] = time.monotonic,
+    wall_clock: Callable[[], float] = time.time,
+    record_events: bool = True,
+) -> Shelf:
+    """Open every part named by the config. Start-up errors raise (the service exits non-zero)."""
+    data_dir = config.data_dir
+    data_dir.mkdir(parents=True, exist_ok=True)
+    closers: list[Callable[[], None]] = []
+    try:
+        detector = create_detector(
+            config.models.detector,
+            models_dir=config.models.dir,
+            score_threshold=config.models.detector_score,
+            num_threads=config.models.threads,
+        )
+        closers.append(detector.close)
+        age_gender = create_age_gender(
+            config.models.age_gender, models_dir=config.models.dir, num_threads=config.models.threads
+        )
+        closers.append(age_gender.close)
+        rankers = FactorRankers(config.factors_path)
+        store = StoreView(data_dir / STORE_FILE, default_slot_pins=config.slots)
+        store.refresh(force=True)
+        if indicator is None:
+            indicator = create_indicator(config.leds, store.slot_pins, pin_factory=pin_factory)
+        closers.append(indicator.close)
+        presence = create_presence(config.presence, pin_factory=pin_factory)
+        closers.append(presence.close)
+        camera = ReconnectingCamera(
+            create_camera(config.camera),
+            backoff_s=config.camera.reopen_backoff_s,
+            backoff_max_s=config.camera.reopen_backoff_max_s,
+            clock=clock,
+        )
+        closers.append(camera.close)
+        serve = config.kiosk.enabled if serve_kiosk is None else serve_kiosk
+        kiosk_screen = screen or (KioskScreen(config.shelf.name) if serve else NullScreen())
+        closers.append(kiosk_screen.close)
+        events = EventLog(data_dir, clock=wall_clock) if record_events else None
+        if events is not None:
+            closers.append(events.close)
+        controller = ShelfController(
+            config,
+            camera=camera,
+            presence=presence,
+            detector=detector,
+            age_gender=age_gender,
+            rankers=rankers,
+            store=store,
+            indicator=indicator,
+            screen=kiosk_screen,
+            events=events,
+            clock=clock,
+            wall_clock=wall_clock,
+        )
+        status_path = data_dir / STATUS_FILE
+        if _previously_paused(status_path):
+            controller.set_paused(True)
+        shelf = Shelf(config, controller, camera, None, status_path, closers)
+        if serve and isinstance(kiosk_screen, KioskScreen):
+            kiosk = KioskServer(
+                kiosk_screen,
+                host=config.kiosk.host,
+                port=config.kiosk.port,
+                control=controller.command,
+                status=shelf.status,
+                images_dir=data_dir / "images",
+            ).start()
+            shelf.kiosk = kiosk
+            closers.append(kiosk.close)
+        return shelf
+    except BaseException:
+        for close in reversed(closers):
+            with contextlib.suppress(Exception):
+                close()
+        raise

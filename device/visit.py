@@ -1,0 +1,113 @@
+"""Pure visit logic: combine per-frame estimates into one per shopper, gate it, decide when to revise.
+
+No I/O and no clock of its own: every function takes ``now`` so tests drive it with plain numbers.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+from device.config import VisitConfig
+from device.types import Demographic, Segment
+
+#: Faces this wide (pixels) or wider get full weight; smaller faces count less.
+FULL_WEIGHT_FACE_PX = 120
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    estimate: Demographic
+    face_px: int
+    time: float
+
+    @property
+    def weight(self) -> float:
+        return max(self.estimate.confidence, 0.05) * min(1.0, self.face_px / FULL_WEIGHT_FACE_PX)
+
+
+@dataclass(frozen=True, slots=True)
+class Gate:
+    """The gated outcome: a segment to personalise for, or None with the reason why not."""
+
+    segment: Segment | None
+    reason: str  # personalised | low_confidence | minor | ab_control
+    estimate: Demographic
+
+    @property
+    def label(self) -> str:
+        return str(self.segment) if self.segment is not None else "generic"
+
+
+def combine(observations: list[Observation], min_frames: int) -> Demographic:
+    """Weighted (confidence x face size) mean of the estimates, with a combined confidence.
+
+    The confidence is the weighted mean per-frame confidence, lowered when frames disagree on
+    gender and when there are fewer frames than ``min_frames``.
+    """
+    if not observations:
+        raise ValueError("combine() needs at least one observation")
+    weights = [o.weight for o in observations]
+    total = sum(weights)
+    p_female = sum(w * o.estimate.p_female for w, o in zip(weights, observations)) / total
+    age = sum(w * o.estimate.age for w, o in zip(weights, observations)) / total
+    age_var = sum(w * ((o.estimate.age - age) ** 2 + o.estimate.age_std**2) for w, o in zip(weights, observations))
+    age_std = math.sqrt(age_var / total)
+    mean_conf = sum(w * o.estimate.confidence for w, o in zip(weights, observations)) / total
+    p_spread = math.sqrt(sum(w * (o.estimate.p_female - p_female) ** 2 for w, o in zip(weights, observations)) / total)
+    agreement = max(0.0, 1.0 - 2.0 * p_spread)
+    coverage = min(1.0, len(observations) / max(1, min_frames))
+    confidence = mean_conf * agreement * coverage
+    return Demographic(p_female=p_female, age=age, confidence=confidence, age_std=age_std)
+
+
+def gate(estimate: Demographic, cfg: VisitConfig, *, control: bool = False) -> Gate:
+    """Minors and low-confidence estimates get non-personalised picks (and are recorded as such)."""
+    if estimate.confidence < cfg.min_confidence:
+        return Gate(None, "low_confidence", estimate)
+    if estimate.age < cfg.min_age:
+        return Gate(None, "minor", estimate)
+    if control:
+        return Gate(None, "ab_control", estimate)
+    return Gate(estimate.segment, "personalised", estimate)
+
+
+@dataclass
+class Visit:
+    """One shopper in front of the shelf."""
+
+    id: int
+    started: float
+    control: bool = False
+    observations: list[Observation] = field(default_factory=list)
+    last_seen: float = 0.0
+    decisions: int = 0
+    decided_label: str | None = None
+    observations_at_decision: int = 0
+
+    def add(self, observation: Observation) -> None:
+        self.observations.append(observation)
+        self.last_seen = observation.time
+        # A visit can last minutes; recent frames describe the shopper best.
+        if len(self.observations) > 60:
+            del self.observations[:-60]
+            self.observations_at_decision = min(self.observations_at_decision, 60)
+
+    def should_decide(self, gate_label: str, cfg: VisitConfig) -> bool:
+        """First decision after ``min_frames``; later only a changed segment, with fresh evidence,
+        at most ``max_revisions`` times."""
+        if len(self.observations) < cfg.min_frames:
+            return False
+        if self.decisions == 0:
+            return True
+        if gate_label == self.decided_label or self.decisions > cfg.max_revisions:
+            return False
+        return len(self.observations) - self.observations_at_decision >= cfg.min_frames
+
+    def decided(self, gate_label: str) -> None:
+        self.decisions += 1
+        self.decided_label = gate_label
+        self.observations_at_decision = len(self.observations)
+
+    def gone(self, now: float, cfg: VisitConfig) -> bool:
+        return now - self.last_seen > cfg.leave_after_s
