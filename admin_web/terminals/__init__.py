@@ -1,0 +1,13 @@
+"""Payment-terminal linkage: pairing, signed sale events, provider adapters, ledger, conversion.
+
+Importing this package never imports flask; the blueprint lives in :mod:`admin_web.terminals.views`.
+
+Modules:
+    signing     HMAC-SHA256 request signatures (``X-Signature: t=<unix>,v1=<hex>``)
+    events      the generic sale/refund event format and its validation
+    keys        at-rest protection of terminal secrets (a key file in the data dir, mode 0600)
+    adapters    the TerminalAdapter protocol, the generic adapter and Stripe
+    ledger      the terminals/sales repository over store.json with group commit
+    conversion  sale -> recommendation attribution, conversion rates, trainer CSV export
+    simulator   a threaded terminal simulator for demos and load tests
+"""

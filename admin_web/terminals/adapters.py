@@ -1,0 +1,140 @@
+"""Provider adapters: turn one provider's webhook request into a verified TerminalEvent.
+
+An adapter checks the request's authenticity with the terminal's stored secret and returns the
+event, or ``None`` for a provider event type that carries no sale (acknowledged, nothing applied).
+It raises :class:`AuthError` (401) or :class:`EventError` (422). To add SumUp or Square, write a
+class with the same two members and add it to :func:`adapter_for` and :data:`PROVIDERS`; pairing stores its webhook secret.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from admin_web.terminals import signing
+from admin_web.terminals.errors import AuthError, EventError
+from admin_web.terminals.events import TerminalEvent, event_from_dict, parse_event
+
+
+class TerminalAdapter(Protocol):
+    provider: str
+    """Name stored in the ledger's ``provider`` field and in the terminal record."""
+
+    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> TerminalEvent | None:
+        """Verify and decode one request; None means "valid, but nothing to apply"."""
+        ...
+
+
+class GenericAdapter:
+    """The signed JSON format of :mod:`admin_web.terminals.events` (``X-Signature``)."""
+
+    provider = "generic"
+
+    def __init__(self, *, tolerance_s: int = signing.DEFAULT_TOLERANCE_S) -> None:
+        self.tolerance_s = tolerance_s
+
+    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> TerminalEvent:
+        signing.verify(headers.get("X-Signature"), body, secret, now=now, tolerance_s=self.tolerance_s)
+        return parse_event(body)
+
+
+class StripeAdapter:
+    """Stripe Terminal webhooks, verified with ``stripe.Webhook.construct_event``.
+
+    - ``payment_intent.succeeded`` -> sale. The PaymentIntent's ``metadata.lines`` holds the line items
+      as a JSON string ``[{"sku": "A1", "qty": 1}]`` (set by the till when it creates the intent).
+      Event id ``stripe:<payment intent id>``; amount ``amount_received``.
+    - ``charge.refunded`` -> refund. A full refund puts back ``metadata.lines``; a partial one needs
+      ``metadata.refund_lines`` (same format) on the charge, otherwise it is refused with 422 because
+      the shelf cannot know which items came back. Event id ``stripe:<event id>``.
+    - any other type -> None (acknowledged with 200 so Stripe does not retry).
+    """
+
+    provider = "stripe"
+    SALE_TYPES = ("payment_intent.succeeded",)
+    REFUND_TYPES = ("charge.refunded",)
+
+    def __init__(self, *, tolerance_s: int = signing.DEFAULT_TOLERANCE_S) -> None:
+        self.tolerance_s = tolerance_s
+
+    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> TerminalEvent | None:
+        import stripe  # lazy: the library is only needed when a Stripe webhook arrives
+
+        try:
+            stripe.Webhook.construct_event(body, headers.get("Stripe-Signature"), secret, tolerance=self.tolerance_s)
+        except stripe.SignatureVerificationError as exc:
+            raise AuthError(f"Stripe signature check failed: {exc.user_message or exc}") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventError(f"Stripe webhook body is not valid JSON: {exc}") from None
+        raw = json.loads(body)
+        return self.event_from_stripe(raw)
+
+    def event_from_stripe(self, raw: Any) -> TerminalEvent | None:
+        if not isinstance(raw, dict) or not isinstance(raw.get("type"), str):
+            raise EventError("Stripe webhook body has no event type")
+        kind = raw["type"]
+        if kind not in self.SALE_TYPES + self.REFUND_TYPES:
+            return None
+        obj = (raw.get("data") or {}).get("object")
+        if not isinstance(obj, dict):
+            raise EventError(f"Stripe {kind} event has no data.object")
+        metadata = obj.get("metadata") or {}
+        created = obj.get("created") or raw.get("created")
+        if isinstance(created, bool) or not isinstance(created, int):
+            raise EventError(f"Stripe {kind} event has no created timestamp")
+        when = datetime.fromtimestamp(created, UTC).isoformat()
+        currency = str(obj.get("currency", "")).upper()
+        if kind in self.SALE_TYPES:
+            return event_from_dict(
+                {
+                    "id": f"stripe:{obj.get('id')}",
+                    "type": "sale",
+                    "lines": _metadata_lines(metadata, "lines", kind),
+                    "amount": obj.get("amount_received", obj.get("amount")),
+                    "currency": currency,
+                    "time": when,
+                }
+            )
+        fully = bool(obj.get("refunded")) or obj.get("amount_refunded") == obj.get("amount")
+        if "refund_lines" in metadata:
+            lines = _metadata_lines(metadata, "refund_lines", kind)
+        elif fully:
+            lines = _metadata_lines(metadata, "lines", kind)
+        else:
+            raise EventError(
+                f"Stripe {kind} {obj.get('id')} is a partial refund without metadata.refund_lines; "
+                "the shelf cannot tell which items came back"
+            )
+        return event_from_dict(
+            {
+                "id": f"stripe:{raw.get('id')}",
+                "type": "refund",
+                "lines": lines,
+                "amount": obj.get("amount_refunded"),
+                "currency": currency,
+                "time": when,
+            }
+        )
+
+
+def _metadata_lines(metadata: Any, key: str, kind: str) -> Any:
+    if not isinstance(metadata, dict) or key not in metadata:
+        raise EventError(f"Stripe {kind} event has no metadata.{key} (JSON list of {{sku, qty}})")
+    try:
+        return json.loads(metadata[key])
+    except (TypeError, json.JSONDecodeError):
+        raise EventError(f"Stripe {kind} metadata.{key} is not a JSON list of {{sku, qty}}") from None
+
+
+PROVIDERS: tuple[str, ...] = ("generic", "stripe")
+
+
+def adapter_for(provider: str) -> TerminalAdapter:
+    """The adapter of a provider name (one of PROVIDERS); ValueError lists the known ones."""
+    if provider == "generic":
+        return GenericAdapter()
+    if provider == "stripe":
+        return StripeAdapter()
+    raise ValueError(f"unknown terminal provider {provider!r}; known: {', '.join(PROVIDERS)}")

@@ -1,0 +1,261 @@
+"""The terminals and sales repository over ``<data_dir>/store.json`` (tables products, sales, terminals).
+
+Every event write is one atomic write of store.json under its :class:`~device.storage.FileLock`, so
+an event's stock changes and its ledger entry reach the disk together or not at all, and the
+duplicate check (event id already in ``sales``) happens inside the same lock.
+
+Group commit: each store write costs a JSON dump of the whole file plus two fsyncs. Under load, the
+threads of the web server queue their verified events; the first thread to take the commit lock
+becomes the leader, applies every queued event in one read-apply-write cycle and hands each waiting
+thread its own result. One write then carries many events, while each event still applies whole or
+not at all (rules in :mod:`admin_web.terminals.apply`), and no caller gets its answer before the
+write that contains its event is on disk. A crash before the write loses the whole batch and none
+of those callers got a 200, so their retries apply each event exactly once.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from device.errors import StorageError
+from device.storage import FileLock, open_db
+
+from admin_web.terminals.adapters import PROVIDERS
+from admin_web.terminals.apply import ApplyResult, Submission, Tables, apply_batch, find_terminal
+from admin_web.terminals.errors import AuthError, KeyFileError, TerminalError
+from admin_web.terminals.keys import SecretBox, load_key
+
+logger = logging.getLogger(__name__)
+
+STORE_FILE = "store.json"
+MAX_BATCH = 256
+_NAME_RE = re.compile(r"^[^\x00-\x1f]{1,64}$")
+
+
+@dataclass(frozen=True, slots=True)
+class TerminalInfo:
+    """A paired terminal as shown on the admin page (never the secret)."""
+
+    terminal_id: str
+    name: str
+    provider: str
+    created_at: str
+    last_seen: str | None
+    revoked_at: str | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class Pairing:
+    """The result of pairing: the secret is shown once and is not retrievable afterwards."""
+
+    terminal_id: str
+    secret: str
+    provider: str
+
+
+class _Pending:
+    __slots__ = ("submission", "result", "error")
+
+    def __init__(self, submission: Submission) -> None:
+        self.submission = submission
+        self.result: ApplyResult | None = None
+        self.error: BaseException | None = None
+
+
+def _info(doc: dict[str, Any]) -> TerminalInfo:
+    return TerminalInfo(
+        terminal_id=doc["terminal_id"],
+        name=doc.get("name", ""),
+        provider=doc.get("provider", "generic"),
+        created_at=doc.get("created_at", ""),
+        last_seen=doc.get("last_seen"),
+        revoked_at=doc.get("revoked_at"),
+    )
+
+
+class TerminalLedger:
+    """Pairing, secrets, event application and ledger reads for one data dir. Thread-safe."""
+
+    def __init__(
+        self,
+        data_dir: Path | str,
+        *,
+        clock: Callable[[], float] = time.time,
+        lock_timeout: float | None = 30.0,
+    ) -> None:
+        self.data_dir = Path(data_dir)
+        self.store_path = self.data_dir / STORE_FILE
+        self.clock = clock
+        self._db = open_db(self.store_path)
+        self._file_lock = FileLock(self.store_path, timeout=lock_timeout)
+        self._storage_lock = threading.Lock()
+        self._commit_lock = threading.Lock()
+        self._queue_lock = threading.Lock()
+        self._queue: list[_Pending] = []
+        self._box: SecretBox | None = None
+        self._secret_cache: dict[tuple[str, str], str] = {}
+
+    # -- storage --------------------------------------------------------------------------------
+    def _read(self) -> Tables:
+        with self._storage_lock:
+            return self._db.storage.read() or {}
+
+    def _write(self, tables: Tables) -> None:
+        with self._storage_lock:
+            self._db.storage.write(tables)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    def _secret_box(self, *, create: bool) -> SecretBox:
+        if self._box is None:
+            self._box = SecretBox(load_key(self.data_dir, create=create))
+        return self._box
+
+    # -- terminals ------------------------------------------------------------------------------
+    def pair(self, name: str, *, provider: str = "generic", secret: str | None = None) -> Pairing:
+        """Register a terminal. Generic terminals get a new random secret; Stripe needs the webhook
+        signing secret (``whsec_...``) from the Stripe dashboard as ``secret``."""
+        name = name.strip()
+        if not _NAME_RE.match(name):
+            raise TerminalError(f"terminal name {name!r} must be 1-64 printable characters")
+        if provider not in PROVIDERS:
+            raise TerminalError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")
+        if provider == "generic":
+            if secret is not None:
+                raise TerminalError("a generic terminal's secret is generated by pairing; do not pass one")
+            secret = secrets.token_urlsafe(32)
+        elif not secret or not secret.strip():
+            raise TerminalError(f"a {provider} terminal needs its webhook signing secret")
+        secret = secret.strip()
+        terminal_id = f"term_{secrets.token_hex(8)}"
+        box = self._secret_box(create=True)
+        doc = {
+            "terminal_id": terminal_id,
+            "name": name,
+            "provider": provider,
+            "secret": box.encrypt(secret, context=terminal_id),
+            "created_at": self._now().isoformat(),
+            "last_seen": None,
+            "revoked_at": None,
+        }
+        with self._file_lock:
+            tables = dict(self._read())
+            terminals = dict(tables.get("terminals", {}))
+            next_id = max((int(k) for k in terminals), default=0) + 1
+            terminals[str(next_id)] = doc
+            tables["terminals"] = terminals
+            self._write(tables)
+        logger.info("paired %s terminal %s (%s)", provider, terminal_id, name)
+        return Pairing(terminal_id=terminal_id, secret=secret, provider=provider)
+
+    def revoke(self, terminal_id: str) -> TerminalInfo:
+        """Mark a terminal revoked: its requests get 401 from now on. Idempotent."""
+        with self._file_lock:
+            tables = dict(self._read())
+            terminals = dict(tables.get("terminals", {}))
+            found = find_terminal(terminals, terminal_id)
+            if found is None:
+                raise TerminalError(f"no terminal {terminal_id!r}")
+            doc_id, doc = found
+            if doc.get("revoked_at") is None:
+                doc = {**doc, "revoked_at": self._now().isoformat()}
+                terminals[doc_id] = doc
+                tables["terminals"] = terminals
+                self._write(tables)
+                logger.info("revoked terminal %s (%s)", terminal_id, doc.get("name"))
+        return _info(doc)
+
+    def terminals(self) -> list[TerminalInfo]:
+        docs = self._read().get("terminals", {}).values()
+        return sorted((_info(d) for d in docs), key=lambda t: (t.revoked_at is not None, t.created_at))
+
+    def credentials(self, terminal_id: str) -> tuple[str, str]:
+        """(provider, secret) of an active terminal; AuthError for an unknown or revoked one."""
+        found = find_terminal(self._read().get("terminals", {}), terminal_id) if terminal_id else None
+        if found is None:
+            raise AuthError(f"unknown terminal {terminal_id[:64]!r}")
+        doc = found[1]
+        if doc.get("revoked_at"):
+            raise AuthError(f"terminal {terminal_id!r} was revoked")
+        token = doc["secret"]
+        cached = self._secret_cache.get((terminal_id, token))
+        if cached is None:
+            try:
+                cached = self._secret_box(create=False).decrypt(token, context=terminal_id)
+            except KeyFileError as exc:
+                logger.error("terminal %s: %s", terminal_id, exc)
+                raise AuthError(f"terminal {terminal_id!r} cannot be verified on this installation") from exc
+            self._secret_cache[(terminal_id, token)] = cached
+        return doc.get("provider", "generic"), cached
+
+    # -- events ---------------------------------------------------------------------------------
+    def submit(self, submission: Submission) -> ApplyResult:
+        """Apply one verified event (group commit); returns once its write is durable.
+
+        Raises StorageError when the store could not be written (nothing of the event applied).
+        """
+        pending = _Pending(submission)
+        with self._queue_lock:
+            self._queue.append(pending)
+        while pending.result is None and pending.error is None:
+            with self._commit_lock:
+                if pending.result is not None or pending.error is not None:
+                    break
+                with self._queue_lock:
+                    batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
+                self._commit(batch)
+        if pending.error is not None:
+            raise pending.error
+        assert pending.result is not None
+        return pending.result
+
+    def _commit(self, batch: list[_Pending]) -> None:
+        try:
+            with self._file_lock:
+                outcome = apply_batch(
+                    self._read(), [p.submission for p in batch], received_at=self._now()
+                )
+                if outcome.changed:
+                    self._write(outcome.tables)
+        except BaseException as exc:
+            logger.error("could not write %d terminal event(s) to %s: %s", len(batch), self.store_path, exc)
+            error = exc if isinstance(exc, StorageError) else StorageError(f"{self.store_path}: {exc}")
+            for p in batch:
+                p.error = error
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for p, result in zip(batch, outcome.results, strict=True):
+            p.result = result
+            if result.negative_skus:
+                logger.warning(
+                    "STOCK DISCREPANCY: event %s from terminal %s left stock below zero for %s",
+                    p.submission.event.id, p.submission.terminal_id, ", ".join(result.negative_skus),
+                )
+
+    # -- reads for the admin page and exports ----------------------------------------------------
+    def sales(self) -> list[dict[str, Any]]:
+        """Every ledger document, oldest first."""
+        table = self._read().get("sales", {})
+        return [table[k] for k in sorted(table, key=int)]
+
+    def products(self) -> list[dict[str, Any]]:
+        return list(self._read().get("products", {}).values())
+
+    def negative_stock(self) -> list[dict[str, Any]]:
+        """Products whose stock went below zero (sales recorded for stock the shelf did not have)."""
+        return sorted((p for p in self.products() if int(p.get("stock", 0)) < 0), key=lambda p: p.get("sku", ""))

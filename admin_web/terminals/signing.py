@@ -1,0 +1,80 @@
+"""Request signatures for the generic terminal API.
+
+Header ``X-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256(secret, "<t>.<raw body>")>``. Several ``v1``
+values may be present (secret rotation); one match is enough. Comparison is constant-time
+(:func:`hmac.compare_digest`). A timestamp more than ``tolerance_s`` away from now, in either
+direction, is refused, so a captured request cannot be replayed later (duplicates within the window
+are caught by the event id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from admin_web.terminals.errors import AuthError
+
+SCHEME = "v1"
+DEFAULT_TOLERANCE_S = 300
+_MAX_HEADER = 1024
+
+
+def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
+    """Hex HMAC-SHA256 of ``b"<timestamp>." + body`` keyed with the UTF-8 secret."""
+    message = str(int(timestamp)).encode("ascii") + b"." + body
+    return hmac.new(secret.encode("utf-8"), message, hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Signature`` header value for ``body`` sent at ``timestamp``."""
+    return f"t={int(timestamp)},{SCHEME}={compute_signature(secret, timestamp, body)}"
+
+
+def parse_header(header: str | None) -> tuple[int, list[str]]:
+    """Split a signature header into (timestamp, [v1 signatures]); AuthError says what is wrong."""
+    if not header:
+        raise AuthError("missing X-Signature header")
+    if len(header) > _MAX_HEADER:
+        raise AuthError("X-Signature header is too long")
+    timestamp: int | None = None
+    signatures: list[str] = []
+    for part in header.split(","):
+        key, sep, value = part.strip().partition("=")
+        if not sep:
+            raise AuthError(f"malformed X-Signature element {part.strip()[:40]!r}; expected key=value")
+        if key == "t":
+            if not value.isdigit() or len(value) > 12:
+                raise AuthError(f"malformed X-Signature timestamp {value[:40]!r}; expected unix seconds")
+            timestamp = int(value)
+        elif key == SCHEME:
+            signatures.append(value)
+    if timestamp is None:
+        raise AuthError("X-Signature has no t=<unix seconds> element")
+    if not signatures:
+        raise AuthError(f"X-Signature has no {SCHEME}=<hex> element")
+    return timestamp, signatures
+
+
+def verify(
+    header: str | None,
+    body: bytes,
+    secret: str,
+    *,
+    now: float,
+    tolerance_s: int = DEFAULT_TOLERANCE_S,
+) -> int:
+    """Check ``header`` against ``body`` and ``secret``; return the signed timestamp or raise AuthError."""
+    timestamp, signatures = parse_header(header)
+    expected = compute_signature(secret, timestamp, body)
+    # Compare against every candidate without stopping early (constant time per candidate).
+    matched = False
+    for candidate in signatures:
+        matched |= hmac.compare_digest(expected.encode("ascii"), candidate.encode("ascii", "replace"))
+    if not matched:
+        raise AuthError("signature does not match the body and the terminal's secret")
+    if abs(now - timestamp) > tolerance_s:
+        raise AuthError(
+            f"signature timestamp {timestamp} is {now - timestamp:+.0f} s from the server clock "
+            f"(allowed: ±{tolerance_s} s); check the terminal's clock"
+        )
+    return timestamp
