@@ -1,0 +1,323 @@
+"""``smartshelf factors ...`` (train, evaluate, prior, retrain, bench, inspect, demo-data) and
+``smartshelf recommend``. Heavy modules are imported inside the handlers."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+logger = logging.getLogger(__name__)
+
+
+def register(subparsers: Any) -> None:
+    factors = subparsers.add_parser("factors", help="train, evaluate, check and benchmark factor files")
+    sub = factors.add_subparsers(dest="factors_command", metavar="ACTION", required=True)
+
+    p = sub.add_parser("train", help="train a factor file from MovieLens or the generic CSV format")
+    _add_data_args(p)
+    p.add_argument("--out", required=True, type=Path, help="factor file to write (.npz)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the validation folds (default 0)")
+    p.add_argument("--folds", type=int, default=3, help="validation folds over the users (default 3)")
+    p.add_argument("--rank", type=int, help="fixed rank: skip the validation search (plain SVD segments)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate demographic ranking and rating prediction on MovieLens")
+    p.add_argument("--movielens", required=True, type=Path, help="MovieLens-100K directory (u.data, u.user)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the user split (default 0)")
+    p.add_argument("--seeds", help="comma-separated seeds: also report the mean over several splits")
+    p.add_argument("--test-fraction", type=float, default=0.2, help="share of users held out (default 0.2)")
+    p.add_argument("--no-surprise", action="store_true", help="skip scikit-surprise even when installed")
+    p.add_argument("--no-rmse", action="store_true", help="skip the rating-prediction part")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser("prior", help="a prior factor file from catalogue attributes (no sales needed)")
+    p.add_argument("--catalog", required=True, type=Path, help="catalogue CSV (sku,name,gender,price[,category])")
+    p.add_argument("--out", required=True, type=Path, help="factor file to write (.npz)")
+    p.set_defaults(func=_cmd_prior)
+
+    p = sub.add_parser("retrain", help="retrain from the sales ledger; replace the current file only if not worse")
+    _add_data_args(p, movielens=False)
+    p.add_argument("--current", required=True, type=Path, help="the live factor file (replaced atomically)")
+    p.add_argument("--out", type=Path, help="also write the candidate here, accepted or not (for review)")
+    p.add_argument("--holdout", type=float, default=0.2, help="share of the most recent sales held out (0.2)")
+    p.add_argument("--tolerance", type=float, default=0.0, help="accept if NDCG@10 >= current - tolerance")
+    p.add_argument("--force", action="store_true", help="replace even if worse or the current file is unreadable")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.set_defaults(func=_cmd_retrain)
+
+    p = sub.add_parser("bench", help="ranking latency on a factor file or a synthetic catalogue")
+    p.add_argument("--factors", type=Path, help="factor file (default: synthetic)")
+    p.add_argument("--items", type=int, default=12_000, help="synthetic catalogue size (default 12000)")
+    p.add_argument("--rank", type=int, default=32, help="synthetic rank (default 32)")
+    p.add_argument("--repeat", type=int, default=2000, help="timed calls per case (default 2000)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=_cmd_bench)
+
+    p = sub.add_parser("inspect", help="verify a factor file and print its metadata")
+    p.add_argument("file", type=Path)
+    p.set_defaults(func=_cmd_inspect)
+
+    p = sub.add_parser("demo-data", help="regenerate device/demo/catalog.csv and factors.npz from Myntra")
+    p.add_argument("--myntra", required=True, type=Path, help="myntra_products_catalog.csv")
+    p.add_argument("--out-dir", type=Path, default=Path("device/demo"), help="default device/demo")
+    p.set_defaults(func=_cmd_demo_data)
+
+    p = subparsers.add_parser("recommend", help="top items of a factor file for an age and gender (ignores stock)")
+    p.add_argument("--factors", required=True, type=Path, help="factor file (.npz)")
+    p.add_argument("--age", required=True, type=float, help="age in years")
+    p.add_argument("--gender", required=True, choices=("female", "male"))
+    p.add_argument("--top", type=int, default=5, help="how many items (default 5)")
+    p.add_argument("--diversity", type=float, default=0.3, help="MMR diversity 0..1 (default 0.3)")
+    p.add_argument("--json", action="store_true", help='print {"items": [...], "segment": "..."}')
+    p.set_defaults(func=_cmd_recommend)
+
+
+def _add_data_args(p: argparse.ArgumentParser, *, movielens: bool = True) -> None:
+    if movielens:
+        p.add_argument("--movielens", type=Path, help="MovieLens-100K directory (u.data, u.user, u.item)")
+    p.add_argument("--interactions", "--ledger", type=Path, dest="interactions",
+                   help="interactions CSV: user,item,value,time (and/or segment)")
+    p.add_argument("--users", type=Path, help="users CSV: user,gender,age or user,segment")
+    p.add_argument("--items", type=Path, help="items CSV: item,name,...")
+    p.add_argument("--like-threshold", type=float,
+                   help="values >= this count as liked (default: every interaction; MovieLens: 4)")
+
+
+def _load_data(args: argparse.Namespace):  # noqa: ANN202
+    from device.errors import ConfigError
+    from device.recommend.data import load_csv, load_movielens
+
+    if getattr(args, "movielens", None) is not None:
+        if args.interactions is not None:
+            raise ConfigError("give either --movielens or --interactions, not both")
+        data = load_movielens(args.movielens)
+        if args.like_threshold is not None:
+            from dataclasses import replace
+
+            data = replace(data, like_threshold=args.like_threshold)
+        return data
+    if args.interactions is None:
+        raise ConfigError("give --interactions CSV (or --movielens DIR for train)")
+    return load_csv(args.interactions, args.users, args.items, like_threshold=args.like_threshold)
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import time
+
+    from device.recommend.train import TrainParams, train
+
+    data = _load_data(args)
+    started = time.perf_counter()
+    params = TrainParams(rank=args.rank) if args.rank else None
+    model = train(data, n_folds=args.folds, seed=args.seed, params=params)
+    path = model.save(args.out)
+    size = path.stat().st_size
+    print(
+        f"wrote {path}: {model.n_items} items, rank {model.rank}, {size / 1024:.0f} KiB, "
+        f"params {model.metadata['params']}, {model.metadata.get('metrics')}, "
+        f"{time.perf_counter() - started:.2f} s"
+    )
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from device.recommend.data import load_movielens
+    from device.recommend.evaluate import evaluate_ranking, evaluate_rmse
+
+    data = load_movielens(args.movielens)
+    seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
+    runs = [evaluate_ranking(data, seed=s, test_fraction=args.test_fraction) for s in seeds]
+    rmse = [] if args.no_rmse else evaluate_rmse(
+        data, seed=seeds[0], test_fraction=args.test_fraction, surprise=not args.no_surprise
+    )
+    names = [r.name for r in runs[0]]
+    summary = []
+    for j, name in enumerate(names):
+        summary.append({
+            "method": name,
+            "precision@10": float(np.mean([run[j].precision for run in runs])),
+            "ndcg@10": float(np.mean([run[j].ndcg for run in runs])),
+            "hit_rate@10": float(np.mean([run[j].hit_rate for run in runs])),
+            "train_seconds": float(np.mean([run[j].train_seconds for run in runs])),
+            "ndcg@10_per_seed": [round(run[j].ndcg, 4) for run in runs],
+            "detail": runs[0][j].detail if len(runs) == 1 else "",
+        })
+    base = next(s for s in summary if s["method"] == "segment popularity")["ndcg@10"]
+    for s in summary:
+        s["ndcg_vs_segment_popularity"] = s["ndcg@10"] / base - 1.0 if base > 0 else 0.0
+    out = {
+        "data": str(args.movielens),
+        "users": data.n_users,
+        "items": data.n_items,
+        "ratings": int(data.users.size),
+        "seeds": seeds,
+        "test_fraction": args.test_fraction,
+        "ranking": summary,
+        "rmse": [{"method": r.name, "rmse": r.rmse, "train_seconds": r.train_seconds, "detail": r.detail}
+                 for r in rmse],
+    }
+    if args.json:
+        _print_json(out)
+        return 0
+    print(f"MovieLens {data.n_users} users, {data.n_items} items, {data.users.size} ratings; "
+          f"user split test={args.test_fraction}, seeds {seeds}")
+    print("\nDemographic ranking (test users ranked from gender + age bracket only; relevant = rated >= 4)")
+    print(f"{'method':34s} {'P@10':>7s} {'NDCG@10':>8s} {'vs segpop':>10s} {'hit@10':>7s} {'train s':>8s}")
+    for s in summary:
+        print(f"{s['method']:34s} {s['precision@10']:7.4f} {s['ndcg@10']:8.4f} "
+              f"{100 * s['ndcg_vs_segment_popularity']:+9.1f}% {s['hit_rate@10']:7.4f} {s['train_seconds']:8.2f}")
+        if s["detail"]:
+            print(f"{'':34s} ({s['detail']})")
+    if rmse:
+        print("\nRating prediction on 10% held-out ratings of the train users")
+        print(f"{'method':34s} {'RMSE':>7s} {'train s':>8s}")
+        for r in rmse:
+            value = f"{r.rmse:7.4f}" if r.rmse is not None else "    n/a"
+            print(f"{r.name:34s} {value} {r.train_seconds:8.2f}  {r.detail}")
+    return 0
+
+
+def _cmd_prior(args: argparse.Namespace) -> int:
+    from device.recommend.prior import build_prior, read_catalog
+
+    items = read_catalog(args.catalog)
+    model = build_prior(items, source=f"catalogue:{args.catalog.name}")
+    path = model.save(args.out)
+    print(f"wrote {path}: {model.n_items} items, categories {model.metadata['categories']}")
+    return 0
+
+
+def _cmd_retrain(args: argparse.Namespace) -> int:
+    from device.recommend.retrain import RetrainRefused, retrain
+
+    data = _load_data(args)
+    try:
+        report = retrain(data, args.current, holdout=args.holdout, tolerance=args.tolerance,
+                         candidate_out=args.out, force=args.force, seed=args.seed)
+    except RetrainRefused as exc:
+        if args.json:
+            _print_json(exc.report.to_dict())
+        print(f"smartshelf: retrain refused: {exc}", file=sys.stderr)
+        return 3
+    if args.json:
+        _print_json(report.to_dict())
+    else:
+        print(report.message)
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    import platform
+    import time
+
+    import numpy as np
+
+    from device.recommend.factors import FactorModel
+    from device.recommend.ranker import Ranker
+    from device.types import Segment, all_segments
+
+    if args.factors:
+        model = FactorModel.load(args.factors)
+    else:
+        rng = np.random.default_rng(0)
+        k = args.rank
+        model = FactorModel(
+            item_ids=tuple(f"item{i}" for i in range(args.items)),
+            item_factors=rng.normal(size=(args.items, k)).astype(np.float32),
+            segment_ids=tuple(str(s) for s in all_segments()),
+            segment_vectors=rng.normal(size=(16, k)).astype(np.float32),
+            global_vector=np.zeros(k, dtype=np.float32),
+            popularity=rng.random(args.items).astype(np.float32),
+            metadata={"method": "synthetic"},
+        )
+    ranker = Ranker(model)
+    segment = Segment.parse("female/25-34")
+    shelf = list(model.item_ids[:: max(1, model.n_items // 40)][:40])
+    cases = [
+        ("rank n=5, all items", dict(n=5, candidates=None)),
+        ("rank n=5, 40 in-stock candidates", dict(n=5, candidates=shelf)),
+        ("rank n=10, all items, diversity 0", dict(n=10, candidates=None, diversity=0.0)),
+        ("rank generic n=5, all items", dict(n=5, candidates=None, generic=True)),
+    ]
+    results = []
+    for name, kw in cases:
+        generic = kw.pop("generic", False)
+        seg = None if generic else segment
+        for _ in range(20):
+            ranker.rank(seg, **kw)
+        times = np.empty(args.repeat)
+        for r in range(args.repeat):
+            t0 = time.perf_counter()
+            ranker.rank(seg, **kw)
+            times[r] = time.perf_counter() - t0
+        results.append({"case": name, "median_ms": float(np.median(times) * 1e3),
+                        "p99_ms": float(np.percentile(times, 99) * 1e3)})
+    times = np.empty(args.repeat)
+    for r in range(args.repeat):
+        t0 = time.perf_counter()
+        ranker.pairs_with(model.item_ids[r % model.n_items], n=5)
+        times[r] = time.perf_counter() - t0
+    results.append({"case": "pairs_with n=5, all items", "median_ms": float(np.median(times) * 1e3),
+                    "p99_ms": float(np.percentile(times, 99) * 1e3)})
+    info = {"items": model.n_items, "rank": model.rank, "machine": platform.machine(),
+            "python": platform.python_version(), "numpy": np.__version__, "results": results}
+    if args.json:
+        _print_json(info)
+        return 0
+    print(f"{model.n_items} items, rank {model.rank}, {info['machine']}, numpy {info['numpy']}")
+    for r in results:
+        print(f"  {r['case']:38s} median {r['median_ms']:.3f} ms   p99 {r['p99_ms']:.3f} ms")
+    return 0
+
+
+def _cmd_inspect(args: argparse.Namespace) -> int:
+    from device.recommend.factors import FactorModel
+
+    model = FactorModel.load(args.file)
+    _print_json({"file": str(args.file), "items": model.n_items, "rank": model.rank,
+                 "segments": list(model.segment_ids), "checksum": "ok", "metadata": model.metadata})
+    return 0
+
+
+def _cmd_demo_data(args: argparse.Namespace) -> int:
+    from device.recommend.demo_data import write_demo_data
+
+    catalog, factors = write_demo_data(args.myntra, args.out_dir)
+    print(f"wrote {catalog} and {factors}")
+    return 0
+
+
+def _cmd_recommend(args: argparse.Namespace) -> int:
+    from device.errors import ConfigError
+    from device.recommend.factors import FactorModel
+    from device.recommend.ranker import Ranker
+    from device.types import Segment
+
+    if args.top <= 0:
+        raise ConfigError(f"--top must be positive, got {args.top}")
+    if args.age < 0 or args.age > 130:
+        raise ConfigError(f"--age must be between 0 and 130, got {args.age}")
+    if not 0.0 <= args.diversity <= 1.0:
+        raise ConfigError(f"--diversity must be between 0 and 1, got {args.diversity}")
+    model = FactorModel.load(args.factors)
+    segment = Segment.of(args.gender, args.age)
+    recs = Ranker(model).rank(segment, n=args.top, diversity=args.diversity)
+    if args.json:
+        _print_json({"items": [r.item_id for r in recs], "segment": str(segment)})
+        return 0
+    print(f"segment {segment} ({model.metadata.get('method', '?')}, {model.n_items} items)")
+    for pos, rec in enumerate(recs, 1):
+        print(f"{pos:3d}. {rec.item_id}  score {rec.score:.4f}")
+    return 0

@@ -1,0 +1,183 @@
+"""Retraining from the store's sales ledger with a safety check before the live file is replaced.
+
+1. The most recent ``holdout`` share of the ledger (by time) is set aside.
+2. A candidate is trained on the older sales (parameters validated on folds of those users).
+3. Candidate and current file are scored on the held-out recent sales: for each shopper with a known
+   segment, the segment's top 10 over the ledger's items, against what that shopper bought
+   (NDCG@10, hit rate@10, overall and by segment).
+4. If the candidate is not worse (NDCG@10 >= current - tolerance), the same parameters are refitted on
+   the whole ledger and written over the current path atomically (temp + fsync + ``os.replace``); the
+   old file is kept next to it as ``<name>.prev``. Otherwise nothing is written to the current path and
+   :class:`RetrainRefused` is raised.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from device.errors import ModelError, SmartShelfError
+from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
+from device.recommend.factors import FactorModel
+from device.recommend.metrics import hit_rate, precision_ndcg, top_n
+from device.recommend.train import TrainParams, build_model, relevance_matrix, search
+
+logger = logging.getLogger(__name__)
+
+
+class RetrainRefused(SmartShelfError):
+    """The retrained model scored worse than the current one on recent sales; nothing was replaced."""
+
+    def __init__(self, message: str, report: "RetrainReport") -> None:
+        super().__init__(message)
+        self.report = report
+
+
+@dataclass(frozen=True)
+class Scores:
+    ndcg: float
+    hit_rate: float
+    users: int
+    by_segment: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RetrainReport:
+    accepted: bool
+    candidate: Scores
+    current: Scores | None
+    params: TrainParams
+    train_rows: int
+    holdout_rows: int
+    written: Path | None
+    message: str
+
+    def to_dict(self) -> dict[str, object]:
+        out = asdict(self)
+        out["written"] = str(self.written) if self.written else None
+        return out
+
+
+def split_recent(data: Interactions, holdout: float) -> tuple[Interactions, Interactions]:
+    """(older, most recent) by interaction time; the recent part is about ``holdout`` of the rows."""
+    if not 0.0 < holdout < 1.0:
+        raise DataError(f"holdout must be between 0 and 1, got {holdout}")
+    order = np.argsort(data.times, kind="stable")
+    n_recent = max(1, int(round(data.users.size * holdout)))
+    recent = np.zeros(data.users.size, dtype=bool)
+    recent[order[-n_recent:]] = True
+    return data.subset_rows(~recent), data.subset_rows(recent)
+
+
+def score_model(model: FactorModel, holdout: Interactions) -> Scores:
+    """Segment top-10 lists over the ledger's items vs what each held-out shopper bought."""
+    item_rows = np.array([model.item_index.get(i, -1) for i in holdout.item_ids])
+    known_items = item_rows >= 0
+    rel = relevance_matrix(holdout)
+    has_sales = np.bincount(holdout.users, minlength=holdout.n_users) > 0
+    users = np.flatnonzero((holdout.user_segment >= 0) & has_sales)
+    if users.size == 0:
+        raise DataError("no recent sales with a known shopper segment to validate on")
+    seg_scores = np.full((len(SEGMENT_LABELS), holdout.n_items), -np.inf)
+    for s, label in enumerate(SEGMENT_LABELS):
+        full = model.scores(label)
+        seg_scores[s, known_items] = full[item_rows[known_items]]
+    lists = top_n(seg_scores, 10)[holdout.user_segment[users]]
+    _, ndcg, counted = precision_ndcg(lists, rel[users], 10)
+    by_segment: dict[str, float] = {}
+    for s, label in enumerate(SEGMENT_LABELS):
+        mask = holdout.user_segment[users] == s
+        if mask.any():
+            by_segment[label] = round(precision_ndcg(lists[mask], rel[users][mask], 10)[1], 4)
+    return Scores(round(ndcg, 5), round(hit_rate(lists, rel[users], 10), 5), counted, by_segment)
+
+
+def _choose_params(data: Interactions, seed: int) -> TrainParams:
+    try:
+        params, _, _ = search(data, seed=seed)
+        return params
+    except DataError as exc:
+        fallback = TrainParams(rank=max(1, min(8, data.n_users - 1, data.n_items - 1)))
+        logger.warning("too little data to validate parameters (%s); using %s", exc, fallback)
+        return fallback
+
+
+def _atomic_copy(source: Path, target: Path) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
+            shutil.copyfileobj(src, out)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def retrain(
+    data: Interactions,
+    current_path: str | os.PathLike[str],
+    *,
+    holdout: float = 0.2,
+    tolerance: float = 0.0,
+    candidate_out: str | os.PathLike[str] | None = None,
+    force: bool = False,
+    seed: int = 0,
+) -> RetrainReport:
+    """Validate a retrained model against the current file and swap it in only if not worse."""
+    current_path = Path(current_path)
+    older, recent = split_recent(data, holdout)
+    params = _choose_params(older, seed)
+    candidate = build_model(older, params)
+    candidate_scores = score_model(candidate, recent)
+    current_scores: Scores | None = None
+    if current_path.exists():
+        try:
+            current_scores = score_model(FactorModel.load(current_path), recent)
+        except ModelError:
+            if not force:
+                raise
+            logger.warning("current factor file %s is unreadable; replacing it because of --force", current_path)
+    final = build_model(data, params)
+    meta = dict(final.metadata)
+    meta["metrics"] = {
+        "validation": "most recent sales held out",
+        "holdout_rows": int(recent.users.size),
+        "candidate": asdict(candidate_scores),
+        "previous": asdict(current_scores) if current_scores else None,
+    }
+    final = replace(final, metadata=meta)
+    if candidate_out is not None:
+        final.save(candidate_out)
+    worse = current_scores is not None and candidate_scores.ndcg < current_scores.ndcg - tolerance
+    if worse and not force:
+        message = (
+            f"retrained model is worse on the {recent.users.size} most recent sales: NDCG@10 "
+            f"{candidate_scores.ndcg:.4f} vs current {current_scores.ndcg:.4f} (tolerance {tolerance}); "  # type: ignore[union-attr]
+            f"{current_path} left unchanged"
+        )
+        report = RetrainReport(False, candidate_scores, current_scores, params, int(older.users.size),
+                               int(recent.users.size), None, message)
+        raise RetrainRefused(message, report)
+    if current_path.exists():
+        try:
+            _atomic_copy(current_path, current_path.with_name(current_path.name + ".prev"))
+        except OSError as exc:
+            logger.warning("could not keep a backup of %s: %s", current_path, exc)
+    final.save(current_path)
+    if current_scores is None:
+        message = f"installed {current_path} (no current model to compare; candidate NDCG@10 {candidate_scores.ndcg:.4f})"
+    else:
+        message = (
+            f"replaced {current_path}: NDCG@10 {candidate_scores.ndcg:.4f} vs previous {current_scores.ndcg:.4f} "
+            f"on the {recent.users.size} most recent sales"
+        )
+    return RetrainReport(True, candidate_scores, current_scores, params, int(older.users.size),
+                         int(recent.users.size), current_path, message)
