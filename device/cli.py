@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 COMMAND_MODULES: tuple[str, ...] = (
     "device.app",
     "device.recommend.cli",
+    "admin_web.terminals.cli",
 )
 
 

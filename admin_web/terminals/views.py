@@ -1,0 +1,198 @@
+"""Flask blueprint: the terminal API (signed webhooks) and the admin page (pairing, ledger, alerts).
+
+``init_app(app)`` creates the app's :class:`TerminalLedger`, registers the blueprint, the nav link
+and the dashboard panel (conversion by segment, A/B uplift, stock-discrepancy alerts).
+
+API:
+- ``POST /api/v1/terminal/events`` (generic; headers ``X-Terminal-Id``, ``X-Signature``)
+- ``POST /api/v1/terminal/stripe/<terminal_id>`` (Stripe webhook; header ``Stripe-Signature``)
+
+Answers: 200 ``{"status": "applied"|"duplicate"|"ignored"}``; 401 ``{"error": "unauthorized"}``;
+422 ``{"error": "invalid_event"}``; 413 for a body over 64 KiB; 503 ``{"error": "storage"}`` when
+the store could not be written (nothing applied: retry).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from markupsafe import Markup
+
+from admin_web.security import csrf_exempt, login_required, public
+from admin_web.terminals import conversion
+from admin_web.terminals.adapters import PROVIDERS, adapter_for
+from admin_web.terminals.apply import Submission
+from admin_web.terminals.errors import AuthError, EventError, TerminalError
+from admin_web.terminals.events import MAX_BODY_BYTES
+from admin_web.terminals.ledger import TerminalLedger
+from device.errors import ConfigError, StorageError
+
+logger = logging.getLogger(__name__)
+
+bp = Blueprint("terminals", __name__, template_folder="templates")
+EXTENSION = "smartshelf.terminals"
+
+
+def init_app(app: Flask) -> None:
+    """Register the terminals area on an admin app."""
+    app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]))
+    if "GENERIC_SHARE" not in app.config:
+        app.config["GENERIC_SHARE"] = _generic_share(app.config.get("SMARTSHELF_CONFIG"))
+    app.register_blueprint(bp)
+    from admin_web.app import add_nav_link, register_dashboard_panel
+
+    add_nav_link(app, "terminals.index", "Terminals")
+    register_dashboard_panel(app, _dashboard_panel)
+
+
+def _generic_share(config_path: str | None) -> float | None:
+    """recommend.generic_share from the smartshelf config (None when it cannot be read)."""
+    from device.config import DEFAULT_CONFIG_PATH, load_config
+
+    try:
+        if config_path is None and not DEFAULT_CONFIG_PATH.exists():
+            return load_config(None).recommend.generic_share
+        return load_config(config_path or DEFAULT_CONFIG_PATH).recommend.generic_share
+    except ConfigError as exc:
+        logger.warning("cannot read recommend.generic_share: %s", exc)
+        return None
+
+
+def get_ledger() -> TerminalLedger:
+    return current_app.extensions[EXTENSION]
+
+
+# -- API --------------------------------------------------------------------------------------------
+def _error(status: int, error: str, message: str) -> tuple[Response, int]:
+    return jsonify(error=error, message=message), status
+
+
+def _receive(terminal_id: str, provider: str) -> Any:
+    if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
+        return _error(413, "too_large", f"event bodies are at most {MAX_BODY_BYTES} bytes")
+    ledger = get_ledger()
+    body = request.get_data(cache=False)
+    try:
+        stored_provider, secret = ledger.credentials(terminal_id)
+        if stored_provider != provider:
+            raise AuthError(f"terminal {terminal_id!r} is paired as {stored_provider}, not {provider}")
+        event = adapter_for(provider).read(body=body, headers=request.headers, secret=secret, now=ledger.clock())
+    except AuthError as exc:
+        logger.info("terminal request refused (401) from %s: %s", request.remote_addr, exc)
+        return _error(401, "unauthorized", str(exc))
+    except EventError as exc:
+        logger.info("terminal %s: invalid event (422): %s", terminal_id, exc)
+        return _error(422, "invalid_event", str(exc))
+    if event is None:
+        return jsonify(status="ignored")
+    try:
+        result = ledger.submit(Submission(event, terminal_id, provider))
+    except StorageError as exc:
+        return _error(503, "storage", f"the store could not be written, nothing was applied; retry ({exc})")
+    if result.status == "unauthorized":
+        return _error(401, "unauthorized", result.message)
+    if result.status == "rejected":
+        logger.info("terminal %s: event rejected (422): %s", terminal_id, result.message)
+        return _error(422, "invalid_event", result.message)
+    payload: dict[str, Any] = {"status": result.status}
+    if result.negative_skus:
+        payload["stock_alert"] = list(result.negative_skus)
+    return jsonify(payload)
+
+
+@bp.post("/api/v1/terminal/events")
+@public
+@csrf_exempt
+def generic_events() -> Any:
+    return _receive(request.headers.get("X-Terminal-Id", "").strip(), "generic")
+
+
+@bp.post("/api/v1/terminal/stripe/<terminal_id>")
+@public
+@csrf_exempt
+def stripe_events(terminal_id: str) -> Any:
+    return _receive(terminal_id, "stripe")
+
+
+# -- admin page -------------------------------------------------------------------------------------
+def _conversions() -> tuple[conversion.ConversionReport, list[conversion.Attribution]]:
+    window = int(current_app.config.get("CONVERSION_WINDOW_S", 600))
+    events_dir = Path(current_app.config["DATA_DIR"]) / "events"
+    return conversion.compute(get_ledger().sales(), events_dir, window_s=window)
+
+
+def _page(**extra: Any) -> str:
+    ledger = get_ledger()
+    sales = ledger.sales()
+    report, _ = _conversions()
+    return render_template(
+        "terminals/index.html",
+        terminals=ledger.terminals(),
+        providers=PROVIDERS,
+        alerts=ledger.negative_stock(),
+        sales=list(reversed(sales[-50:])),
+        sales_total=len(sales),
+        report=report,
+        generic_share=current_app.config.get("GENERIC_SHARE"),
+        **extra,
+    )
+
+
+@bp.get("/terminals/")
+@login_required
+def index() -> Any:
+    return _page()
+
+
+@bp.post("/terminals/pair")
+@login_required
+def pair() -> Any:
+    name = request.form.get("name", "")
+    provider = request.form.get("provider", "generic")
+    secret = request.form.get("webhook_secret") or None
+    try:
+        pairing = get_ledger().pair(name, provider=provider, secret=secret if provider != "generic" else None)
+    except TerminalError as exc:
+        return _page(error=str(exc)), 400
+    # Rendered (not redirected) so the secret is never in a URL, the session or a log line.
+    return _page(pairing=pairing, paired_name=name.strip())
+
+
+@bp.post("/terminals/<terminal_id>/revoke")
+@login_required
+def revoke(terminal_id: str) -> Any:
+    try:
+        info = get_ledger().revoke(terminal_id)
+    except TerminalError as exc:
+        abort(404, description=str(exc))
+    return _page(message=f"Terminal {info.name} ({info.terminal_id}) is revoked; its events are now refused.")
+
+
+@bp.get("/terminals/export/<name>.csv")
+@login_required
+def export(name: str) -> Any:
+    if name not in ("interactions", "users"):
+        abort(404)
+    _, attributions = _conversions()
+    item_ids = {p.get("sku"): p.get("item_id") for p in get_ledger().products() if p.get("item_id")}
+    interactions, users = conversion.interactions_csv(attributions, item_ids)
+    text = interactions if name == "interactions" else users
+    return Response(
+        text,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
+    )
+
+
+def _dashboard_panel() -> dict[str, Any] | None:
+    report, _ = _conversions()
+    html = render_template(
+        "terminals/panel.html",
+        report=report,
+        alerts=get_ledger().negative_stock(),
+        generic_share=current_app.config.get("GENERIC_SHARE"),
+    )
+    return {"title": "Sales and conversions", "html": Markup(html)}
