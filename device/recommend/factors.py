@@ -88,6 +88,13 @@ def compute_checksum(arrays: Mapping[str, np.ndarray]) -> str:
     return digest.hexdigest()
 
 
+def _file_mode() -> int:
+    """0o666 minus the process umask (mkstemp would give 0o600: the device user must read admin's files)."""
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
 def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     """Write an .npz next to ``path`` in a temp file, fsync it, then ``os.replace`` it into place."""
     path = Path(path)
@@ -98,6 +105,7 @@ def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
     except OSError as exc:
         raise StorageError(f"cannot write factor file {path}: {exc}") from exc
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as handle:
             np.savez(handle, **arrays)
             handle.flush()

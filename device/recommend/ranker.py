@@ -151,8 +151,11 @@ def _mmr(unit: np.ndarray, scores: np.ndarray, n: int, diversity: float) -> list
     n = min(n, size)
     if n == 0:
         return []
-    spread = float(scores[0] - scores[-1])
-    relevance = (scores - scores[-1]) / spread if spread > 1e-12 else np.ones(size, dtype=np.float32)
+    # Relevance scaled to [0, 1] over the best max(2n, 10) items (items below go negative), so that a
+    # few very bad items in the pool do not flatten the differences between the good ones.
+    floor = float(scores[min(size, max(2 * n, 10)) - 1])
+    spread = float(scores[0]) - floor
+    relevance = (scores - floor) / spread if spread > 1e-12 else np.ones(size, dtype=np.float32)
     sims = unit @ unit.T
     max_sim = np.full(size, -1.0, dtype=np.float32)
     near = np.zeros(size, dtype=np.int32)

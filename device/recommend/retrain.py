@@ -24,7 +24,7 @@ import numpy as np
 
 from device.errors import ModelError, SmartShelfError
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
-from device.recommend.factors import FactorModel
+from device.recommend.factors import FactorModel, _file_mode
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
 from device.recommend.train import TrainParams, build_model, relevance_matrix, search
 
@@ -111,6 +111,7 @@ def _choose_params(data: Interactions, seed: int) -> TrainParams:
 def _atomic_copy(source: Path, target: Path) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
+        os.fchmod(fd, _file_mode())
         with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
             shutil.copyfileobj(src, out)
             out.flush()
