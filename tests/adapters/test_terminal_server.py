@@ -1,0 +1,186 @@
+"""The terminal API against the REAL admin server process (waitress, loopback, data dir in tmp_path).
+
+- 1,000 signed events (10 % duplicates, 20 % refunds) from 16 concurrent clients end with every
+  product's stock exactly start - unique sales + unique refunds, and one ledger entry per event.
+- The server is SIGKILLed in the middle of such a run and restarted; the client retries every event
+  that got no 200; the end state is still exact and no event is applied twice.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from admin_web.terminals import simulator
+from admin_web.terminals.ledger import TerminalLedger
+from device.storage import atomic_write_json
+
+SKUS = [f"SKU-{i}" for i in range(8)]
+START_STOCK = 500
+
+SERVER = """
+import logging, sys
+from waitress import serve
+from admin_web import create_app
+logging.basicConfig(level=logging.WARNING)
+app = create_app({"DATA_DIR": sys.argv[1], "DEVICE_URL": "http://127.0.0.1:9", "SECRET_KEY": "test",
+                  "SMARTSHELF_CONFIG": None})
+serve(app, host="127.0.0.1", port=int(sys.argv[2]), threads=16, _quiet=True)
+"""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Server:
+    def __init__(self, data_dir: Path, port: int, log: Path) -> None:
+        self.data_dir, self.port, self.log = data_dir, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        with self.log.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-c", SERVER, str(self.data_dir), str(self.port)], stdout=log, stderr=log
+            )
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"server exited: {self.log.read_text()[-2000:]}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                return
+            except OSError:
+                time.sleep(0.05)
+        raise AssertionError("server did not start listening within 20 s")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def seed_store(data_dir: Path) -> None:
+    products = {
+        str(i + 1): {"sku": sku, "name": sku, "brand": None, "gender": None, "category": None, "price": 100,
+                     "currency": "EUR", "stock": START_STOCK, "slot": None, "item_id": None, "low_stock": 2,
+                     "image": None, "updated_at": "2026-11-26T00:00:00+00:00"}
+        for i, sku in enumerate(SKUS)
+    }
+    atomic_write_json(data_dir / "store.json", {"products": products})
+
+
+def pair(data_dir: Path) -> tuple[str, str]:
+    pairing = TerminalLedger(data_dir).pair("Till 1")
+    return pairing.terminal_id, pairing.secret
+
+
+@pytest.fixture()
+def server(tmp_path: Path) -> Iterator[tuple[Server, str, str]]:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    seed_store(data_dir)
+    terminal_id, secret = pair(data_dir)
+    srv = Server(data_dir, free_port(), tmp_path / "server.log")
+    srv.start()
+    try:
+        yield srv, terminal_id, secret
+    finally:
+        srv.stop()
+
+
+def expected_stock(plan: list[simulator.PlannedEvent]) -> dict[str, int]:
+    stock = dict.fromkeys(SKUS, START_STOCK)
+    seen: set[str] = set()
+    for planned in plan:
+        ev = planned.event
+        if ev["id"] in seen:
+            continue
+        seen.add(ev["id"])
+        sign = -1 if ev["type"] == "sale" else 1
+        for line in ev["lines"]:
+            stock[line["sku"]] += sign * line["qty"]
+    return stock
+
+
+def store_state(data_dir: Path) -> tuple[dict[str, int], list[str]]:
+    raw = json.loads((data_dir / "store.json").read_text())
+    stock = {d["sku"]: d["stock"] for d in raw["products"].values()}
+    ids = [d["event_id"] for d in raw.get("sales", {}).values()]
+    return stock, ids
+
+
+def test_concurrent_events_end_exact(server: tuple[Server, str, str]) -> None:
+    srv, terminal_id, secret = server
+    plan = simulator.plan_events(1000, SKUS, duplicates=0.10, refunds=0.2, seed=7)
+    unique = {p.event["id"] for p in plan}
+    assert len(unique) == 900
+    summary = simulator.run(srv.url, terminal_id, secret, plan, concurrency=16)
+    assert summary.errors == 0, summary.text()
+    assert summary.applied == 900 and summary.duplicate == 100, summary.text()
+    stock, ids = store_state(srv.data_dir)
+    assert stock == expected_stock(plan)
+    assert sorted(ids) == sorted(unique)  # one ledger entry per event, none twice
+
+
+def test_sigkill_mid_run_then_retry_is_exact(server: tuple[Server, str, str]) -> None:
+    srv, terminal_id, secret = server
+    plan = simulator.plan_events(1000, SKUS, duplicates=0.10, refunds=0.2, seed=11)
+    unique = {p.event["id"] for p in plan}
+    result: dict[str, simulator.Summary] = {}
+
+    def client() -> None:
+        result["summary"] = simulator.run(
+            srv.url, terminal_id, secret, plan, concurrency=16, retries=200, retry_wait_s=0.05, timeout_s=5
+        )
+
+    thread = threading.Thread(target=client)
+    thread.start()
+    # Kill once a good part of the run is applied (the store file is replaced atomically: safe to read).
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        _, ids = store_state(srv.data_dir)
+        if len(ids) >= 250:
+            break
+        time.sleep(0.01)
+    killed_at = len(store_state(srv.data_dir)[1])
+    srv.kill()
+    time.sleep(0.5)
+    assert thread.is_alive(), "the run finished before the server was killed"
+    srv.start()
+    thread.join(60)
+    assert not thread.is_alive()
+    summary = result["summary"]
+    assert summary.retries > 0 and killed_at < 900
+    outcomes = Counter(summary.outcomes.values())
+    assert set(outcomes) <= {"applied", "duplicate"}, outcomes
+    stock, ids = store_state(srv.data_dir)
+    assert len(ids) == len(set(ids)) == 900  # no event applied twice, none lost
+    assert set(ids) == unique
+    assert stock == expected_stock(plan)
