@@ -22,6 +22,9 @@ COMMAND_MODULES: tuple[str, ...] = (
     "device.app",
     "device.recommend.cli",
     "admin_web.terminals.cli",
+    "device.doctor",
+    "device.update",
+    "device.firstboot",
 )
 
 
