@@ -22,6 +22,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "device.app",
     "device.recommend.cli",
     "admin_web.terminals.cli",
+    "admin_web.cli",
     "device.doctor",
     "device.update",
     "device.firstboot",

@@ -1,0 +1,139 @@
+"""The admin app factory (flaskr pattern): ``create_app(config=None)``.
+
+Config keys (a dict; missing keys come from the smartshelf config file, then defaults):
+
+DATA_DIR, DEVICE_URL, SHELF_NAME, CONVERSION_WINDOW_S (from the TOML config's shelf/admin sections),
+SECRET_KEY (default: ``<data_dir>/secret_key``, created once, 0600), LOGIN_MAX_FAILURES (5),
+LOGIN_WINDOW_S (300), MAX_CONTENT_LENGTH (16 MiB), MAX_IMAGE_BYTES (5 MiB), DEVICE_TIMEOUT_S (2),
+DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path).
+
+Extension points for other areas:
+* ``app.register_blueprint(...)`` in :func:`create_app` (see the marked line),
+* :func:`add_nav_link` (a link in the top navigation),
+* :func:`register_dashboard_panel` (a panel in the dashboard's ``{% block conversion %}``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, jsonify, render_template, request
+from markupsafe import Markup
+from werkzeug.exceptions import HTTPException
+
+from admin_web import db, security
+from admin_web.products import format_price, stock_state
+
+logger = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "LOGIN_MAX_FAILURES": 5,
+    "LOGIN_WINDOW_S": 300,
+    "MAX_CONTENT_LENGTH": 16 * 1024 * 1024,
+    "MAX_IMAGE_BYTES": 5 * 1024 * 1024,
+    "DEVICE_TIMEOUT_S": 2.0,
+    "DEVICE_STALE_S": 30.0,
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_NAME": "smartshelf_session",
+    "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+    "JSON_SORT_KEYS": False,
+}
+
+#: A dashboard panel: called per request, returns {"title": str, "html": Markup} or None to hide.
+DashboardPanel = Callable[[], "dict[str, Any] | None"]
+
+
+def _from_smartshelf_config(path: str | None) -> dict[str, Any]:
+    from device.config import DEFAULT_CONFIG_PATH, load_config
+
+    if path is None and not DEFAULT_CONFIG_PATH.exists():
+        cfg = load_config(None)
+    else:
+        cfg = load_config(path or DEFAULT_CONFIG_PATH)
+    return {
+        "DATA_DIR": str(cfg.data_dir),
+        "DEVICE_URL": cfg.admin.device_url,
+        "SHELF_NAME": cfg.shelf.name,
+        "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
+    }
+
+
+def add_nav_link(app: Flask, endpoint: str, label: str) -> None:
+    """Add a link to the top navigation (e.g. the terminals area's index page)."""
+    app.extensions.setdefault("smartshelf.nav", []).append((endpoint, label))
+
+
+def register_dashboard_panel(app: Flask, panel: DashboardPanel) -> None:
+    """Show ``panel()``'s result on the dashboard (the conversion-by-segment place)."""
+    app.extensions.setdefault("smartshelf.dashboard_panels", []).append(panel)
+
+
+def _security_headers(response: Any) -> Any:
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("X-Frame-Options", "DENY")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'; base-uri 'none'",
+    )
+    if request.endpoint != "static":
+        response.headers.setdefault("Cache-Control", "no-store")
+    return response
+
+
+def _handle_http_error(exc: HTTPException) -> Any:
+    code = exc.code or 500
+    if request.path.startswith("/api/") or request.accept_mimetypes.best == "application/json":
+        return jsonify(error=exc.name.lower().replace(" ", "_"), message=exc.description), code
+    return render_template("error.html", code=code, name=exc.name, description=exc.description), code
+
+
+def create_app(config: dict[str, Any] | None = None) -> Flask:
+    config = dict(config or {})
+    app = Flask(__name__, instance_relative_config=False)
+    app.config.update(DEFAULTS)
+    if "DATA_DIR" not in config or "DEVICE_URL" not in config:
+        for key, value in _from_smartshelf_config(config.get("SMARTSHELF_CONFIG")).items():
+            config.setdefault(key, value)
+    config.setdefault("SHELF_NAME", "smartshelf")
+    config.setdefault("CONVERSION_WINDOW_S", 600)
+    app.config.update(config)
+    data_dir = Path(app.config["DATA_DIR"])
+    data_dir.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("SECRET_KEY"):
+        from admin_web.accounts import load_or_create_secret_key
+
+        app.config["SECRET_KEY"] = load_or_create_secret_key(data_dir)
+
+    db.init_app(app)
+    security.install(app)
+    app.extensions.setdefault("smartshelf.nav", [])
+    app.extensions.setdefault("smartshelf.dashboard_panels", [])
+
+    from admin_web.views import api, auth, insight, inventory, privacy, slots
+
+    for module in (auth, inventory, slots, insight, privacy, api):
+        app.register_blueprint(module.bp)
+    # Payment terminals, sales ledger and conversions (admin_web/terminals/, another area) register here:
+    from admin_web.terminals.views import init_app as init_terminals; init_terminals(app)  # noqa: E702
+
+    app.after_request(_security_headers)
+    app.register_error_handler(HTTPException, _handle_http_error)
+    app.jinja_env.filters["price"] = lambda p: format_price(int(p.get("price") or 0), p.get("currency") or "INR")
+    app.jinja_env.filters["stock_state"] = stock_state
+
+    @app.context_processor
+    def _globals() -> dict[str, Any]:
+        return {
+            "shelf_name": app.config["SHELF_NAME"],
+            "nav_links": [(e, label) for e, label in app.extensions["smartshelf.nav"] if e in app.view_functions],
+        }
+
+    app.jinja_env.globals["Markup"] = Markup
+    return app

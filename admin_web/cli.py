@@ -1,0 +1,170 @@
+"""``smartshelf admin ...``: serve the admin page (waitress) and manage accounts, tokens, backups.
+
+No flask import at module import time (``smartshelf --help`` stays light); handlers import lazily.
+
+    smartshelf admin [--config PATH] [--data-dir D] [--host H] [--port P] [--threads N]
+    smartshelf admin set-password [--user NAME]        # password read from stdin
+    smartshelf admin create-token --name NAME          # prints the token alone on stdout
+    smartshelf admin backup [--dest DIR]
+    smartshelf admin restore ARCHIVE
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from device.errors import ConfigError
+
+logger = logging.getLogger(__name__)
+
+
+def _common() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", default=argparse.SUPPRESS, metavar="PATH",
+                        help="smartshelf config file (default /etc/smartshelf/config.toml if present)")
+    common.add_argument("--data-dir", default=argparse.SUPPRESS, metavar="D",
+                        help="data folder (default: shelf.data_dir of the config)")
+    return common
+
+
+def register(subparsers: Any) -> None:
+    common = _common()
+    admin = subparsers.add_parser("admin", parents=[common], help="serve the admin page; accounts, tokens, backups",
+                                  description="Serve the staff admin page with waitress, or manage it.")
+    admin.add_argument("--host", default=None, help="listen address (default admin.host of the config, 0.0.0.0)")
+    admin.add_argument("--port", type=int, default=None, help="listen port (default admin.port, 8080)")
+    admin.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
+    admin.set_defaults(func=serve)
+    sub = admin.add_subparsers(dest="admin_command", metavar="ACTION")
+
+    p = sub.add_parser("set-password", parents=[common], help="set a staff password (read from stdin)")
+    p.add_argument("--user", default="admin", help="user name (default admin)")
+    p.set_defaults(func=set_password)
+
+    p = sub.add_parser("create-token", parents=[common], help="create an API token; prints it alone on stdout")
+    p.add_argument("--name", required=True, help="what the token is for, e.g. 'pos-sync'")
+    p.set_defaults(func=create_token)
+
+    p = sub.add_parser("revoke-token", parents=[common], help="revoke an API token by name")
+    p.add_argument("--name", required=True)
+    p.set_defaults(func=revoke_token)
+
+    p = sub.add_parser("backup", parents=[common], help="write a .tar.gz of store, accounts and images")
+    p.add_argument("--dest", default=None, help="folder for the archive (default <data_dir>/backups)")
+    p.set_defaults(func=backup)
+
+    p = sub.add_parser("restore", parents=[common], help="restore a backup archive (the current state is saved first)")
+    p.add_argument("archive", help="archive written by `smartshelf admin backup`")
+    p.set_defaults(func=restore)
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    from device.config import DEFAULT_CONFIG_PATH, load_config
+
+    config_path = getattr(args, "config", None)
+    if config_path is None and not DEFAULT_CONFIG_PATH.exists():
+        cfg = load_config(None)
+    else:
+        cfg = load_config(config_path or DEFAULT_CONFIG_PATH)
+    data_dir = Path(getattr(args, "data_dir", None) or cfg.data_dir)
+    return {
+        "DATA_DIR": str(data_dir), "DEVICE_URL": cfg.admin.device_url, "SHELF_NAME": cfg.shelf.name,
+        "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s, "HOST": cfg.admin.host, "PORT": cfg.admin.port,
+        "SMARTSHELF_CONFIG": str(cfg.source) if cfg.source else None,
+    }
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    host = args.host or settings.pop("HOST")
+    port = args.port or settings.pop("PORT")
+    settings.pop("HOST", None)
+    settings.pop("PORT", None)
+    if not 1 <= int(port) <= 65535:
+        raise ConfigError(f"--port {port}: must be 1-65535")
+    from waitress import serve as waitress_serve
+
+    from admin_web import create_app
+    from admin_web.accounts import AccountStore
+
+    app = create_app(settings)
+    if not AccountStore(settings["DATA_DIR"]).has_users():
+        logger.warning("no admin password is set: run `smartshelf admin set-password --data-dir %s`",
+                       settings["DATA_DIR"])
+    logger.info("admin page on http://%s:%s/ (data %s)", host, port, settings["DATA_DIR"])
+    waitress_serve(app, host=host, port=int(port), threads=max(1, args.threads), ident="smartshelf-admin",
+                   clear_untrusted_proxy_headers=True)
+    return 0
+
+
+def _read_password(user: str) -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass(f"New password for {user}: ")
+        if getpass.getpass("Again: ") != first:
+            raise ConfigError("the two passwords differ; nothing changed")
+        return first
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+def set_password(args: argparse.Namespace) -> int:
+    from admin_web.accounts import AccountStore
+    from admin_web.errors import ValidationError
+
+    settings = _settings(args)
+    password = _read_password(args.user)
+    try:
+        AccountStore(settings["DATA_DIR"]).set_password(args.user, password)
+    except ValidationError as exc:
+        raise ConfigError(f"password not changed: {exc}") from None
+    print(f"password for {args.user} set in {Path(settings['DATA_DIR']) / 'accounts.json'}", file=sys.stderr)
+    return 0
+
+
+def create_token(args: argparse.Namespace) -> int:
+    from admin_web.accounts import AccountStore
+    from admin_web.errors import ValidationError
+
+    try:
+        token = AccountStore(_settings(args)["DATA_DIR"]).create_token(args.name)
+    except ValidationError as exc:
+        raise ConfigError(f"token not created: {exc}") from None
+    print(token)
+    print(f"API token {args.name!r} created; it is shown only now. Use: Authorization: Bearer <token>",
+          file=sys.stderr)
+    return 0
+
+
+def revoke_token(args: argparse.Namespace) -> int:
+    from admin_web.accounts import AccountStore
+    from admin_web.errors import NotFound
+
+    try:
+        AccountStore(_settings(args)["DATA_DIR"]).revoke_token(args.name)
+    except NotFound as exc:
+        raise ConfigError(str(exc)) from None
+    print(f"token {args.name!r} revoked", file=sys.stderr)
+    return 0
+
+
+def backup(args: argparse.Namespace) -> int:
+    from device.storage import backup as do_backup
+
+    archive = do_backup(_settings(args)["DATA_DIR"], args.dest)
+    print(archive)
+    return 0
+
+
+def restore(args: argparse.Namespace) -> int:
+    from device.storage import restore as do_restore
+
+    settings = _settings(args)
+    safety = do_restore(args.archive, settings["DATA_DIR"])
+    print(f"restored {args.archive} into {settings['DATA_DIR']}"
+          + (f"; the previous state is saved in {safety}" if safety else ""), file=sys.stderr)
+    return 0

@@ -1,0 +1,143 @@
+"""CSV import/export of products.
+
+Two import formats, told apart by the header:
+
+* **template**: the product fields as columns (:data:`TEMPLATE_COLUMNS`), price in minor units;
+  this is also what export writes. sku, name, price and stock are required per row.
+* **myntra**: the Myntra catalogue (``Product_ID, Product_Name, Product_Brand, Gender, Price, ...``,
+  price in whole rupees). Product_ID becomes both sku and item_id (the factor file's item id);
+  new products start with stock 0; for existing products stock, slot, low stock, category and
+  image are kept.
+
+:func:`parse_products_csv` validates every row and returns all errors; the caller writes only if
+there are none (nothing is ever half-imported).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from admin_web.errors import ValidationError
+from admin_web.products import PRODUCT_FIELDS, validate_product
+
+TEMPLATE_COLUMNS: tuple[str, ...] = PRODUCT_FIELDS
+MYNTRA_COLUMNS: tuple[str, ...] = ("Product_ID", "Product_Name", "Product_Brand", "Gender", "Price")
+MYNTRA_GENDER = {
+    "women": "female", "girls": "female", "men": "male", "boys": "male", "unisex": "unisex", "unisex kids": "unisex",
+}
+#: Fields an import from the catalogue never overwrites on an existing product.
+MYNTRA_KEEP: tuple[str, ...] = ("stock", "slot", "low_stock", "category")
+MAX_ROWS = 50_000
+
+
+@dataclass(frozen=True)
+class RowError:
+    line: int  # line number in the file (the header is line 1)
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.field}: {self.message}"
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    format: str  # "template" | "myntra"
+    products: list[dict[str, Any]]
+    errors: list[RowError]
+    keep: tuple[str, ...]  # fields kept on existing products
+
+
+def decode(data: bytes) -> str:
+    for encoding in ("utf-8-sig", "cp1252"):
+        try:
+            return data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+    raise ValidationError("file", "is not UTF-8 text")
+
+
+def _myntra_row(row: Mapping[str, str | None]) -> dict[str, Any]:
+    pid = (row.get("Product_ID") or "").strip()
+    gender_raw = (row.get("Gender") or "").strip()
+    gender = MYNTRA_GENDER.get(gender_raw.lower()) if gender_raw else None
+    if gender_raw and gender is None:
+        raise ValidationError("Gender", f"unknown value {gender_raw!r} (expected Women, Men, Unisex, Boys, Girls)")
+    price_raw = (row.get("Price") or "").strip()
+    if not price_raw.isdigit():
+        raise ValidationError("Price", f"must be whole rupees, got {price_raw!r}")
+    return {
+        "sku": pid, "item_id": pid or None, "name": (row.get("Product_Name") or "").strip(),
+        "brand": (row.get("Product_Brand") or "").strip() or None, "gender": gender,
+        "price": int(price_raw) * 100, "currency": "INR", "stock": 0,
+    }
+
+
+def parse_products_csv(text: str) -> ImportResult:
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or []) if h is not None]
+    if all(c in header for c in MYNTRA_COLUMNS):
+        fmt, keep = "myntra", MYNTRA_KEEP
+    elif "sku" in header:
+        fmt, keep = "template", ()
+        unknown = [h for h in header if h and h not in TEMPLATE_COLUMNS]
+        missing = [c for c in ("sku", "name", "price", "stock") if c not in header]
+        if unknown or missing:
+            what = (f"unknown column(s) {', '.join(unknown)}" if unknown else "") + (
+                ("; " if unknown and missing else "") + (f"missing column(s) {', '.join(missing)}" if missing else ""))
+            return ImportResult(fmt, [], [RowError(1, "header", what)], keep)
+    else:
+        return ImportResult("unknown", [], [RowError(1, "header", (
+            "not a product CSV: expected the template columns (" + ", ".join(TEMPLATE_COLUMNS)
+            + ") or the Myntra catalogue columns (" + ", ".join(MYNTRA_COLUMNS) + ")"))], ())
+    products: list[dict[str, Any]] = []
+    errors: list[RowError] = []
+    seen: dict[str, int] = {}
+    try:
+        for row in reader:
+            line = reader.line_num
+            if len(products) + len(errors) >= MAX_ROWS:
+                errors.append(RowError(line, "file", f"more than {MAX_ROWS} rows; split the file"))
+                break
+            if not any((v or "").strip() for k, v in row.items() if k is not None and isinstance(v, str)):
+                continue  # blank line
+            try:
+                if fmt == "myntra":
+                    raw = _myntra_row(row)
+                else:
+                    if row.get(None):  # type: ignore[call-overload]
+                        raise ValidationError("row", "has more cells than the header")
+                    raw = {k.strip(): (v if v is None else v.strip()) for k, v in row.items() if k}
+                    raw = {k: (None if v == "" else v) for k, v in raw.items()}
+                doc = validate_product(raw)
+            except ValidationError as exc:
+                errors.append(RowError(line, exc.field, exc.message))
+                continue
+            if doc["sku"] in seen:
+                errors.append(RowError(line, "sku", f"{doc['sku']} also appears on line {seen[doc['sku']]}"))
+                continue
+            seen[doc["sku"]] = line
+            products.append(doc)
+    except csv.Error as exc:
+        errors.append(RowError(reader.line_num, "file", f"broken CSV: {exc}"))
+    return ImportResult(fmt, products, errors, keep)
+
+
+def export_products_csv(products: Iterable[Mapping[str, Any]]) -> str:
+    out = io.StringIO()
+    writer = csv.DictWriter(out, fieldnames=list(TEMPLATE_COLUMNS), extrasaction="ignore", lineterminator="\r\n")
+    writer.writeheader()
+    for p in products:
+        writer.writerow({k: ("" if p.get(k) is None else _safe_cell(p.get(k))) for k in TEMPLATE_COLUMNS})
+    return out.getvalue()
+
+
+def _safe_cell(value: Any) -> Any:
+    """Defuse spreadsheet formulas in text cells (CSV injection)."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value

@@ -1,0 +1,33 @@
+"""Access to the app's data handles from views (flaskr's ``db`` module).
+
+``get_repository()`` -> :class:`~admin_web.repository.InventoryRepository` (store.json),
+``get_accounts()`` -> :class:`~admin_web.accounts.AccountStore` (accounts.json),
+``get_data_dir()`` -> the data dir ``Path``. All are created once per app in ``init_app``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, current_app
+
+from admin_web.accounts import AccountStore
+from admin_web.repository import InventoryRepository
+
+
+def init_app(app: Flask) -> None:
+    data_dir = Path(app.config["DATA_DIR"])
+    app.extensions["smartshelf.repository"] = InventoryRepository(data_dir)
+    app.extensions["smartshelf.accounts"] = AccountStore(data_dir)
+
+
+def get_repository() -> InventoryRepository:
+    return current_app.extensions["smartshelf.repository"]
+
+
+def get_accounts() -> AccountStore:
+    return current_app.extensions["smartshelf.accounts"]
+
+
+def get_data_dir() -> Path:
+    return Path(current_app.config["DATA_DIR"])

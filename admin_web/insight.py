@@ -1,0 +1,176 @@
+"""Read-only views of the device's files: decision events (impressions) and status.json.
+
+Events live in ``<data_dir>/events/YYYY-MM-DD.json`` (TinyDB, default table, one file per UTC
+day, written by the device). Each file is summarised once per version (keyed on its stat), so a
+dashboard request re-reads only the file that changed (today's).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from device.errors import StorageError
+from device.storage import AtomicJSONStorage
+
+logger = logging.getLogger(__name__)
+
+BUCKET_S = 900  # 15-minute buckets: hours in any local time zone (incl. +05:30) are whole buckets
+
+
+@dataclass
+class DaySummary:
+    """Counts keyed by 15-minute bucket (unix // BUCKET_S) so any time range can be cut exactly."""
+
+    buckets: Counter[int] = field(default_factory=Counter)  # bucket -> impressions
+    segments: Counter[tuple[int, str]] = field(default_factory=Counter)  # (bucket, segment)
+    items: Counter[tuple[int, str]] = field(default_factory=Counter)  # (bucket, sku) any position
+    reasons: Counter[tuple[int, str]] = field(default_factory=Counter)
+    visits: dict[int, set[int]] = field(default_factory=dict)  # bucket -> visit ids
+
+
+@dataclass
+class Totals:
+    impressions: int = 0
+    visits: int = 0
+    segments: Counter[str] = field(default_factory=Counter)
+    items: Counter[str] = field(default_factory=Counter)
+    reasons: Counter[str] = field(default_factory=Counter)
+
+
+def summarise(events: list[dict[str, Any]]) -> DaySummary:
+    s = DaySummary()
+    for ev in events:
+        try:
+            b = int(float(ev["time"]) // BUCKET_S)
+        except (KeyError, TypeError, ValueError):
+            continue
+        s.buckets[b] += 1
+        s.segments[(b, str(ev.get("segment") or "generic"))] += 1
+        s.reasons[(b, str(ev.get("reason") or "unknown"))] += 1
+        items = ev.get("items") or []
+        if isinstance(items, list):
+            for sku in items:
+                s.items[(b, str(sku))] += 1
+        if isinstance(ev.get("visit_id"), int):
+            s.visits.setdefault(b, set()).add(ev["visit_id"])
+    return s
+
+
+class EventReader:
+    """Cached per-day summaries of the device's event files (read-only)."""
+
+    def __init__(self, data_dir: str | Path) -> None:
+        self.events_dir = Path(data_dir) / "events"
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[tuple[int, int, int], DaySummary]] = {}
+
+    def day(self, day: date) -> DaySummary:
+        path = self.events_dir / f"{day.isoformat()}.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return DaySummary()
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        with self._lock:
+            hit = self._cache.get(path.name)
+            if hit and hit[0] == key:
+                return hit[1]
+        try:
+            data = AtomicJSONStorage(path, read_only=True).read() or {}
+        except StorageError as exc:
+            logger.warning("skipping unreadable events file: %s", exc)
+            return DaySummary()
+        events: list[dict[str, Any]] = []
+        for table in data.values():
+            events.extend(d for d in table.values() if isinstance(d, dict))
+        summary = summarise(events)
+        with self._lock:
+            self._cache[path.name] = (key, summary)
+            if len(self._cache) > 64:
+                self._cache.pop(min(self._cache))
+        return summary
+
+    def range(self, start: float, end: float) -> list[DaySummary]:
+        """Summaries of the UTC-day files that cover unix times [start, end)."""
+        d = datetime.fromtimestamp(start, UTC).date()
+        last = datetime.fromtimestamp(end, UTC).date()
+        out = []
+        while d <= last:
+            out.append(self.day(d))
+            d += timedelta(days=1)
+        return out
+
+
+def local_day_bounds(now: float | None = None) -> tuple[float, float]:
+    now = time.time() if now is None else now
+    local = datetime.fromtimestamp(now).astimezone()
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    return midnight.timestamp(), (midnight + timedelta(days=1)).timestamp()
+
+
+def impressions_per_hour(reader: EventReader, now: float | None = None) -> list[int]:
+    """Impressions in each local hour of today (24 values)."""
+    start, end = local_day_bounds(now)
+    hours = [0] * 24
+    for summary in reader.range(start, end - 1):
+        for bucket, n in summary.buckets.items():
+            t = bucket * BUCKET_S
+            if start <= t < end:
+                hours[datetime.fromtimestamp(t).astimezone().hour] += n
+    return hours
+
+
+def totals(reader: EventReader, days: int, now: float | None = None) -> Totals:
+    """Impressions per segment and per product over the last ``days`` local days (incl. today)."""
+    start, end = local_day_bounds(now)
+    start -= (days - 1) * 86400
+    lo, hi = start / BUCKET_S, end / BUCKET_S
+    out = Totals()
+    visits: set[tuple[int, int]] = set()
+    for summary in reader.range(start, end - 1):
+        out.impressions += sum(n for b, n in summary.buckets.items() if lo <= b < hi)
+        for (b, key), n in summary.segments.items():
+            if lo <= b < hi:
+                out.segments[key] += n
+        for (b, key), n in summary.items.items():
+            if lo <= b < hi:
+                out.items[key] += n
+        for (b, key), n in summary.reasons.items():
+            if lo <= b < hi:
+                out.reasons[key] += n
+        for b, ids in summary.visits.items():
+            if lo <= b < hi:
+                visits.update((b // 96, v) for v in ids)
+    out.visits = len(visits)
+    return out
+
+
+def read_status(data_dir: str | Path, *, stale_s: float, now: float | None = None) -> dict[str, Any]:
+    """The device's status.json plus ``running`` (False when missing, unreadable or stale)."""
+    path = Path(data_dir) / "status.json"
+    now = time.time() if now is None else now
+    try:
+        status = json.loads(path.read_bytes())
+        if not isinstance(status, dict):
+            raise ValueError("not an object")
+    except FileNotFoundError:
+        return {"running": False, "reason": "the device has not written status.json yet"}
+    except (OSError, ValueError) as exc:
+        return {"running": False, "reason": f"status.json is unreadable ({exc})"}
+    try:
+        age = now - float(status.get("updated_at") or 0)
+    except (TypeError, ValueError):
+        age = float("inf")
+    status["age_s"] = age
+    status["running"] = age <= stale_s
+    if not status["running"]:
+        status["reason"] = f"last status {int(age)} s ago" if age != float("inf") else "no update time"
+    return status

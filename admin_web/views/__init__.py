@@ -1,0 +1,1 @@
+"""Blueprints, one per area: auth, inventory, slots, insight, privacy, api."""

@@ -1,0 +1,119 @@
+"""JSON API v1 (session or ``Authorization: Bearer <token>``; tokens from ``smartshelf admin create-token``).
+
+``GET/POST /api/v1/products``, ``GET/PUT/DELETE /api/v1/products/<sku>``, ``GET /api/v1/slots``.
+Errors are JSON ``{"error": code, "message": text[, "field": name]}`` with 400 (malformed JSON),
+404, 409 (duplicate sku), 422 (validation; ``field`` names the field).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from flask import Blueprint, jsonify, request, url_for
+
+from admin_web.db import get_repository
+from admin_web.errors import Conflict, NotFound, ValidationError
+from admin_web.views.inventory import notify_device
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+MAX_PER_PAGE = 500
+
+
+def _error(status: int, code: str, message: str, **extra: Any) -> Any:
+    return jsonify(error=code, message=message, **extra), status
+
+
+@bp.errorhandler(ValidationError)
+def _validation(exc: ValidationError) -> Any:
+    return _error(422, "validation", exc.message, field=exc.field)
+
+
+@bp.errorhandler(NotFound)
+def _not_found(exc: NotFound) -> Any:
+    return _error(404, "not_found", str(exc))
+
+
+@bp.errorhandler(Conflict)
+def _conflict(exc: Conflict) -> Any:
+    return _error(409, "conflict", str(exc), field="sku")
+
+
+class _BadJSON(Exception):
+    pass
+
+
+@bp.errorhandler(_BadJSON)
+def _bad_json(exc: _BadJSON) -> Any:
+    return _error(400, "bad_request", str(exc))
+
+
+def _body() -> dict[str, Any]:
+    raw = request.get_data(cache=False)
+    try:
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _BadJSON(f"malformed JSON body: {exc}") from None
+    if not isinstance(data, dict):
+        raise _BadJSON("the JSON body must be an object")
+    return data
+
+
+def _int_arg(name: str, default: int, lo: int, hi: int) -> int:
+    raw = request.args.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ValidationError(name, f"must be a whole number, got {raw!r}") from None
+    if not lo <= value <= hi:
+        raise ValidationError(name, f"must be between {lo} and {hi}, got {value}")
+    return value
+
+
+@bp.get("/products")
+def list_products() -> Any:
+    page = _int_arg("page", 1, 1, 10**6)
+    per_page = _int_arg("per_page", 50, 1, MAX_PER_PAGE)
+    products = get_repository().list_products(search=request.args.get("q") or None)
+    total = len(products)
+    items = products[(page - 1) * per_page: page * per_page]
+    return jsonify(items=items, page=page, per_page=per_page, total=total,
+                   pages=max(1, math.ceil(total / per_page)))
+
+
+@bp.post("/products")
+def create_product() -> Any:
+    doc = get_repository().create_product(_body())
+    notify_device()
+    response = jsonify(doc)
+    response.status_code = 201
+    response.headers["Location"] = url_for("api.get_product", sku=doc["sku"])
+    return response
+
+
+@bp.get("/products/<sku>")
+def get_product(sku: str) -> Any:
+    return jsonify(get_repository().get_product(sku))
+
+
+@bp.put("/products/<sku>")
+def update_product(sku: str) -> Any:
+    doc = get_repository().update_product(sku, _body())
+    notify_device()
+    return jsonify(doc)
+
+
+@bp.delete("/products/<sku>")
+def delete_product(sku: str) -> Any:
+    get_repository().delete_product(sku)
+    notify_device()
+    return "", 204
+
+
+@bp.get("/slots")
+def list_slots() -> Any:
+    return jsonify(items=get_repository().list_slots())

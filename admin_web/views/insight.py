@@ -1,0 +1,70 @@
+"""Insight dashboard: impressions per hour and per segment, most recommended products, device status.
+
+All charts are server-side SVG. Other areas add panels with
+:func:`admin_web.app.register_dashboard_panel` (shown in the template's ``{% block conversion %}``).
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any
+
+from flask import Blueprint, current_app, render_template, request
+
+from admin_web.db import get_data_dir, get_repository
+from admin_web.insight import EventReader, impressions_per_hour, read_status, totals
+from admin_web.products import stock_state
+from admin_web.svg import bar_chart, column_chart
+
+bp = Blueprint("insight", __name__)
+
+RANGES = {"1": 1, "7": 7, "30": 30}
+
+
+def _reader() -> EventReader:
+    reader = current_app.extensions.get("smartshelf.event_reader")
+    if reader is None:
+        reader = current_app.extensions["smartshelf.event_reader"] = EventReader(get_data_dir())
+    return reader
+
+
+def _panels() -> list[dict[str, Any]]:
+    out = []
+    for panel in current_app.extensions.get("smartshelf.dashboard_panels", []):
+        try:
+            result = panel()
+        except Exception:  # noqa: BLE001 (a broken panel must not take the dashboard down)
+            current_app.logger.exception("dashboard panel %r failed", panel)
+            result = {"title": "Panel unavailable", "html": "This panel failed; see the service log."}
+        if result:
+            out.append(result)
+    return out
+
+
+@bp.route("/")
+def dashboard() -> Any:
+    now = time.time()
+    days = RANGES.get(request.args.get("days", "7"), 7)
+    reader = _reader()
+    hourly = impressions_per_hour(reader, now)
+    tot = totals(reader, days, now)
+    repo = get_repository()
+    products = {p["sku"]: p for p in repo.list_products()}
+    top = tot.items.most_common(10)
+    top_labels = [f"{sku} {products[sku]['name']}" if sku in products else sku for sku, _ in top]
+    segments = sorted(tot.segments.items(), key=lambda kv: (-kv[1], kv[0]))
+    status = read_status(get_data_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]), now=now)
+    tz = datetime.fromtimestamp(now).astimezone().strftime("%Z") or "local time"
+    alerts = [p for p in products.values() if stock_state(p) in ("discrepancy", "low", "out")]
+    return render_template(
+        "insight/dashboard.html",
+        hourly_svg=column_chart([f"{h:02d}" for h in range(24)], hourly,
+                                title=f"Impressions per hour today ({tz})"),
+        today_total=sum(hourly),
+        segment_svg=bar_chart([s for s, _ in segments], [n for _, n in segments],
+                              title=f"Impressions per segment, last {days} day(s)"),
+        top_svg=bar_chart(top_labels, [n for _, n in top], title=f"Most recommended products, last {days} day(s)"),
+        totals=tot, days=days, status=status, alerts=alerts, panels=_panels(),
+        fmt_time=lambda t: datetime.fromtimestamp(float(t)).astimezone().strftime("%Y-%m-%d %H:%M:%S") if t else "never",
+    )

@@ -1,0 +1,78 @@
+"""Shelf slots: slot -> LED pin (slots table) and slot -> product (product.slot); identify button.
+
+The device picks changes up from store.json's mtime; a best-effort POST /control/reload is sent too.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+
+from admin_web.db import get_repository
+from admin_web.device_client import DeviceClient
+from admin_web.errors import DeviceUnavailable, NotFound, ValidationError
+from admin_web.views.inventory import notify_device
+
+bp = Blueprint("slots", __name__, url_prefix="/slots")
+
+
+def _device() -> DeviceClient:
+    return DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+
+
+@bp.route("/")
+def index() -> Any:
+    repo = get_repository()
+    slots = repo.list_slots()
+    products = repo.list_products()
+    by_slot = {p["slot"]: p for p in products if p.get("slot")}
+    known = {s["slot"] for s in slots}
+    orphans = sorted(s for s in by_slot if s not in known)  # products in slots that have no pin row
+    return render_template("slots/index.html", slots=slots, by_slot=by_slot, products=products, orphans=orphans)
+
+
+@bp.route("/save", methods=["POST"])
+def save() -> Any:
+    try:
+        doc = get_repository().set_slot(request.form)
+    except ValidationError as exc:
+        flash(f"Slot not saved: {exc}", "error")
+        return redirect(url_for("slots.index")), 303
+    notify_device()
+    flash(f"Saved slot {doc['slot']}.", "ok")
+    return redirect(url_for("slots.index"))
+
+
+@bp.route("/<slot>/assign", methods=["POST"])
+def assign(slot: str) -> Any:
+    sku = request.form.get("sku", "").strip() or None
+    try:
+        get_repository().assign_slot(slot, sku)
+    except NotFound as exc:
+        abort(404, description=str(exc))
+    notify_device()
+    flash(f"Slot {slot} now holds {sku or 'nothing'}.", "ok")
+    return redirect(url_for("slots.index"))
+
+
+@bp.route("/<slot>/delete", methods=["POST"])
+def delete(slot: str) -> Any:
+    try:
+        get_repository().delete_slot(slot)
+    except NotFound as exc:
+        abort(404, description=str(exc))
+    notify_device()
+    flash(f"Removed slot {slot}.", "ok")
+    return redirect(url_for("slots.index"))
+
+
+@bp.route("/<slot>/identify", methods=["POST"])
+def identify(slot: str) -> Any:
+    try:
+        _device().identify(slot, seconds=5)
+    except DeviceUnavailable as exc:
+        flash(f"Could not blink slot {slot}: {exc}", "error")
+        return redirect(url_for("slots.index")), 303
+    flash(f"Slot {slot}'s light is blinking for 5 seconds.", "ok")
+    return redirect(url_for("slots.index"))

@@ -1,0 +1,94 @@
+"""Shared fixtures (flaskr style): ``app``, ``client``, ``runner``, ``auth`` and ``csrf``.
+
+``app`` is an admin app on a fresh temp data dir with the password ``ADMIN_PASSWORD`` set for
+user ``admin``; the device URL points at a closed loopback port (the device is "not running").
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ADMIN_USER = "admin"
+ADMIN_PASSWORD = "correct horse battery"
+
+
+def closed_port() -> int:
+    """A loopback port nothing listens on (bound then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    d.mkdir()
+    return d
+
+
+@pytest.fixture
+def app(data_dir: Path) -> Iterator[Any]:
+    from admin_web import create_app
+    from admin_web.accounts import AccountStore
+
+    AccountStore(data_dir).set_password(ADMIN_USER, ADMIN_PASSWORD)
+    application = create_app({
+        "TESTING": True,
+        "DATA_DIR": str(data_dir),
+        "DEVICE_URL": f"http://127.0.0.1:{closed_port()}",
+        "SHELF_NAME": "Test shelf",
+        "DEVICE_TIMEOUT_S": 0.5,
+    })
+    yield application
+
+
+@pytest.fixture
+def client(app: Any) -> Any:
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app: Any) -> Any:
+    return app.test_cli_runner()
+
+
+def csrf_token_of(client: Any) -> str:
+    """The CSRF token of the client's session (created like the server does if missing)."""
+    with client.session_transaction() as sess:
+        token = sess.get("_csrf")
+        if not token:
+            token = sess["_csrf"] = "test-csrf-token-0123456789abcdef"
+    return str(token)
+
+
+class AuthActions:
+    def __init__(self, client: Any) -> None:
+        self._client = client
+
+    def login(self, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, *, next: str = "") -> Any:
+        page = self._client.get("/login")
+        match = re.search(rb'name="csrf_token" value="([^"]+)"', page.data)
+        token = match.group(1).decode() if match else csrf_token_of(self._client)
+        return self._client.post("/login", data={
+            "username": username, "password": password, "csrf_token": token, "next": next,
+        })
+
+    def logout(self) -> Any:
+        return self._client.post("/logout", data={"csrf_token": csrf_token_of(self._client)})
+
+
+@pytest.fixture
+def auth(client: Any) -> AuthActions:
+    return AuthActions(client)
+
+
+@pytest.fixture
+def csrf(client: Any) -> Any:
+    """``csrf()`` -> the token to put in a form field ``csrf_token`` (or header X-CSRF-Token)."""
+    return lambda: csrf_token_of(client)
