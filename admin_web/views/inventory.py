@@ -51,12 +51,18 @@ def _price_major(product: dict[str, Any]) -> str:
     return str(price) if exp == 0 else f"{price / 10**exp:.{exp}f}"
 
 
-def _save_upload(sku: str) -> None:
+def _stage_upload(sku: str) -> str | None:
+    """Check and store an uploaded image before the product is saved; returns its file name."""
     upload = request.files.get("image")
     if upload is None or not upload.filename:
+        return None
+    limit = int(current_app.config["MAX_IMAGE_BYTES"])
+    return save_image(get_data_dir(), sku, upload.read(limit + 1), max_bytes=limit)
+
+
+def _attach(sku: str, name: str | None) -> None:
+    if name is None:
         return
-    data = upload.read(int(current_app.config["MAX_IMAGE_BYTES"]) + 1)
-    name = save_image(get_data_dir(), sku, data, max_bytes=int(current_app.config["MAX_IMAGE_BYTES"]))
     previous = get_repository().set_image(sku, name)
     if previous and previous != name:
         delete_image(get_data_dir(), previous)
@@ -89,17 +95,17 @@ def new() -> Any:
     product: dict[str, Any] = {"currency": DEFAULT_CURRENCY, "low_stock": DEFAULT_LOW_STOCK, "stock": 0}
     error = None
     if request.method == "POST":
+        staged = None
         try:
             data = _form_to_product(request.form)
+            staged = _stage_upload(str(data.get("sku") or ""))
             product = get_repository().create_product(data)
-            try:
-                _save_upload(product["sku"])
-            except ImageError as exc:
-                flash(f"Product saved, but the image was refused: {exc}", "error")
+            _attach(product["sku"], staged)
             notify_device()
             flash(f"Added {product['sku']} ({product['name']}).", "ok")
             return redirect(url_for("inventory.index", q=product["sku"]))
-        except (ValidationError, Conflict) as exc:
+        except (ValidationError, Conflict, ImageError) as exc:
+            delete_image(get_data_dir(), staged)
             error = str(exc)
             product = dict(request.form)
     return render_template("inventory/form.html", product=product, creating=True, error=error,
@@ -119,9 +125,15 @@ def edit(sku: str) -> Any:
         try:
             data = _form_to_product(request.form)
             data["sku"] = sku
-            product = repo.update_product(sku, data)
-            _save_upload(sku)
-            if request.form.get("remove_image"):
+            staged = _stage_upload(sku)
+            try:
+                product = repo.update_product(sku, data)
+            except ValidationError:
+                if staged and staged != product.get("image"):
+                    delete_image(get_data_dir(), staged)
+                raise
+            _attach(sku, staged)
+            if request.form.get("remove_image") and not staged:
                 delete_image(get_data_dir(), repo.set_image(sku, None))
             notify_device()
             flash(f"Saved {sku}.", "ok")
