@@ -89,7 +89,7 @@ def _add_data_args(p: argparse.ArgumentParser, *, movielens: bool = True) -> Non
                    help="values >= this count as liked (default: every interaction; MovieLens: 4)")
 
 
-def _load_data(args: argparse.Namespace):  # noqa: ANN202
+def _load_data(args: argparse.Namespace):
     from device.errors import ConfigError
     from device.recommend.data import load_csv, load_movielens
 
@@ -246,10 +246,10 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     segment = Segment.parse("female/25-34")
     shelf = list(model.item_ids[:: max(1, model.n_items // 40)][:40])
     cases = [
-        ("rank n=5, all items", dict(n=5, candidates=None)),
-        ("rank n=5, 40 in-stock candidates", dict(n=5, candidates=shelf)),
-        ("rank n=10, all items, diversity 0", dict(n=10, candidates=None, diversity=0.0)),
-        ("rank generic n=5, all items", dict(n=5, candidates=None, generic=True)),
+        ("rank n=5, all items", {"n": 5, "candidates": None}),
+        ("rank n=5, 40 in-stock candidates", {"n": 5, "candidates": shelf}),
+        ("rank n=10, all items, diversity 0", {"n": 10, "candidates": None, "diversity": 0.0}),
+        ("rank generic n=5, all items", {"n": 5, "candidates": None, "generic": True}),
     ]
     results = []
     for name, kw in cases:

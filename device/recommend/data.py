@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -73,7 +72,7 @@ class Interactions:
             return np.ones(self.values.shape, dtype=bool)
         return self.values >= self.like_threshold
 
-    def subset_rows(self, mask: npt.NDArray[np.bool_]) -> "Interactions":
+    def subset_rows(self, mask: npt.NDArray[np.bool_]) -> Interactions:
         """Same users and items, only the interactions where ``mask`` is true."""
         return Interactions(
             user_ids=self.user_ids,
@@ -88,7 +87,7 @@ class Interactions:
             item_names=self.item_names,
         )
 
-    def subset_users(self, user_rows: npt.NDArray[np.int64]) -> "Interactions":
+    def subset_users(self, user_rows: npt.NDArray[np.int64]) -> Interactions:
         """Only the given users (renumbered 0..len-1), all items kept."""
         user_rows = np.asarray(user_rows, dtype=np.int64)
         remap = np.full(self.n_users, -1, dtype=np.int64)
@@ -196,22 +195,19 @@ def load_movielens(directory: str | Path) -> Interactions:
     )
 
 
-def _read_csv(path: Path) -> tuple[list[str], Iterable[dict[str, str]]]:
+def _read_csv(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     if not path.is_file():
         raise DataError(f"CSV file {path} does not exist")
-    handle = open(path, newline="", encoding="utf-8-sig")
-    reader = csv.DictReader(handle)
-    fields = [f.strip().lower() for f in (reader.fieldnames or [])]
-    if not fields:
-        handle.close()
-        raise DataError(f"CSV file {path} is empty (no header row)")
-    reader.fieldnames = fields
-
-    def rows() -> Iterable[dict[str, str]]:
-        with handle:
-            yield from reader
-
-    return fields, rows()
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as handle:
+            reader = csv.DictReader(handle)
+            fields = [f.strip().lower() for f in (reader.fieldnames or [])]
+            if not fields:
+                raise DataError(f"CSV file {path} is empty (no header row)")
+            reader.fieldnames = fields
+            return fields, list(reader)
+    except (UnicodeDecodeError, csv.Error) as exc:
+        raise DataError(f"CSV file {path} cannot be read: {exc}") from None
 
 
 def _parse_time(text: str, *, where: str) -> float:
@@ -220,7 +216,7 @@ def _parse_time(text: str, *, where: str) -> float:
     except ValueError:
         pass
     try:
-        return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+        return datetime.fromisoformat(text).timestamp()
     except ValueError:
         raise DataError(f"{where}: time {text!r} is neither a Unix timestamp nor ISO-8601") from None
 

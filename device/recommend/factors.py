@@ -256,7 +256,7 @@ class FactorModel:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> "FactorModel":
+    def load(cls, path: str | os.PathLike[str]) -> FactorModel:
         """Read and verify a factor file; :class:`ModelError` names the file and what is wrong."""
         path = Path(path)
         try:

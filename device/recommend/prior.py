@@ -31,7 +31,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -209,7 +209,7 @@ def build_prior(items: Sequence[CatalogItem], *, source: str = "") -> FactorMode
     global_vector[1] = -0.5
     counts = {c: sum(1 for it in items if it.category == c) for c in CATEGORIES}
     metadata = {
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": source or "catalogue",
         "method": "catalogue-prior",
         "rank": k,

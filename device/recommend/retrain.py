@@ -34,7 +34,7 @@ logger = logging.getLogger(__name__)
 class RetrainRefused(SmartShelfError):
     """The retrained model scored worse than the current one on recent sales; nothing was replaced."""
 
-    def __init__(self, message: str, report: "RetrainReport") -> None:
+    def __init__(self, message: str, report: RetrainReport) -> None:
         super().__init__(message)
         self.report = report
 
@@ -69,7 +69,7 @@ def split_recent(data: Interactions, holdout: float) -> tuple[Interactions, Inte
     if not 0.0 < holdout < 1.0:
         raise DataError(f"holdout must be between 0 and 1, got {holdout}")
     order = np.argsort(data.times, kind="stable")
-    n_recent = max(1, int(round(data.users.size * holdout)))
+    n_recent = max(1, round(data.users.size * holdout))
     recent = np.zeros(data.users.size, dtype=bool)
     recent[order[-n_recent:]] = True
     return data.subset_rows(~recent), data.subset_rows(recent)

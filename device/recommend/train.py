@@ -24,7 +24,7 @@ import itertools
 import logging
 import time
 from dataclasses import asdict, dataclass, replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import numpy.typing as npt
@@ -266,10 +266,10 @@ def build_model(data: Interactions, params: TrainParams, *, metadata: dict | Non
     """Fit the SVD on all of ``data`` with fixed parameters and return the factor model."""
     svd = fit_svd(data, params.seen_weight, params.rank)
     k = svd.item_factors.shape[1]
-    vectors, global_vector, mass = segment_vectors(svd.user_factors, data.user_segment, replace(params, rank=k))
+    vectors, global_vector, _ = segment_vectors(svd.user_factors, data.user_segment, replace(params, rank=k))
     counts = np.bincount(data.user_segment[data.user_segment >= 0], minlength=len(SEGMENT_LABELS))
     meta = {
-        "trained_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "source": data.source,
         "method": "svd-segment-kernel" if params.bandwidth > 0 or params.other_gender > 0 else "svd-segment",
         "rank": k,
@@ -316,5 +316,5 @@ def train(
 def split_users(n_users: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     """(train user rows, test user rows), a fixed-seed permutation split."""
     order = np.random.default_rng(seed).permutation(n_users)
-    n_test = max(1, int(round(n_users * test_fraction)))
+    n_test = max(1, round(n_users * test_fraction))
     return np.sort(order[n_test:]), np.sort(order[:n_test])
