@@ -575,3 +575,24 @@ def run(args: argparse.Namespace) -> int:
             args.prefix.mkdir(parents=True, exist_ok=True)
         with _Lock(args.prefix, args.dry_run):
             return updater.update(source)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m device.update ...``: the same command without the other CLI modules.
+
+    setup.sh runs it with the distribution's python before any venv exists (this module and
+    device.config need only the standard library).
+    """
+    parser = argparse.ArgumentParser(prog="smartshelf")
+    register(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["update", *(sys.argv[1:] if argv is None else argv)])
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args))
+    except SmartShelfError as exc:
+        print(f"smartshelf: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the tools the test suite uses, when running as root with apt and they are missing:
+#   chromium (browser tests, /usr/bin/chromium), shellcheck (setup.sh and scripts),
+#   systemd (systemd-analyze verify/security of the units).
+# Elsewhere it only reports what is missing; the tests that need a tool skip without it.
+set -euo pipefail
+
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
+
+if ((${#need[@]} == 0)); then
+    echo "install-tools: chromium, shellcheck and systemd-analyze present"
+    exit 0
+fi
+if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: missing ${need[*]} (not root or no apt-get); the tests that need them will skip" >&2
+    exit 0
+fi
+echo "install-tools: apt-get install ${need[*]}"
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
