@@ -15,7 +15,7 @@ Rules (issue: terminal linkage):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -66,9 +66,14 @@ def apply_batch(
     submissions: Sequence[Submission],
     *,
     received_at: datetime,
+    archived_ids: Collection[str] = frozenset(),
     last_seen_every_s: float = 60.0,
 ) -> BatchOutcome:
-    """Apply ``submissions`` in order; see the module docstring for the rules."""
+    """Apply ``submissions`` in order; see the module docstring for the rules.
+
+    ``archived_ids``: ids of events already moved from ``sales`` to the ledger archive (they are
+    duplicates too).
+    """
     products = dict(tables.get("products", {}))
     sales = dict(tables.get("sales", {}))
     terminals = dict(tables.get("terminals", {}))
@@ -88,7 +93,7 @@ def apply_batch(
             results.append(ApplyResult("unauthorized", f"terminal {sub.terminal_id!r} is unknown or revoked"))
             continue
         touched_terminals.add(found[0])
-        if event.id in seen:
+        if event.id in seen or event.id in archived_ids:
             results.append(ApplyResult("duplicate"))
             continue
         delta = event.stock_delta()

@@ -30,6 +30,7 @@ from device.errors import StorageError
 from device.storage import FileLock, open_db
 
 from admin_web.terminals.adapters import PROVIDERS
+from admin_web.terminals.archive import LedgerArchive
 from admin_web.terminals.apply import ApplyResult, Submission, Tables, apply_batch, find_terminal
 from admin_web.terminals.errors import AuthError, KeyFileError, TerminalError
 from admin_web.terminals.keys import SecretBox, load_key
@@ -38,6 +39,10 @@ logger = logging.getLogger(__name__)
 
 STORE_FILE = "store.json"
 MAX_BATCH = 256
+#: store.json's sales table is trimmed to KEEP_RECENT entries once it holds more than COMPACT_AT
+#: (older entries move to the ledger archive, see :mod:`admin_web.terminals.archive`).
+COMPACT_AT = 1000
+KEEP_RECENT = 500
 _NAME_RE = re.compile(r"^[^\x00-\x1f]{1,64}$")
 
 
@@ -95,11 +100,18 @@ class TerminalLedger:
         *,
         clock: Callable[[], float] = time.time,
         lock_timeout: float | None = 30.0,
+        compact_at: int = COMPACT_AT,
+        keep_recent: int = KEEP_RECENT,
     ) -> None:
+        if not 1 <= keep_recent < compact_at:
+            raise ValueError(f"need 1 <= keep_recent ({keep_recent}) < compact_at ({compact_at})")
+        self.compact_at = compact_at
+        self.keep_recent = keep_recent
         self.data_dir = Path(data_dir)
         self.store_path = self.data_dir / STORE_FILE
         self.clock = clock
         self._db = open_db(self.store_path)
+        self.archive = LedgerArchive(self.data_dir)
         self._file_lock = FileLock(self.store_path, timeout=lock_timeout)
         self._storage_lock = threading.Lock()
         self._commit_lock = threading.Lock()
@@ -227,10 +239,11 @@ class TerminalLedger:
         try:
             with self._file_lock:
                 outcome = apply_batch(
-                    self._read(), [p.submission for p in batch], received_at=self._now()
+                    self._read(), [p.submission for p in batch], received_at=self._now(),
+                    archived_ids=self.archive.ids(),
                 )
                 if outcome.changed:
-                    self._write(outcome.tables)
+                    self._write(self._compacted(outcome.tables))
         except BaseException as exc:
             logger.error("could not write %d terminal event(s) to %s: %s", len(batch), self.store_path, exc)
             error = exc if isinstance(exc, StorageError) else StorageError(f"{self.store_path}: {exc}")
@@ -247,11 +260,24 @@ class TerminalLedger:
                     p.submission.event.id, p.submission.terminal_id, ", ".join(result.negative_skus),
                 )
 
+    def _compacted(self, tables: Tables) -> Tables:
+        """Move the oldest sales to the archive when the table is over ``compact_at`` (under the lock)."""
+        sales = tables.get("sales", {})
+        if len(sales) <= self.compact_at:
+            return tables
+        keys = sorted(sales, key=int)
+        cut = len(keys) - self.keep_recent
+        self.archive.add(sales[k] for k in keys[:cut])
+        return {**tables, "sales": {k: sales[k] for k in keys[cut:]}}
+
     # -- reads for the admin page and exports ----------------------------------------------------
     def sales(self) -> list[dict[str, Any]]:
-        """Every ledger document, oldest first."""
-        table = self._read().get("sales", {})
-        return [table[k] for k in sorted(table, key=int)]
+        """Every ledger document (archive, then store.json), oldest first, each event once."""
+        with self._file_lock:  # a consistent view while entries move to the archive
+            archived = self.archive.docs()
+            table = self._read().get("sales", {})
+        seen = {d.get("event_id") for d in archived}
+        return archived + [table[k] for k in sorted(table, key=int) if table[k].get("event_id") not in seen]
 
     def products(self) -> list[dict[str, Any]]:
         return list(self._read().get("products", {}).values())
