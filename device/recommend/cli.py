@@ -36,17 +36,23 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_cmd_evaluate)
 
     p = sub.add_parser("prior", help="a prior factor file from catalogue attributes (no sales needed)")
-    p.add_argument("--catalog", required=True, type=Path, help="catalogue CSV (sku,name,gender,price[,category])")
+    p.add_argument(
+        "--catalog", required=True, type=Path, help="catalogue CSV (sku,name,gender,price[,category])"
+    )
     p.add_argument("--out", required=True, type=Path, help="factor file to write (.npz)")
     p.set_defaults(func=_cmd_prior)
 
-    p = sub.add_parser("retrain", help="retrain from the sales ledger; replace the current file only if not worse")
+    p = sub.add_parser(
+        "retrain", help="retrain from the sales ledger; replace the current file only if not worse"
+    )
     _add_data_args(p, movielens=False)
     p.add_argument("--current", required=True, type=Path, help="the live factor file (replaced atomically)")
     p.add_argument("--out", type=Path, help="also write the candidate here, accepted or not (for review)")
     p.add_argument("--holdout", type=float, default=0.2, help="share of the most recent sales held out (0.2)")
     p.add_argument("--tolerance", type=float, default=0.0, help="accept if NDCG@10 >= current - tolerance")
-    p.add_argument("--force", action="store_true", help="replace even if worse or the current file is unreadable")
+    p.add_argument(
+        "--force", action="store_true", help="replace even if worse or the current file is unreadable"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=_cmd_retrain)
@@ -68,7 +74,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out-dir", type=Path, default=Path("device/demo"), help="default device/demo")
     p.set_defaults(func=_cmd_demo_data)
 
-    p = subparsers.add_parser("recommend", help="top items of a factor file for an age and gender (ignores stock)")
+    p = subparsers.add_parser(
+        "recommend", help="top items of a factor file for an age and gender (ignores stock)"
+    )
     p.add_argument("--factors", required=True, type=Path, help="factor file (.npz)")
     p.add_argument("--age", required=True, type=float, help="age in years")
     p.add_argument("--gender", required=True, choices=("female", "male"))
@@ -81,12 +89,20 @@ def register(subparsers: Any) -> None:
 def _add_data_args(p: argparse.ArgumentParser, *, movielens: bool = True) -> None:
     if movielens:
         p.add_argument("--movielens", type=Path, help="MovieLens-100K directory (u.data, u.user, u.item)")
-    p.add_argument("--interactions", "--ledger", type=Path, dest="interactions",
-                   help="interactions CSV: user,item,value,time (and/or segment)")
+    p.add_argument(
+        "--interactions",
+        "--ledger",
+        type=Path,
+        dest="interactions",
+        help="interactions CSV: user,item,value,time (and/or segment)",
+    )
     p.add_argument("--users", type=Path, help="users CSV: user,gender,age or user,segment")
     p.add_argument("--items", type=Path, help="items CSV: item,name,...")
-    p.add_argument("--like-threshold", type=float,
-                   help="values >= this count as liked (default: every interaction; MovieLens: 4)")
+    p.add_argument(
+        "--like-threshold",
+        type=float,
+        help="values >= this count as liked (default: every interaction; MovieLens: 4)",
+    )
 
 
 def _load_data(args: argparse.Namespace):
@@ -139,21 +155,27 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     data = load_movielens(args.movielens)
     seeds = [int(s) for s in args.seeds.split(",")] if args.seeds else [args.seed]
     runs = [evaluate_ranking(data, seed=s, test_fraction=args.test_fraction) for s in seeds]
-    rmse = [] if args.no_rmse else evaluate_rmse(
-        data, seed=seeds[0], test_fraction=args.test_fraction, surprise=not args.no_surprise
+    rmse = (
+        []
+        if args.no_rmse
+        else evaluate_rmse(
+            data, seed=seeds[0], test_fraction=args.test_fraction, surprise=not args.no_surprise
+        )
     )
     names = [r.name for r in runs[0]]
     summary = []
     for j, name in enumerate(names):
-        summary.append({
-            "method": name,
-            "precision@10": float(np.mean([run[j].precision for run in runs])),
-            "ndcg@10": float(np.mean([run[j].ndcg for run in runs])),
-            "hit_rate@10": float(np.mean([run[j].hit_rate for run in runs])),
-            "train_seconds": float(np.mean([run[j].train_seconds for run in runs])),
-            "ndcg@10_per_seed": [round(run[j].ndcg, 4) for run in runs],
-            "detail": runs[0][j].detail if len(runs) == 1 else "",
-        })
+        summary.append(
+            {
+                "method": name,
+                "precision@10": float(np.mean([run[j].precision for run in runs])),
+                "ndcg@10": float(np.mean([run[j].ndcg for run in runs])),
+                "hit_rate@10": float(np.mean([run[j].hit_rate for run in runs])),
+                "train_seconds": float(np.mean([run[j].train_seconds for run in runs])),
+                "ndcg@10_per_seed": [round(run[j].ndcg, 4) for run in runs],
+                "detail": runs[0][j].detail if len(runs) == 1 else "",
+            }
+        )
     base = next(s for s in summary if s["method"] == "segment popularity")["ndcg@10"]
     for s in summary:
         s["ndcg_vs_segment_popularity"] = s["ndcg@10"] / base - 1.0 if base > 0 else 0.0
@@ -165,19 +187,25 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         "seeds": seeds,
         "test_fraction": args.test_fraction,
         "ranking": summary,
-        "rmse": [{"method": r.name, "rmse": r.rmse, "train_seconds": r.train_seconds, "detail": r.detail}
-                 for r in rmse],
+        "rmse": [
+            {"method": r.name, "rmse": r.rmse, "train_seconds": r.train_seconds, "detail": r.detail}
+            for r in rmse
+        ],
     }
     if args.json:
         _print_json(out)
         return 0
-    print(f"MovieLens {data.n_users} users, {data.n_items} items, {data.users.size} ratings; "
-          f"user split test={args.test_fraction}, seeds {seeds}")
+    print(
+        f"MovieLens {data.n_users} users, {data.n_items} items, {data.users.size} ratings; "
+        f"user split test={args.test_fraction}, seeds {seeds}"
+    )
     print("\nDemographic ranking (test users ranked from gender + age bracket only; relevant = rated >= 4)")
     print(f"{'method':34s} {'P@10':>7s} {'NDCG@10':>8s} {'vs segpop':>10s} {'hit@10':>7s} {'train s':>8s}")
     for s in summary:
-        print(f"{s['method']:34s} {s['precision@10']:7.4f} {s['ndcg@10']:8.4f} "
-              f"{100 * s['ndcg_vs_segment_popularity']:+9.1f}% {s['hit_rate@10']:7.4f} {s['train_seconds']:8.2f}")
+        print(
+            f"{s['method']:34s} {s['precision@10']:7.4f} {s['ndcg@10']:8.4f} "
+            f"{100 * s['ndcg_vs_segment_popularity']:+9.1f}% {s['hit_rate@10']:7.4f} {s['train_seconds']:8.2f}"
+        )
         if s["detail"]:
             print(f"{'':34s} ({s['detail']})")
     if rmse:
@@ -204,8 +232,15 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
 
     data = _load_data(args)
     try:
-        report = retrain(data, args.current, holdout=args.holdout, tolerance=args.tolerance,
-                         candidate_out=args.out, force=args.force, seed=args.seed)
+        report = retrain(
+            data,
+            args.current,
+            holdout=args.holdout,
+            tolerance=args.tolerance,
+            candidate_out=args.out,
+            force=args.force,
+            seed=args.seed,
+        )
     except RetrainRefused as exc:
         if args.json:
             _print_json(exc.report.to_dict())
@@ -262,17 +297,33 @@ def _cmd_bench(args: argparse.Namespace) -> int:
             t0 = time.perf_counter()
             ranker.rank(seg, **kw)
             times[r] = time.perf_counter() - t0
-        results.append({"case": name, "median_ms": float(np.median(times) * 1e3),
-                        "p99_ms": float(np.percentile(times, 99) * 1e3)})
+        results.append(
+            {
+                "case": name,
+                "median_ms": float(np.median(times) * 1e3),
+                "p99_ms": float(np.percentile(times, 99) * 1e3),
+            }
+        )
     times = np.empty(args.repeat)
     for r in range(args.repeat):
         t0 = time.perf_counter()
         ranker.pairs_with(model.item_ids[r % model.n_items], n=5)
         times[r] = time.perf_counter() - t0
-    results.append({"case": "pairs_with n=5, all items", "median_ms": float(np.median(times) * 1e3),
-                    "p99_ms": float(np.percentile(times, 99) * 1e3)})
-    info = {"items": model.n_items, "rank": model.rank, "machine": platform.machine(),
-            "python": platform.python_version(), "numpy": np.__version__, "results": results}
+    results.append(
+        {
+            "case": "pairs_with n=5, all items",
+            "median_ms": float(np.median(times) * 1e3),
+            "p99_ms": float(np.percentile(times, 99) * 1e3),
+        }
+    )
+    info = {
+        "items": model.n_items,
+        "rank": model.rank,
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "results": results,
+    }
     if args.json:
         _print_json(info)
         return 0
@@ -286,8 +337,16 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from device.recommend.factors import FactorModel
 
     model = FactorModel.load(args.file)
-    _print_json({"file": str(args.file), "items": model.n_items, "rank": model.rank,
-                 "segments": list(model.segment_ids), "checksum": "ok", "metadata": model.metadata})
+    _print_json(
+        {
+            "file": str(args.file),
+            "items": model.n_items,
+            "rank": model.rank,
+            "segments": list(model.segment_ids),
+            "checksum": "ok",
+            "metadata": model.metadata,
+        }
+    )
     return 0
 
 

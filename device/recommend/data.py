@@ -113,8 +113,16 @@ def segment_index_of(gender: str, age: str, *, where: str) -> int:
     age = age.strip()
     if not gender or not age:
         return -1
-    mapped = {"f": "female", "female": "female", "woman": "female", "women": "female",
-              "m": "male", "male": "male", "man": "male", "men": "male"}.get(gender)
+    mapped = {
+        "f": "female",
+        "female": "female",
+        "woman": "female",
+        "women": "female",
+        "m": "male",
+        "male": "male",
+        "man": "male",
+        "men": "male",
+    }.get(gender)
     if mapped is None:
         raise DataError(f"{where}: gender {gender!r} is not female/male (or F/M)")
     try:
@@ -152,7 +160,9 @@ def load_movielens(directory: str | Path) -> Interactions:
             if len(parts) < 3:
                 raise DataError(f"{directory / 'u.user'} line {line_no}: expected id|age|gender|...")
             users.append(parts[0])
-            segments.append(segment_index_of(parts[2], parts[1], where=f"{directory / 'u.user'} line {line_no}"))
+            segments.append(
+                segment_index_of(parts[2], parts[1], where=f"{directory / 'u.user'} line {line_no}")
+            )
     item_ids: list[str] = []
     names: list[str] = []
     if (directory / "u.item").is_file():
@@ -235,7 +245,9 @@ def load_csv(
         users = Path(users)
         fields, rows = _read_csv(users)
         if "user" not in fields or not ({"gender", "age"} <= set(fields) or "segment" in fields):
-            raise DataError(f"{users}: needs columns user,gender,age or user,segment (found {','.join(fields)})")
+            raise DataError(
+                f"{users}: needs columns user,gender,age or user,segment (found {','.join(fields)})"
+            )
         for line_no, row in enumerate(rows, 2):
             where = f"{users} line {line_no}"
             if "segment" in fields and (row.get("segment") or "").strip():
@@ -309,7 +321,9 @@ def load_csv(
     values = np.asarray(v_col, dtype=np.float32)
     keep = values > 0
     if not keep.all():
-        logger.info("%s: ignoring %d rows with value <= 0 (returns/refunds)", interactions, int((~keep).sum()))
+        logger.info(
+            "%s: ignoring %d rows with value <= 0 (returns/refunds)", interactions, int((~keep).sum())
+        )
     return Interactions(
         user_ids=tuple(user_ids),
         item_ids=tuple(item_ids),

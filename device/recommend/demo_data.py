@@ -22,13 +22,28 @@ from device.recommend.prior import CatalogItem, build_prior, category_of
 
 #: (Myntra gender, category, how many).
 QUOTAS: tuple[tuple[str, str, int], ...] = (
-    ("Women", "casual", 3), ("Women", "ethnic", 3), ("Women", "footwear", 2), ("Women", "bags", 1),
-    ("Women", "jewellery", 1), ("Women", "sportswear", 1), ("Women", "beauty", 1),
-    ("Men", "casual", 3), ("Men", "formal", 2), ("Men", "ethnic", 1), ("Men", "footwear", 2),
-    ("Men", "sportswear", 1), ("Men", "accessories", 1), ("Men", "beauty", 1),
-    ("Unisex", "bags", 1), ("Unisex", "accessories", 1), ("Unisex", "footwear", 1), ("Unisex Kids", "casual", 1),
-    ("Boys", "casual", 2), ("Boys", "footwear", 1),
-    ("Girls", "casual", 2), ("Girls", "ethnic", 1),
+    ("Women", "casual", 3),
+    ("Women", "ethnic", 3),
+    ("Women", "footwear", 2),
+    ("Women", "bags", 1),
+    ("Women", "jewellery", 1),
+    ("Women", "sportswear", 1),
+    ("Women", "beauty", 1),
+    ("Men", "casual", 3),
+    ("Men", "formal", 2),
+    ("Men", "ethnic", 1),
+    ("Men", "footwear", 2),
+    ("Men", "sportswear", 1),
+    ("Men", "accessories", 1),
+    ("Men", "beauty", 1),
+    ("Unisex", "bags", 1),
+    ("Unisex", "accessories", 1),
+    ("Unisex", "footwear", 1),
+    ("Unisex Kids", "casual", 1),
+    ("Boys", "casual", 2),
+    ("Boys", "footwear", 1),
+    ("Girls", "casual", 2),
+    ("Girls", "ethnic", 1),
 )
 FIELDS = ("sku", "name", "brand", "gender", "category", "price", "colour")
 MIN_PRICE, MAX_PRICE = 300, 8000
@@ -64,14 +79,25 @@ def select_demo_rows(myntra_csv: Path) -> list[dict[str, str]]:
         brand = col(row, "Product_Brand")
         if any(r["brand"] == brand for r in chosen):
             continue
-        chosen.append({"sku": col(row, "Product_ID"), "name": name, "brand": brand, "gender": key[0],
-                       "category": key[1], "price": price, "colour": colour})
+        chosen.append(
+            {
+                "sku": col(row, "Product_ID"),
+                "name": name,
+                "brand": brand,
+                "gender": key[0],
+                "category": key[1],
+                "price": price,
+                "colour": colour,
+            }
+        )
     short = [f"{g}/{c}" for (g, c), got in cells.items() if len(got) < quota[(g, c)]]
     if short:
         raise DataError(f"{myntra_csv}: not enough products for {', '.join(short)}")
     # Interleave by gender group so that any prefix (the first 12 slots) is mixed.
-    groups = {g: [r for (gg, _), rs in cells.items() if gg == g for r in rs]
-              for g in ("Women", "Men", "Unisex", "Unisex Kids", "Boys", "Girls")}
+    groups = {
+        g: [r for (gg, _), rs in cells.items() if gg == g for r in rs]
+        for g in ("Women", "Men", "Unisex", "Unisex Kids", "Boys", "Girls")
+    }
     for g, group in groups.items():  # alternate categories inside a group too
         keys = [(sum(1 for x in group[:i] if x["category"] == r["category"]), i) for i, r in enumerate(group)]
         groups[g] = [r for _, r in sorted(zip(keys, group), key=lambda pair: pair[0])]
@@ -105,7 +131,9 @@ def write_demo_data(myntra_csv: Path, out_dir: Path) -> tuple[Path, Path]:
     rows = select_demo_rows(Path(myntra_csv))
     catalog = Path(out_dir) / "catalog.csv"
     _write_csv_atomic(catalog, rows)
-    items = [CatalogItem(r["sku"], r["name"], r["gender"].lower(), r["category"], float(r["price"])) for r in rows]
+    items = [
+        CatalogItem(r["sku"], r["name"], r["gender"].lower(), r["category"], float(r["price"])) for r in rows
+    ]
     model = build_prior(items, source="device/demo/catalog.csv (Myntra subset)")
     factors = model.save(Path(out_dir) / "factors.npz")
     return catalog, factors

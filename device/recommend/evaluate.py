@@ -101,12 +101,20 @@ def evaluate_ranking(data: Interactions, *, seed: int = 0, test_fraction: float 
 def _groups(index: np.ndarray, n: int) -> list[np.ndarray]:
     order = np.argsort(index, kind="stable")
     bounds = np.searchsorted(index[order], np.arange(n + 1))
-    return [order[bounds[i]:bounds[i + 1]] for i in range(n)]
+    return [order[bounds[i] : bounds[i + 1]] for i in range(n)]
 
 
 def fit_biased_mf(
-    users: np.ndarray, items: np.ndarray, ratings: np.ndarray, n_users: int, n_items: int, *,
-    rank: int = 16, reg: float = 0.08, iterations: int = 12, seed: int = 0,
+    users: np.ndarray,
+    items: np.ndarray,
+    ratings: np.ndarray,
+    n_users: int,
+    n_items: int,
+    *,
+    rank: int = 16,
+    reg: float = 0.08,
+    iterations: int = 12,
+    seed: int = 0,
 ) -> Callable[[np.ndarray, np.ndarray], np.ndarray]:
     """Biased MF ``mu + b_u + b_i + p_u.q_i`` by ALS with weighted-lambda regularisation; returns predict."""
     rng = np.random.default_rng(seed)
@@ -119,8 +127,14 @@ def fit_biased_mf(
     by_item = _groups(items, n_items)
     eye = np.eye(rank + 1)
 
-    def solve(groups: list[np.ndarray], other: np.ndarray, other_bias: np.ndarray, other_idx: np.ndarray,
-              own: np.ndarray, own_bias: np.ndarray) -> None:
+    def solve(
+        groups: list[np.ndarray],
+        other: np.ndarray,
+        other_bias: np.ndarray,
+        other_idx: np.ndarray,
+        own: np.ndarray,
+        own_bias: np.ndarray,
+    ) -> None:
         design_all = np.hstack([other, np.ones((other.shape[0], 1))])
         for row, idx in enumerate(groups):
             if idx.size == 0:
@@ -151,8 +165,14 @@ def _rmse(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean((pred - truth) ** 2)))
 
 
-def evaluate_rmse(data: Interactions, *, seed: int = 0, test_fraction: float = 0.2,
-                  holdout: float = 0.1, surprise: bool = True) -> list[RmseResult]:
+def evaluate_rmse(
+    data: Interactions,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    holdout: float = 0.1,
+    surprise: bool = True,
+) -> list[RmseResult]:
     train_rows, _ = split_users(data.n_users, test_fraction, seed)
     train_data = data.subset_users(train_rows)
     rng = np.random.default_rng(seed + 1)
@@ -169,30 +189,41 @@ def evaluate_rmse(data: Interactions, *, seed: int = 0, test_fraction: float = 0
 
     started = time.perf_counter()
     bias_only = fit_biased_mf(fu, fi, fr, n_users, n_items, rank=0, reg=0.05, iterations=6, seed=seed)
-    results.append(RmseResult("user + item biases", _rmse(bias_only(hu, hi), hr), time.perf_counter() - started,
-                              "ALS, reg 0.05"))
+    results.append(
+        RmseResult(
+            "user + item biases", _rmse(bias_only(hu, hi), hr), time.perf_counter() - started, "ALS, reg 0.05"
+        )
+    )
 
     # Choose the regularisation on a validation slice of the fit ratings (never the held-out ones).
     started = time.perf_counter()
     val = np.random.default_rng(seed + 2).random(fu.size) < 0.1
     best_reg, best_val = 0.08, np.inf
     for reg in (0.05, 0.08, 0.12):
-        pred = fit_biased_mf(fu[~val], fi[~val], fr[~val], n_users, n_items, rank=16, reg=reg, iterations=8,
-                             seed=seed)
+        pred = fit_biased_mf(
+            fu[~val], fi[~val], fr[~val], n_users, n_items, rank=16, reg=reg, iterations=8, seed=seed
+        )
         score = _rmse(pred(fu[val], fi[val]), fr[val])
         if score < best_val:
             best_reg, best_val = reg, score
     model = fit_biased_mf(fu, fi, fr, n_users, n_items, rank=16, reg=best_reg, iterations=12, seed=seed)
-    results.append(RmseResult("biased MF (funk-SVD model, ALS)", _rmse(model(hu, hi), hr),
-                              time.perf_counter() - started, f"rank 16, reg {best_reg} (validated)"))
+    results.append(
+        RmseResult(
+            "biased MF (funk-SVD model, ALS)",
+            _rmse(model(hu, hi), hr),
+            time.perf_counter() - started,
+            f"rank 16, reg {best_reg} (validated)",
+        )
+    )
 
     if surprise:
         results.append(_surprise_rmse(fu, fi, fr, hu, hi, hr, seed))
     return results
 
 
-def _surprise_rmse(fu: np.ndarray, fi: np.ndarray, fr: np.ndarray, hu: np.ndarray, hi: np.ndarray,
-                   hr: np.ndarray, seed: int) -> RmseResult:
+def _surprise_rmse(
+    fu: np.ndarray, fi: np.ndarray, fr: np.ndarray, hu: np.ndarray, hi: np.ndarray, hr: np.ndarray, seed: int
+) -> RmseResult:
     try:
         surprise = importlib.import_module("surprise")
     except ImportError:
@@ -208,4 +239,9 @@ def _surprise_rmse(fu: np.ndarray, fi: np.ndarray, fr: np.ndarray, hu: np.ndarra
     algo = surprise.SVD(random_state=seed)
     algo.fit(trainset)
     pred = np.array([algo.predict(str(a), str(b)).est for a, b in zip(hu.tolist(), hi.tolist())])
-    return RmseResult("scikit-surprise SVD", _rmse(pred, hr), time.perf_counter() - started, "defaults (100 factors, 20 epochs SGD)")
+    return RmseResult(
+        "scikit-surprise SVD",
+        _rmse(pred, hr),
+        time.perf_counter() - started,
+        "defaults (100 factors, 20 epochs SGD)",
+    )

@@ -354,6 +354,9 @@ class FactorWatcher:
         self._stamp = stamp
         self._bad_stamp = None
         logger.info(
-            "reloaded factor file %s (%d items, method %s)", self.path, model.n_items, model.metadata.get("method")
+            "reloaded factor file %s (%d items, method %s)",
+            self.path,
+            model.n_items,
+            model.metadata.get("method"),
         )
         return True

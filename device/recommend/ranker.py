@@ -121,7 +121,9 @@ class Ranker:
         ids = model.item_ids
         return [Recommendation(item_id=ids[pool_rows[j]], score=float(pool_scores[j])) for j in order]
 
-    def pairs_with(self, item_id: str, *, n: int, candidates: Sequence[str] | None = None) -> list[Recommendation]:
+    def pairs_with(
+        self, item_id: str, *, n: int, candidates: Sequence[str] | None = None
+    ) -> list[Recommendation]:
         """Items most similar to ``item_id`` (cosine of item factors), best first, excluding itself.
 
         An item not in the factor file gives an empty list (logged at debug).
@@ -201,5 +203,7 @@ class ReloadingRanker:
     ) -> list[Recommendation]:
         return self.ranker.rank(segment, n=n, candidates=candidates, diversity=diversity)
 
-    def pairs_with(self, item_id: str, *, n: int, candidates: Sequence[str] | None = None) -> list[Recommendation]:
+    def pairs_with(
+        self, item_id: str, *, n: int, candidates: Sequence[str] | None = None
+    ) -> list[Recommendation]:
         return self.ranker.pairs_with(item_id, n=n, candidates=candidates)

@@ -145,7 +145,9 @@ def retrain(
         except ModelError:
             if not force:
                 raise
-            logger.warning("current factor file %s is unreadable; replacing it because of --force", current_path)
+            logger.warning(
+                "current factor file %s is unreadable; replacing it because of --force", current_path
+            )
     final = build_model(data, params)
     meta = dict(final.metadata)
     meta["metrics"] = {
@@ -164,8 +166,16 @@ def retrain(
             f"{candidate_scores.ndcg:.4f} vs current {current_scores.ndcg:.4f} (tolerance {tolerance}); "  # type: ignore[union-attr]
             f"{current_path} left unchanged"
         )
-        report = RetrainReport(False, candidate_scores, current_scores, params, int(older.users.size),
-                               int(recent.users.size), None, message)
+        report = RetrainReport(
+            False,
+            candidate_scores,
+            current_scores,
+            params,
+            int(older.users.size),
+            int(recent.users.size),
+            None,
+            message,
+        )
         raise RetrainRefused(message, report)
     if current_path.exists():
         try:
@@ -180,5 +190,13 @@ def retrain(
             f"replaced {current_path}: NDCG@10 {candidate_scores.ndcg:.4f} vs previous {current_scores.ndcg:.4f} "
             f"on the {recent.users.size} most recent sales"
         )
-    return RetrainReport(True, candidate_scores, current_scores, params, int(older.users.size),
-                         int(recent.users.size), current_path, message)
+    return RetrainReport(
+        True,
+        candidate_scores,
+        current_scores,
+        params,
+        int(older.users.size),
+        int(recent.users.size),
+        current_path,
+        message,
+    )

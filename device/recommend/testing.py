@@ -96,7 +96,10 @@ def write_movielens(directory: Path, data: Interactions) -> Path:
             age = int(bracket_midpoint(bracket))
             fh.write(f"{u + 1}|{age}|{'F' if gender == 'female' else 'M'}|other|00000\n")
     with open(directory / "u.item", "w", encoding="latin-1") as fh:
-        fh.writelines(f"{i + 1}|Item {i + 1} (1995)|01-Jan-1995||http://example.invalid/|0\n" for i, _ in enumerate(data.item_ids))
+        fh.writelines(
+            f"{i + 1}|Item {i + 1} (1995)|01-Jan-1995||http://example.invalid/|0\n"
+            for i, _ in enumerate(data.item_ids)
+        )
     with open(directory / "u.data", "w", encoding="latin-1") as fh:
         for u, i, v, t in zip(data.users, data.items, data.values, data.times):
             fh.write(f"{u + 1}\t{i + 1}\t{int(v)}\t{int(t) + 880000000}\n")

@@ -63,7 +63,11 @@ class SearchSpace:
 
 #: "plain SVD": hard segments, fixed shrinkage, liked items only; only the rank is validated.
 PLAIN_SPACE = SearchSpace(
-    ranks=(2, 4, 8, 16, 24, 32, 48), shrinks=(10.0,), bandwidths=(0.0,), other_genders=(0.0,), seen_weights=(0.0,)
+    ranks=(2, 4, 8, 16, 24, 32, 48),
+    shrinks=(10.0,),
+    bandwidths=(0.0,),
+    other_genders=(0.0,),
+    seen_weights=(0.0,),
 )
 
 
@@ -114,8 +118,16 @@ def _gram_svd(m: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def _randomized_svd_sparse(
-    rows: np.ndarray, cols: np.ndarray, vals: np.ndarray, shape: tuple[int, int], centre: np.ndarray, k: int,
-    *, oversample: int = 10, n_iter: int = 4, seed: int = 0,
+    rows: np.ndarray,
+    cols: np.ndarray,
+    vals: np.ndarray,
+    shape: tuple[int, int],
+    centre: np.ndarray,
+    k: int,
+    *,
+    oversample: int = 10,
+    n_iter: int = 4,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k SVD of ``X - 1 centre^T`` for a sparse X in COO form (Halko et al. randomised range finder)."""
     n_users, n_items = shape
@@ -194,7 +206,7 @@ def segment_vectors(
 def _folds(n_users: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     order = np.random.default_rng(seed).permutation(n_users)
     parts = np.array_split(order, n_folds)
-    return [(np.sort(np.concatenate(parts[:i] + parts[i + 1:])), np.sort(parts[i])) for i in range(n_folds)]
+    return [(np.sort(np.concatenate(parts[:i] + parts[i + 1 :])), np.sort(parts[i])) for i in range(n_folds)]
 
 
 def relevance_matrix(data: Interactions) -> npt.NDArray[np.bool_]:
@@ -216,7 +228,9 @@ def search(
     k_max = max(space.ranks)
     known = np.flatnonzero(data.user_segment >= 0)
     if known.size < n_folds * 2:
-        raise DataError(f"need at least {n_folds * 2} users with a known segment to validate, got {known.size}")
+        raise DataError(
+            f"need at least {n_folds * 2} users with a known segment to validate, got {known.size}"
+        )
     folds = _folds(known.size, n_folds, seed)
     results: dict[tuple, list[float]] = {}
     for seen in seen_weights:
@@ -247,7 +261,14 @@ def search(
                         key = (k, shrink, bw, og, seen)
                         results.setdefault(key, []).append(ndcg)
     table = [
-        {"rank": k, "shrink": s, "bandwidth": b, "other_gender": o, "seen_weight": w, "ndcg": float(np.mean(v))}
+        {
+            "rank": k,
+            "shrink": s,
+            "bandwidth": b,
+            "other_gender": o,
+            "seen_weight": w,
+            "ndcg": float(np.mean(v)),
+        }
         for (k, s, b, o, w), v in results.items()
         if len(v) == n_folds
     ]
@@ -255,8 +276,11 @@ def search(
         raise DataError("no parameter combination could be validated (too little data?)")
     best = max(table, key=lambda r: (round(r["ndcg"], 12), -r["rank"], r["shrink"]))
     params = TrainParams(
-        rank=int(best["rank"]), shrink=best["shrink"], bandwidth=best["bandwidth"],
-        other_gender=best["other_gender"], seen_weight=best["seen_weight"],
+        rank=int(best["rank"]),
+        shrink=best["shrink"],
+        bandwidth=best["bandwidth"],
+        other_gender=best["other_gender"],
+        seen_weight=best["seen_weight"],
     )
     return params, best["ndcg"], table
 
@@ -305,7 +329,11 @@ def train(
     validation: dict[str, object] = {}
     if params is None:
         params, ndcg, table = search(data, space, n_folds=n_folds, seed=seed)
-        validation = {"validation_ndcg@10": round(ndcg, 5), "validation_folds": n_folds, "grid_size": len(table)}
+        validation = {
+            "validation_ndcg@10": round(ndcg, 5),
+            "validation_folds": n_folds,
+            "grid_size": len(table),
+        }
         logger.info("chose %s (validation NDCG@10 %.4f over %d combinations)", params, ndcg, len(table))
     model = build_model(data, params, metadata={"metrics": validation})
     meta = dict(model.metadata)

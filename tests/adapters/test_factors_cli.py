@@ -37,11 +37,43 @@ def test_recommend_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     factors[:, 0] += np.linspace(0, 0.01, 6)  # keep the items distinct for the diversity rule
     vectors = {label: ([1.0, 0.0] if label.startswith("female/") else [0.0, 1.0]) for label in SEGMENT_LABELS}
     make_model(factors, item_ids=list("abcdef"), segment_vectors=vectors).save(tmp_path / "f.npz")
-    assert run(["recommend", "--factors", str(tmp_path / "f.npz"), "--age", "29", "--gender", "female",
-                "--top", "2", "--diversity", "0", "--json"]) == 0
+    assert (
+        run(
+            [
+                "recommend",
+                "--factors",
+                str(tmp_path / "f.npz"),
+                "--age",
+                "29",
+                "--gender",
+                "female",
+                "--top",
+                "2",
+                "--diversity",
+                "0",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == {"items": ["a", "b"], "segment": "female/25-34"}
-    assert run(["recommend", "--factors", str(tmp_path / "f.npz"), "--age", "70", "--gender", "male",
-                "--top", "3", "--json"]) == 0
+    assert (
+        run(
+            [
+                "recommend",
+                "--factors",
+                str(tmp_path / "f.npz"),
+                "--age",
+                "70",
+                "--gender",
+                "male",
+                "--top",
+                "3",
+                "--json",
+            ]
+        )
+        == 0
+    )
     out = json.loads(capsys.readouterr().out)
     # d, e, f point the same way: the third pick is not a third near-identical item.
     assert out == {"items": ["d", "e", "a"], "segment": "male/65+"}
@@ -59,13 +91,29 @@ def test_recommend_rejects_bad_input(tmp_path: Path) -> None:
 def test_train_from_csv_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     data = two_group_interactions(n_users=90, seed=2)
     lines = ["user,item,value,time"] + [
-        f"u{u},item{i},{int(v)},{int(t)}" for u, i, v, t in zip(data.users, data.items, data.values, data.times)
+        f"u{u},item{i},{int(v)},{int(t)}"
+        for u, i, v, t in zip(data.users, data.items, data.values, data.times)
     ]
     (tmp_path / "i.csv").write_text("\n".join(lines) + "\n")
     users = ["user,segment"] + [f"u{u},{SEGMENT_LABELS[s]}" for u, s in enumerate(data.user_segment)]
     (tmp_path / "u.csv").write_text("\n".join(users) + "\n")
-    assert run(["factors", "train", "--interactions", str(tmp_path / "i.csv"), "--users", str(tmp_path / "u.csv"),
-                "--like-threshold", "4", "--out", str(tmp_path / "f.npz")]) == 0
+    assert (
+        run(
+            [
+                "factors",
+                "train",
+                "--interactions",
+                str(tmp_path / "i.csv"),
+                "--users",
+                str(tmp_path / "u.csv"),
+                "--like-threshold",
+                "4",
+                "--out",
+                str(tmp_path / "f.npz"),
+            ]
+        )
+        == 0
+    )
     model = FactorModel.load(tmp_path / "f.npz")
     top = {model.item_ids[i] for i in np.argsort(-model.scores("male/35-44"))[:10]}
     assert len(top & {f"item{i}" for i in range(10, 20)}) >= 9
@@ -80,11 +128,17 @@ def test_evaluate_on_a_small_movielens_dir(tmp_path: Path, capsys: pytest.Captur
     assert run(["factors", "evaluate", "--movielens", str(ml), "--seed", "1", "--no-surprise", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     methods = {r["method"]: r for r in out["ranking"]}
-    assert set(methods) == {"global popularity", "segment popularity", "plain SVD segment vectors",
-                            "SVD + age/gender kernel (best)"}
+    assert set(methods) == {
+        "global popularity",
+        "segment popularity",
+        "plain SVD segment vectors",
+        "SVD + age/gender kernel (best)",
+    }
     # Tastes split by gender: anything that knows the segment beats global popularity by far.
     assert methods["segment popularity"]["ndcg@10"] > methods["global popularity"]["ndcg@10"] + 0.2
-    assert methods["SVD + age/gender kernel (best)"]["ndcg@10"] > methods["global popularity"]["ndcg@10"] + 0.2
+    assert (
+        methods["SVD + age/gender kernel (best)"]["ndcg@10"] > methods["global popularity"]["ndcg@10"] + 0.2
+    )
     assert all(0.0 <= r["precision@10"] <= 1.0 for r in out["ranking"])
     rmse = {r["method"]: r["rmse"] for r in out["rmse"]}
     assert rmse["biased MF (funk-SVD model, ALS)"] < rmse["global mean"]
@@ -98,13 +152,45 @@ def test_prior_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         "sku,name,brand,gender,category,price,colour\n"
         "1,Women Top,B,Women,casual,799,Blue\n2,Men Shirt,B,Men,casual,999,Blue\n3,Girls Dress,B,Girls,,499,Red\n"
     )
-    assert run(["factors", "prior", "--catalog", str(tmp_path / "c.csv"), "--out", str(tmp_path / "p.npz")]) == 0
+    assert (
+        run(["factors", "prior", "--catalog", str(tmp_path / "c.csv"), "--out", str(tmp_path / "p.npz")]) == 0
+    )
     assert "wrote" in capsys.readouterr().out
-    assert run(["recommend", "--factors", str(tmp_path / "p.npz"), "--age", "8", "--gender", "female",
-                "--top", "1", "--json"]) == 0
+    assert (
+        run(
+            [
+                "recommend",
+                "--factors",
+                str(tmp_path / "p.npz"),
+                "--age",
+                "8",
+                "--gender",
+                "female",
+                "--top",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == {"items": ["3"], "segment": "female/0-12"}
-    assert run(["recommend", "--factors", str(tmp_path / "p.npz"), "--age", "40", "--gender", "male",
-                "--top", "1", "--json"]) == 0
+    assert (
+        run(
+            [
+                "recommend",
+                "--factors",
+                str(tmp_path / "p.npz"),
+                "--age",
+                "40",
+                "--gender",
+                "male",
+                "--top",
+                "1",
+                "--json",
+            ]
+        )
+        == 0
+    )
     assert json.loads(capsys.readouterr().out) == {"items": ["2"], "segment": "male/35-44"}
 
 
@@ -112,8 +198,20 @@ def test_retrain_command_refusal_exit_code(tmp_path: Path, capsys: pytest.Captur
     ledger, users = write_ledger(tmp_path, flip_recent=True)
     current = flipped_taste_model().save(tmp_path / "factors.npz")
     before = current.read_bytes()
-    code = run(["factors", "retrain", "--ledger", str(ledger), "--users", str(users), "--current", str(current),
-                "--holdout", "0.3"])
+    code = run(
+        [
+            "factors",
+            "retrain",
+            "--ledger",
+            str(ledger),
+            "--users",
+            str(users),
+            "--current",
+            str(current),
+            "--holdout",
+            "0.3",
+        ]
+    )
     assert code == 3
     assert "retrain refused" in capsys.readouterr().err
     assert current.read_bytes() == before

@@ -19,8 +19,12 @@ from device.types import Segment
 
 def model_a() -> FactorModel:
     rng = np.random.default_rng(0)
-    return make_model(rng.normal(size=(12, 4)), segment_vectors={"female/25-34": [1, 0, 0, 0]},
-                      popularity=rng.random(12), metadata={"method": "a", "rank": 4})
+    return make_model(
+        rng.normal(size=(12, 4)),
+        segment_vectors={"female/25-34": [1, 0, 0, 0]},
+        popularity=rng.random(12),
+        metadata={"method": "a", "rank": 4},
+    )
 
 
 def model_b() -> FactorModel:
@@ -132,7 +136,9 @@ def bump_mtime(path: Path, seconds: int) -> None:
     os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + seconds * 1_000_000_000))
 
 
-def test_watcher_reloads_and_keeps_the_last_good_model(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_watcher_reloads_and_keeps_the_last_good_model(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     path = model_a().save(tmp_path / "factors.npz")
     watcher = FactorWatcher(path)
     first = watcher.current

@@ -26,7 +26,12 @@ def test_refuses_a_worse_model_and_leaves_the_file_untouched(tmp_path: Path) -> 
     report = info.value.report
     assert report.accepted is False and report.candidate.ndcg < report.current.ndcg
     FactorModel.load(tmp_path / "candidate.npz")  # the candidate was kept for review
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["candidate.npz", "factors.npz", "ledger.csv", "users.csv"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "candidate.npz",
+        "factors.npz",
+        "ledger.csv",
+        "users.csv",
+    ]
 
 
 def test_swaps_in_a_better_model_atomically_and_keeps_a_backup(tmp_path: Path) -> None:
@@ -54,7 +59,8 @@ def test_force_replaces_even_a_worse_model(tmp_path: Path) -> None:
 def test_first_install_and_segment_only_ledger(tmp_path: Path) -> None:
     data = two_group_interactions(n_users=100, seed=4)
     rows = ["segment,item,time"] + [
-        f"{SEGMENT_LABELS[data.user_segment[u]]},item{i},{t}" for t, (u, i) in enumerate(zip(data.users, data.items))
+        f"{SEGMENT_LABELS[data.user_segment[u]]},item{i},{t}"
+        for t, (u, i) in enumerate(zip(data.users, data.items))
     ]
     (tmp_path / "ledger.csv").write_text("\n".join(rows) + "\n")
     report = retrain(load_csv(tmp_path / "ledger.csv"), tmp_path / "new" / "factors.npz")

@@ -92,7 +92,9 @@ def test_read_catalog_accepts_myntra_columns(tmp_path: Path) -> None:
     )
     items = read_catalog(path)
     assert [(i.sku, i.gender, i.category, i.price) for i in items] == [
-        ("1", "men", "casual", 799.0), ("2", "women", "ethnic", 1299.0)]
+        ("1", "men", "casual", 799.0),
+        ("2", "women", "ethnic", 1299.0),
+    ]
 
 
 @pytest.mark.parametrize(

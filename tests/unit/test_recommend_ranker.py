@@ -64,8 +64,12 @@ def test_segment_missing_from_the_file_uses_the_global_vector() -> None:
     missing = [r.item_id for r in Ranker(model).rank(Segment.parse("male/65+"), n=5, diversity=0.0)]
     assert missing == generic
     partial = FactorModel(
-        item_ids=model.item_ids, item_factors=model.item_factors, segment_ids=("female/25-34",),
-        segment_vectors=model.segment_vectors[:1], global_vector=model.global_vector, popularity=model.popularity,
+        item_ids=model.item_ids,
+        item_factors=model.item_factors,
+        segment_ids=("female/25-34",),
+        segment_vectors=model.segment_vectors[:1],
+        global_vector=model.global_vector,
+        popularity=model.popularity,
     )
     assert [r.item_id for r in Ranker(partial).rank(Segment.parse("male/65+"), n=5, diversity=0.0)] == generic
 

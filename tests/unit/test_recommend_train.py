@@ -13,8 +13,13 @@ from device.recommend.metrics import hit_rate, precision_ndcg, top_n
 from device.recommend.testing import two_group_interactions
 from device.recommend.train import SearchSpace, TrainParams, build_model, fit_svd, search, train
 
-SMALL_SPACE = SearchSpace(ranks=(1, 2, 4), shrinks=(0.0, 5.0), bandwidths=(0.0, 0.75), other_genders=(0.0, 0.25),
-                          seen_weights=(0.0, 0.5))
+SMALL_SPACE = SearchSpace(
+    ranks=(1, 2, 4),
+    shrinks=(0.0, 5.0),
+    bandwidths=(0.0, 0.75),
+    other_genders=(0.0, 0.25),
+    seen_weights=(0.0, 0.5),
+)
 WOMEN_ITEMS = {f"item{i}" for i in range(10)}
 MEN_ITEMS = {f"item{i}" for i in range(10, 20)}
 
@@ -88,12 +93,15 @@ def test_randomised_sparse_svd_matches_the_dense_one(monkeypatch: pytest.MonkeyP
     error_sparse = np.linalg.norm(m - sparse.user_factors @ sparse.item_factors.T)
     # Same optimal rank-4 approximation error (Eckart-Young) up to the randomised method's tolerance.
     assert error_sparse <= error_dense * 1.01
-    np.testing.assert_allclose(np.linalg.norm(sparse.item_factors, axis=0),
-                               np.linalg.norm(dense.item_factors, axis=0), rtol=0.02)
+    np.testing.assert_allclose(
+        np.linalg.norm(sparse.item_factors, axis=0), np.linalg.norm(dense.item_factors, axis=0), rtol=0.02
+    )
 
 
 def test_metrics_on_a_hand_computed_example() -> None:
-    relevant = np.array([[True, False, True, False], [False, False, False, False], [False, True, False, False]])
+    relevant = np.array(
+        [[True, False, True, False], [False, False, False, False], [False, True, False, False]]
+    )
     lists = np.array([[0, 1, 2, 3], [0, 1, 2, 3], [0, 2, 3, 1]])
     precision, ndcg, counted = precision_ndcg(lists, relevant, k=2)
     assert counted == 2  # the user without relevant items is left out
@@ -112,7 +120,11 @@ def test_load_csv_with_users_and_segments(tmp_path: Path) -> None:
     (tmp_path / "items.csv").write_text("item,name\nA,Alpha\nB,Beta\nC,Gamma\nD,Delta\n")
     data = load_csv(tmp_path / "i.csv", tmp_path / "u.csv", tmp_path / "items.csv")
     assert data.item_ids == ("A", "B", "C", "D")
-    assert [SEGMENT_LABELS[s] if s >= 0 else None for s in data.user_segment] == ["female/25-34", "male/65+", None]
+    assert [SEGMENT_LABELS[s] if s >= 0 else None for s in data.user_segment] == [
+        "female/25-34",
+        "male/65+",
+        None,
+    ]
     assert data.users.size == 3  # the refund row (value <= 0) is dropped
     assert data.liked.all()
     (tmp_path / "s.csv").write_text("segment,item\nfemale/18-24,A\nmale/45-54,B\n")
