@@ -279,6 +279,8 @@ class Updater:
         cmd = [self.o.python, "-m", "venv"]
         if self.o.system_packages or self.o.site_packages:
             cmd.append("--system-site-packages")
+        if source.kind == "tree" and not self.o.install_deps:
+            cmd.append("--without-pip")  # nothing to pip-install: faster, and works offline
         self._run([*cmd, str(venv)], "create the venv")
         python = venv / "bin" / "python"
         purelib = Path(self._output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]))
@@ -363,7 +365,10 @@ class Updater:
         if self.o.config is not None:
             cmd += ["--config", str(self.o.config)]
         try:
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
+            env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+            result = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=300, check=False, cwd=release, env=env
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             return False, {"doctor"}, str(exc)
         try:
