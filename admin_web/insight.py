@@ -34,6 +34,23 @@ class DaySummary:
     items: Counter[tuple[int, str]] = field(default_factory=Counter)  # (bucket, sku) any position
     reasons: Counter[tuple[int, str]] = field(default_factory=Counter)
     visits: dict[int, set[int]] = field(default_factory=dict)  # bucket -> visit ids
+    # whole-file aggregates, used when the file lies entirely inside the asked range
+    all_segments: Counter[str] = field(default_factory=Counter)
+    all_items: Counter[str] = field(default_factory=Counter)
+    all_reasons: Counter[str] = field(default_factory=Counter)
+    all_visits: int = 0
+    impressions: int = 0
+
+    def finish(self) -> DaySummary:
+        for (_, key), n in self.segments.items():
+            self.all_segments[key] += n
+        for (_, key), n in self.items.items():
+            self.all_items[key] += n
+        for (_, key), n in self.reasons.items():
+            self.all_reasons[key] += n
+        self.all_visits = len(set().union(*self.visits.values())) if self.visits else 0
+        self.impressions = sum(self.buckets.values())
+        return self
 
 
 @dataclass
@@ -61,7 +78,7 @@ def summarise(events: list[dict[str, Any]]) -> DaySummary:
                 s.items[(b, str(sku))] += 1
         if isinstance(ev.get("visit_id"), int):
             s.visits.setdefault(b, set()).add(ev["visit_id"])
-    return s
+    return s.finish()
 
 
 class EventReader:
@@ -134,8 +151,16 @@ def totals(reader: EventReader, days: int, now: float | None = None) -> Totals:
     start -= (days - 1) * 86400
     lo, hi = start / BUCKET_S, end / BUCKET_S
     out = Totals()
-    visits: set[tuple[int, int]] = set()
     for summary in reader.range(start, end - 1):
+        if not summary.buckets:
+            continue
+        if lo <= min(summary.buckets) and max(summary.buckets) < hi:  # whole file in range: fast path
+            out.impressions += summary.impressions
+            out.segments.update(summary.all_segments)
+            out.items.update(summary.all_items)
+            out.reasons.update(summary.all_reasons)
+            out.visits += summary.all_visits
+            continue
         out.impressions += sum(n for b, n in summary.buckets.items() if lo <= b < hi)
         for (b, key), n in summary.segments.items():
             if lo <= b < hi:
@@ -146,10 +171,7 @@ def totals(reader: EventReader, days: int, now: float | None = None) -> Totals:
         for (b, key), n in summary.reasons.items():
             if lo <= b < hi:
                 out.reasons[key] += n
-        for b, ids in summary.visits.items():
-            if lo <= b < hi:
-                visits.update((b // 96, v) for v in ids)
-    out.visits = len(visits)
+        out.visits += len(set().union(*(ids for b, ids in summary.visits.items() if lo <= b < hi)))
     return out
 
 

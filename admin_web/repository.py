@@ -15,10 +15,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from tinydb import Query
 
 from admin_web.errors import Conflict, NotFound, ValidationError
-from admin_web.products import now_iso, validate_product, validate_slot
+from admin_web.products import now_iso, stock_state, validate_product, validate_slot
 from device.storage import FileLock, open_db, write_transaction
 
 STORE_FILE = "store.json"
@@ -75,6 +74,8 @@ class InventoryRepository:
         self.db = open_db(self.path)
         self.file_lock = FileLock(self.path)
         self._lock = threading.RLock()
+        self._alerts_cache: tuple[Any, list[dict[str, Any]], list[dict[str, Any]]] | None = None
+        self._products_cache: tuple[Any, list[dict[str, Any]], dict[str, dict[str, Any]]] | None = None
 
     def close(self) -> None:
         with self._lock:
@@ -98,28 +99,55 @@ class InventoryRepository:
             return [dict(d) for d in self.db.table(name).all()]
 
     # -- products -----------------------------------------------------------------------------
-    def list_products(self, *, search: str | None = None) -> list[dict[str, Any]]:
+    def _snapshot(self) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
+        """Products sorted by sku and by sku, rebuilt only when store.json changed (any writer)."""
         with self._lock:
-            products = [dict(d) for d in self.db.table("products").all()]
+            storage = self.db.storage
+            tables = storage.read() or {}
+            version = getattr(storage, "version", None)
+            if version is not None and self._products_cache is not None and self._products_cache[0] == version:
+                return self._products_cache[1], self._products_cache[2]
+            products = sorted((dict(d) for d in tables.get("products", {}).values()), key=lambda p: p["sku"])
+            by_sku = {p["sku"]: p for p in products}
+            self._products_cache = (version, products, by_sku)
+            return products, by_sku
+
+    def list_products(self, *, search: str | None = None) -> list[dict[str, Any]]:
+        """All products sorted by sku (optionally filtered). The dicts are shared: treat them as read-only."""
+        products, _ = self._snapshot()
         if search:
             needle = search.strip().lower()
-            products = [
+            return [
                 p for p in products
                 if any(needle in str(p.get(f) or "").lower() for f in ("sku", "name", "brand", "category", "slot"))
             ]
-        products.sort(key=lambda p: p["sku"])
-        return products
+        return list(products)
+
+    def stock_alerts(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(discrepancies: stock < 0, low: 0 <= stock <= low_stock), cached until store.json changes."""
+        with self._lock:
+            products, _ = self._snapshot()
+            cached = self._alerts_cache
+            if cached is not None and cached[0] is products:
+                return cached[1], cached[2]
+            states = [(p, stock_state(p)) for p in products]
+            discrepancies = [p for p, s in states if s == "discrepancy"]
+            low = [p for p, s in states if s in ("low", "out")]
+            self._alerts_cache = (products, discrepancies, low)
+            return discrepancies, low
+
+    def products_by_sku(self) -> dict[str, dict[str, Any]]:
+        """sku -> product (shared, read-only), cached until store.json changes."""
+        return self._snapshot()[1]
 
     def count_products(self) -> int:
-        with self._lock:
-            return len(self.db.table("products"))
+        return len(self._snapshot()[0])
 
     def get_product(self, sku: str) -> dict[str, Any]:
-        with self._lock:
-            doc = self.db.table("products").get(Query().sku == sku)
+        doc = self._snapshot()[1].get(sku)
         if doc is None:
             raise NotFound(f"no product with sku {sku!r}")
-        return dict(doc)  # type: ignore[arg-type]
+        return dict(doc)
 
     def _check_slot_free(self, tx: StoreTransaction, slot: str | None, sku: str) -> None:
         if slot is None:

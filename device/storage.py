@@ -298,6 +298,12 @@ class AtomicJSONStorage(Storage):
             return
         os.replace(tmp, self.backup_path)
 
+    @property
+    def version(self) -> tuple[int, int, int, int] | None:
+        """Identity of the file version last read or written (changes with every write, from any
+        process); None before the first read. Call ``read()`` first to refresh it."""
+        return self._cache_key
+
     def invalidate(self) -> None:
         """Drop the in-memory copy; the next read parses the file again."""
         self._cache_key, self._cache = None, None

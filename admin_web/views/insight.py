@@ -14,7 +14,6 @@ from flask import Blueprint, current_app, render_template, request
 
 from admin_web.db import get_data_dir, get_repository
 from admin_web.insight import EventReader, impressions_per_hour, read_status, totals
-from admin_web.products import stock_state
 from admin_web.svg import bar_chart, column_chart
 
 bp = Blueprint("insight", __name__)
@@ -50,13 +49,14 @@ def dashboard() -> Any:
     hourly = impressions_per_hour(reader, now)
     tot = totals(reader, days, now)
     repo = get_repository()
-    products = {p["sku"]: p for p in repo.list_products()}
+    products = repo.products_by_sku()
     top = tot.items.most_common(10)
     top_labels = [f"{sku} {products[sku]['name']}" if sku in products else sku for sku, _ in top]
     segments = sorted(tot.segments.items(), key=lambda kv: (-kv[1], kv[0]))
     status = read_status(get_data_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]), now=now)
     tz = datetime.fromtimestamp(now).astimezone().strftime("%Z") or "local time"
-    alerts = [p for p in products.values() if stock_state(p) in ("discrepancy", "low", "out")]
+    discrepancies, low = repo.stock_alerts()
+    alerts = discrepancies + low
     return render_template(
         "insight/dashboard.html",
         hourly_svg=column_chart([f"{h:02d}" for h in range(24)], hourly,

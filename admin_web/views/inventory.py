@@ -74,9 +74,7 @@ def index() -> Any:
     search = request.args.get("q", "").strip()
     alert_filter = request.args.get("filter", "")
     products = repo.list_products(search=search or None)
-    all_products = products if not search else repo.list_products()
-    discrepancies = [p for p in all_products if stock_state(p) == "discrepancy"]
-    low = [p for p in all_products if stock_state(p) in ("low", "out")]
+    discrepancies, low = repo.stock_alerts()
     if alert_filter == "alerts":
         products = [p for p in products if stock_state(p) != "ok"]
     try:
