@@ -41,8 +41,8 @@ STORE_FILE = "store.json"
 MAX_BATCH = 256
 #: store.json's sales table is trimmed to KEEP_RECENT entries once it holds more than COMPACT_AT
 #: (older entries move to the ledger archive, see :mod:`admin_web.terminals.archive`).
-COMPACT_AT = 1000
-KEEP_RECENT = 500
+COMPACT_AT = 500
+KEEP_RECENT = 200
 _NAME_RE = re.compile(r"^[^\x00-\x1f]{1,64}$")
 
 
