@@ -37,7 +37,7 @@ def column_chart(labels: Sequence[str], values: Sequence[float], *, title: str,
         y = top + plot_h * (1 - frac)
         parts.append(f'<line class="grid" x1="{left}" y1="{y:.1f}" x2="{width - right}" y2="{y:.1f}"/>')
         parts.append(f'<text class="axis" x="{left - 4}" y="{y + 4:.1f}" text-anchor="end">'
-                     f"{int(top_value * frac)}</text>")
+                     f"{top_value * frac:g}</text>")
     label_every = max(1, n // 12)
     for i, (label, value) in enumerate(zip(labels, values, strict=True)):
         h = plot_h * (value / top_value) if top_value else 0
