@@ -109,7 +109,7 @@ def _read_password(user: str) -> str:
             raise ConfigError("the two passwords differ; nothing changed")
         return first
     line = sys.stdin.readline()
-    return line[:-1] if line.endswith("\n") else line
+    return line.removesuffix("\n")
 
 
 def set_password(args: argparse.Namespace) -> int:

@@ -24,7 +24,7 @@ class DeviceClient:
         req = urllib.request.Request(url, data=data, method=method,
                                      headers={"Content-Type": "application/json", "Accept": "application/json"})
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:  # noqa: S310 (configured URL)
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
                 raw = resp.read(1_000_000)
         except urllib.error.HTTPError as exc:
             detail = exc.read(2000).decode("utf-8", "replace").strip()

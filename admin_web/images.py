@@ -34,7 +34,7 @@ def _decodes(data: bytes, kind: str) -> bool:
     try:
         from PIL import Image  # optional (python3-pil on the Pi)
     except ImportError:
-        Image = None  # noqa: N806
+        Image = None
     if Image is not None:
         try:
             with Image.open(io.BytesIO(data)) as img:

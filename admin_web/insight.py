@@ -181,12 +181,12 @@ def read_status(data_dir: str | Path, *, stale_s: float, now: float | None = Non
     now = time.time() if now is None else now
     try:
         status = json.loads(path.read_bytes())
-        if not isinstance(status, dict):
-            raise ValueError("not an object")
     except FileNotFoundError:
         return {"running": False, "reason": "the device has not written status.json yet"}
     except (OSError, ValueError) as exc:
         return {"running": False, "reason": f"status.json is unreadable ({exc})"}
+    if not isinstance(status, dict):
+        return {"running": False, "reason": "status.json is not a JSON object"}
     try:
         age = now - float(status.get("updated_at") or 0)
     except (TypeError, ValueError):

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-
 from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.products import now_iso, stock_state, validate_product, validate_slot
 from device.storage import FileLock, open_db, write_transaction

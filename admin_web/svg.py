@@ -29,8 +29,8 @@ def column_chart(labels: Sequence[str], values: Sequence[float], *, title: str,
     slot = plot_w / n
     bar_w = max(slot * 0.7, 1)
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-        'xmlns="http://www.w3.org/2000/svg">',
+        (f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+         'xmlns="http://www.w3.org/2000/svg">'),
         f"<title>{escape(title)}</title>",
     ]
     for frac in (0, 0.5, 1):
@@ -63,8 +63,8 @@ def bar_chart(labels: Sequence[str], values: Sequence[float], *, title: str,
     plot_w = width - label_w - right
     top_value = max(values, default=0) or 1
     parts = [
-        f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
-        'xmlns="http://www.w3.org/2000/svg">',
+        (f'<svg class="chart" viewBox="0 0 {width} {height}" role="img" aria-label="{escape(title)}" '
+         'xmlns="http://www.w3.org/2000/svg">'),
         f"<title>{escape(title)}</title>",
     ]
     if not values:

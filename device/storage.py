@@ -34,7 +34,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
@@ -158,7 +158,7 @@ class FileLock:
                 self._fd = None
         self._thread_lock.release()
 
-    def __enter__(self) -> FileLock:
+    def __enter__(self) -> Self:
         self.acquire()
         return self
 

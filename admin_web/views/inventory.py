@@ -7,7 +7,16 @@ import threading
 from typing import Any
 
 from flask import (
-    Blueprint, Response, abort, current_app, flash, redirect, render_template, request, send_from_directory, url_for,
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    flash,
+    redirect,
+    render_template,
+    request,
+    send_from_directory,
+    url_for,
 )
 
 from admin_web.csvio import TEMPLATE_COLUMNS, decode, export_products_csv, parse_products_csv
@@ -16,7 +25,12 @@ from admin_web.device_client import DeviceClient
 from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.images import IMAGE_DIR, MIME, NAME_RE, delete_image, save_image
 from admin_web.products import (
-    DEFAULT_CURRENCY, DEFAULT_LOW_STOCK, GENDERS, currency_exponent, parse_major_price, stock_state,
+    DEFAULT_CURRENCY,
+    DEFAULT_LOW_STOCK,
+    GENDERS,
+    currency_exponent,
+    parse_major_price,
+    stock_state,
 )
 from device.errors import ImageError
 

@@ -91,10 +91,9 @@ def test_write_transaction_is_all_or_nothing(tmp_path: Path) -> None:
     again = open_db(path)
     assert again.table("products").all()[0]["stock"] == 4
     assert again.table("sales").all() == [{"event_id": "e1"}]
-    with pytest.raises(RuntimeError):
-        with write_transaction(db) as tables:
-            tables["products"]["1"]["stock"] = 0
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), write_transaction(db) as tables:
+        tables["products"]["1"]["stock"] = 0
+        raise RuntimeError("boom")
     assert db.table("products").all()[0]["stock"] == 4  # cache dropped, disk unchanged
     assert open_db(path).table("products").all()[0]["stock"] == 4
 
@@ -142,17 +141,16 @@ def test_file_lock_excludes_other_threads_and_is_reentrant(tmp_path: Path) -> No
     path = tmp_path / "store.json"
     lock = FileLock(path)
     order: list[str] = []
-    with lock:
-        with lock:  # re-entrant on the same instance
-            def other() -> None:
-                with FileLock(path):
-                    order.append("other")
+    with lock, lock:  # re-entrant on the same instance
+        def other() -> None:
+            with FileLock(path):
+                order.append("other")
 
-            t = threading.Thread(target=other)
-            t.start()
-            t.join(0.2)
-            assert t.is_alive()  # waiting for us
-            order.append("main")
+        t = threading.Thread(target=other)
+        t.start()
+        t.join(0.2)
+        assert t.is_alive()  # waiting for us
+        order.append("main")
     t.join(5)
     assert order == ["main", "other"]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -134,8 +135,8 @@ def test_bearer_tokens(app: Any, client: Any) -> None:
 
     store = AccountStore(app.config["DATA_DIR"])
     token = store.create_token("pos-sync")
-    assert "pos-sync" not in (app.config["DATA_DIR"] + "/accounts.json") or token not in open(
-        app.config["DATA_DIR"] + "/accounts.json").read()  # only the hash is stored
+    stored = Path(app.config["DATA_DIR"], "accounts.json").read_text()
+    assert token not in stored and "pos-sync" in stored  # only the hash is stored
     headers = {"Authorization": f"Bearer {token}"}
     assert client.get("/api/v1/products", headers=headers).status_code == 200
     created = client.post("/api/v1/products", headers=headers,
