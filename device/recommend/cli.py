@@ -103,6 +103,13 @@ def _add_data_args(p: argparse.ArgumentParser, *, movielens: bool = True) -> Non
         type=float,
         help="values >= this count as liked (default: every interaction; MovieLens: 4)",
     )
+    p.add_argument(
+        "--level",
+        choices=("auto", "user", "segment"),
+        default="auto",
+        help="user: a user id is one shopper; segment: users are segments or single sales (the admin "
+        "export); auto (default): decided from the data",
+    )
 
 
 def _load_data(args: argparse.Namespace):
@@ -135,7 +142,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     data = _load_data(args)
     started = time.perf_counter()
     params = TrainParams(rank=args.rank) if args.rank else None
-    model = train(data, n_folds=args.folds, seed=args.seed, params=params)
+    model = train(data, n_folds=args.folds, seed=args.seed, params=params, level=args.level)
     path = model.save(args.out)
     size = path.stat().st_size
     print(
@@ -240,6 +247,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
             candidate_out=args.out,
             force=args.force,
             seed=args.seed,
+            level=args.level,
         )
     except RetrainRefused as exc:
         if args.json:

@@ -87,6 +87,22 @@ class Interactions:
             item_names=self.item_names,
         )
 
+    def per_row(self) -> "Interactions":
+        """Every interaction as its own user (one sale line = one shopper of the row's segment)."""
+        n = self.users.size
+        return Interactions(
+            user_ids=tuple(f"row{i}" for i in range(n)),
+            item_ids=self.item_ids,
+            users=np.arange(n, dtype=np.int64),
+            items=self.items,
+            values=self.values,
+            times=self.times,
+            user_segment=self.user_segment[self.users],
+            like_threshold=self.like_threshold,
+            source=self.source,
+            item_names=self.item_names,
+        )
+
     def subset_users(self, user_rows: npt.NDArray[np.int64]) -> Interactions:
         """Only the given users (renumbered 0..len-1), all items kept."""
         user_rows = np.asarray(user_rows, dtype=np.int64)

@@ -1,9 +1,13 @@
 """Retraining from the store's sales ledger with a safety check before the live file is replaced.
 
-1. The most recent ``holdout`` share of the ledger (by time) is set aside.
-2. A candidate is trained on the older sales (parameters validated on folds of those users).
-3. Candidate and current file are scored on the held-out recent sales: for each shopper with a known
-   segment, the segment's top 10 over the ledger's items, against what that shopper bought
+1. The most recent ``holdout`` share of the ledger (by time) is set aside. If the current file records
+   the last sale it was trained on (``data_until`` in its metadata), only newer sales are held out, so
+   the current model is never judged on sales it has seen; with fewer than ``min_holdout`` such sales
+   the retrain stops (DataError) unless forced.
+2. A candidate is trained on the older sales (parameters validated on folds of those users, or of the
+   sale lines for a segment-level ledger such as the admin's export).
+3. Candidate and current file are scored on the held-out recent sales: for each shopper (or sale line)
+   with a known segment, the segment's top 10 over the ledger's items against what was bought
    (NDCG@10, hit rate@10, overall and by segment).
 4. If the candidate is not worse (NDCG@10 >= current - tolerance), the same parameters are refitted on
    the whole ledger and written over the current path atomically (temp + fsync + ``os.replace``); the
@@ -18,6 +22,7 @@ import os
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +31,7 @@ from device.errors import ModelError, SmartShelfError
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel, _file_mode
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
-from device.recommend.train import TrainParams, build_model, relevance_matrix, search
+from device.recommend.train import TrainParams, build_model, is_segment_level, relevance_matrix, search
 
 logger = logging.getLogger(__name__)
 
@@ -64,19 +69,39 @@ class RetrainReport:
         return out
 
 
-def split_recent(data: Interactions, holdout: float) -> tuple[Interactions, Interactions]:
-    """(older, most recent) by interaction time; the recent part is about ``holdout`` of the rows."""
+def split_recent(
+    data: Interactions, holdout: float, *, after: float | None = None, min_rows: int = 20
+) -> tuple[Interactions, Interactions]:
+    """(older, most recent) by interaction time; the recent part is about ``holdout`` of the rows.
+
+    With ``after`` (the last sale time the current model was trained on), only newer sales may be held
+    out, so the current model is never scored on sales it has seen: at least ``min_rows`` are needed.
+    """
     if not 0.0 < holdout < 1.0:
         raise DataError(f"holdout must be between 0 and 1, got {holdout}")
     order = np.argsort(data.times, kind="stable")
     n_recent = max(1, round(data.users.size * holdout))
+    if after is not None:
+        n_new = int((data.times > after).sum())
+        if n_new < min_rows:
+            when = datetime.fromtimestamp(after, UTC).isoformat(timespec="seconds")
+            raise DataError(
+                f"only {n_new} sales are newer than the current model's data (up to {when}); at least "
+                f"{min_rows} are needed to compare the models (--force replaces without this check)"
+            )
+        n_recent = min(n_new, max(n_recent, min_rows))
     recent = np.zeros(data.users.size, dtype=bool)
     recent[order[-n_recent:]] = True
     return data.subset_rows(~recent), data.subset_rows(recent)
 
 
-def score_model(model: FactorModel, holdout: Interactions) -> Scores:
-    """Segment top-10 lists over the ledger's items vs what each held-out shopper bought."""
+def score_model(model: FactorModel, holdout: Interactions, *, per_row: bool = False) -> Scores:
+    """Segment top-10 lists over the ledger's items vs what each held-out shopper bought.
+
+    ``per_row``: each sale line is its own shopper (for segment-level ledgers without shopper ids).
+    """
+    if per_row:
+        holdout = holdout.per_row()
     item_rows = np.array([model.item_index.get(i, -1) for i in holdout.item_ids])
     known_items = item_rows >= 0
     rel = relevance_matrix(holdout)
@@ -98,9 +123,9 @@ def score_model(model: FactorModel, holdout: Interactions) -> Scores:
     return Scores(round(ndcg, 5), round(hit_rate(lists, rel[users], 10), 5), counted, by_segment)
 
 
-def _choose_params(data: Interactions, seed: int) -> TrainParams:
+def _choose_params(data: Interactions, seed: int, level: str) -> TrainParams:
     try:
-        params, _, _ = search(data, seed=seed)
+        params, _, _ = search(data, seed=seed, level=level)
         return params
     except DataError as exc:
         fallback = TrainParams(rank=max(1, min(8, data.n_users - 1, data.n_items - 1)))
@@ -131,27 +156,36 @@ def retrain(
     candidate_out: str | os.PathLike[str] | None = None,
     force: bool = False,
     seed: int = 0,
+    level: str = "auto",
+    min_holdout: int = 20,
 ) -> RetrainReport:
     """Validate a retrained model against the current file and swap it in only if not worse."""
     current_path = Path(current_path)
-    older, recent = split_recent(data, holdout)
-    params = _choose_params(older, seed)
-    candidate = build_model(older, params)
-    candidate_scores = score_model(candidate, recent)
-    current_scores: Scores | None = None
+    current: FactorModel | None = None
     if current_path.exists():
         try:
-            current_scores = score_model(FactorModel.load(current_path), recent)
+            current = FactorModel.load(current_path)
         except ModelError:
             if not force:
                 raise
             logger.warning(
                 "current factor file %s is unreadable; replacing it because of --force", current_path
             )
-    final = build_model(data, params)
+    seen_until = current.metadata.get("data_until") if current is not None else None
+    if force or not isinstance(seen_until, (int, float)):
+        seen_until = None
+    older, recent = split_recent(data, holdout, after=seen_until, min_rows=min_holdout)
+    if level == "auto":
+        level = "segment" if is_segment_level(data) else "user"
+    params = _choose_params(older, seed, level)
+    candidate = build_model(older, params, level=level)
+    candidate_scores = score_model(candidate, recent, per_row=level == "segment")
+    current_scores = score_model(current, recent, per_row=level == "segment") if current is not None else None
+    final = build_model(data, params, level=level)
     meta = dict(final.metadata)
     meta["metrics"] = {
         "validation": "most recent sales held out",
+        "level": level,
         "holdout_rows": int(recent.users.size),
         "candidate": asdict(candidate_scores),
         "previous": asdict(current_scores) if current_scores else None,

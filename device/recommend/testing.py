@@ -136,3 +136,18 @@ def flipped_taste_model() -> FactorModel:
     factors[0:10, 1] = 1.0
     vectors = {label: ([1.0, 0.0] if label.startswith("female/") else [0.0, 1.0]) for label in SEGMENT_LABELS}
     return make_model(factors, segment_vectors=vectors, metadata={"method": "current"})
+
+
+def write_admin_export(directory: Path, seed: int = 0) -> tuple[Path, Path]:
+    """The admin's export: user = the segment label (or "unknown"), value = quantity, users.csv user,segment."""
+    rng = np.random.default_rng(seed)
+    lines = ["user,item,value,time"]
+    for t in range(600):
+        label = SEGMENT_LABELS[int(rng.integers(0, len(SEGMENT_LABELS)))]
+        base = 0 if label.startswith("female/") else 10
+        item = base + int(rng.integers(0, 10)) if rng.random() > 0.1 else int(rng.integers(0, 30))
+        user = label if rng.random() > 0.05 else "unknown"
+        lines.append(f"{user},item{item},{int(rng.integers(1, 3))},{1_700_000_000 + 60 * t}")
+    (directory / "interactions.csv").write_text("\n".join(lines) + "\n")
+    (directory / "users.csv").write_text("user,segment\n" + "".join(f"{s},{s}\n" for s in SEGMENT_LABELS))
+    return directory / "interactions.csv", directory / "users.csv"

@@ -216,12 +216,8 @@ def relevance_matrix(data: Interactions) -> npt.NDArray[np.bool_]:
     return rel
 
 
-def search(
-    data: Interactions,
-    space: SearchSpace = SearchSpace(),
-    *,
-    n_folds: int = 3,
-    seed: int = 0,
+def _search_users(
+    data: Interactions, space: SearchSpace, *, n_folds: int, seed: int
 ) -> tuple[TrainParams, float, list[dict[str, float]]]:
     """Grid search by mean validation NDCG@10 over user folds; returns (best params, its NDCG, table)."""
     seen_weights = space.seen_weights if data.like_threshold is not None else (0.0,)
@@ -260,6 +256,12 @@ def search(
                         _, ndcg, _ = precision_ndcg(lists, rel, 10)
                         key = (k, shrink, bw, og, seen)
                         results.setdefault(key, []).append(ndcg)
+    return _best(results, n_folds)
+
+
+def _best(
+    results: dict[tuple, list[float]], n_folds: int
+) -> tuple[TrainParams, float, list[dict[str, float]]]:
     table = [
         {
             "rank": k,
@@ -285,9 +287,158 @@ def search(
     return params, best["ndcg"], table
 
 
+# ----------------------------------------------------------------------------- segment-level data
+#: Grid for segment-level data (shrink is in sale lines; rank is at most 15 with 16 segments).
+SEGMENT_SPACE = SearchSpace(
+    ranks=(2, 4, 8, 15),
+    shrinks=(0.0, 5.0, 20.0, 50.0, 200.0),
+    bandwidths=(0.0, 0.75, 1.5),
+    other_genders=(0.0, 0.25),
+    seen_weights=(0.0,),
+)
+
+
+def is_segment_level(data: Interactions) -> bool:
+    """True when the data carries no shopper identity: every user is a segment (the admin's export uses
+    the segment label as the user id) or has a single interaction (rows without a user)."""
+    known = data.user_segment >= 0
+    if not known.any():
+        return False
+    labels = np.array(SEGMENT_LABELS)[data.user_segment[known]]
+    ids = np.array(data.user_ids, dtype=object)[known]
+    if all(a == b for a, b in zip(ids, labels)):
+        return True
+    per_user = np.bincount(data.users, minlength=data.n_users)
+    return bool(per_user.max(initial=0) <= 1)
+
+
+def _segment_counts(data: Interactions) -> tuple[np.ndarray, np.ndarray]:
+    """(16 x items units bought per segment, items units bought by everyone incl. unknown segments)."""
+    liked = data.liked
+    seg = data.user_segment[data.users]
+    units = data.values.astype(np.float64)
+    counts = np.zeros((len(SEGMENT_LABELS), data.n_items))
+    mask = liked & (seg >= 0)
+    np.add.at(counts, (seg[mask], data.items[mask]), units[mask])
+    total = np.bincount(data.items[liked], weights=units[liked], minlength=data.n_items)
+    return counts, total
+
+
+def _segment_shares(
+    counts: np.ndarray, total: np.ndarray, params: TrainParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """(16 x items kernel-smoothed, shrunk purchase shares, global share), both scaled so the mean is 1."""
+    n_items = total.size
+    glob = total / max(total.sum(), 1e-12) * n_items
+    weights = segment_weights(np.arange(len(SEGMENT_LABELS)), params.bandwidth, params.other_gender)
+    num = weights @ counts * n_items
+    mass = weights @ counts.sum(axis=1)
+    shares = glob + (num - mass[:, None] * glob) / np.maximum(mass + params.shrink, 1e-12)[:, None]
+    shares[mass <= 0] = glob
+    return shares, glob
+
+
+def _segment_svd(shares: np.ndarray, glob: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(segment vectors 16 x k, item factors items x k) of the rank-k SVD of ``shares - glob``."""
+    u, s, vt = np.linalg.svd(shares - glob, full_matrices=False)
+    k = max(1, min(k, s.size))
+    signs = np.sign(vt[:k][np.arange(k), np.abs(vt[:k]).argmax(axis=1)])
+    signs[signs == 0] = 1.0
+    return u[:, :k] * signs, (vt[:k].T * s[:k]) * signs
+
+
+def _search_segments(
+    data: Interactions, space: SearchSpace, *, n_folds: int, seed: int
+) -> tuple[TrainParams, float, list[dict[str, float]]]:
+    """Grid search on random folds of the sale lines: each held-out line is a shopper of its segment."""
+    seg = data.user_segment[data.users]
+    rows = np.flatnonzero((seg >= 0) & data.liked)
+    if rows.size < n_folds * 2:
+        raise DataError(
+            f"need at least {n_folds * 2} sales with a known segment to validate, got {rows.size}"
+        )
+    order = np.random.default_rng(seed).permutation(rows.size)
+    results: dict[tuple, list[float]] = {}
+    discount = 1.0 / np.log2(np.arange(2, 12))
+    for part in np.array_split(order, n_folds):
+        held = np.zeros(data.users.size, dtype=bool)
+        held[rows[part]] = True
+        counts, total = _segment_counts(data.subset_rows(~held))
+        val_seg, val_item = seg[held], data.items[held]
+        for bw, og, shrink in itertools.product(space.bandwidths, space.other_genders, space.shrinks):
+            params = TrainParams(shrink=shrink, bandwidth=bw, other_gender=og)
+            shares, glob = _segment_shares(counts, total, params)
+            for k in space.ranks:
+                vectors, factors = _segment_svd(shares, glob, k)
+                lists = top_n(vectors @ factors.T + glob, 10)[val_seg]
+                hit = lists == val_item[:, None]
+                ndcg = float((hit @ discount[: lists.shape[1]]).mean())
+                results.setdefault((k, shrink, bw, og, 0.0), []).append(ndcg)
+    return _best(results, n_folds)
+
+
+def _build_segment_model(data: Interactions, params: TrainParams, metadata: dict) -> FactorModel:
+    counts, total = _segment_counts(data)
+    shares, glob = _segment_shares(counts, total, params)
+    vectors, factors = _segment_svd(shares, glob, params.rank)
+    meta = {
+        "trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "source": data.source,
+        "method": "segment-share-svd",
+        "rank": int(factors.shape[1]),
+        "params": asdict(replace(params, rank=int(factors.shape[1]))),
+        "n_users": data.n_users,
+        "n_items": data.n_items,
+        "n_interactions": int(data.users.size),
+        "data_until": float(data.times.max()) if data.times.size else None,
+        "segment_units": {label: float(c) for label, c in zip(SEGMENT_LABELS, counts.sum(axis=1))},
+        "score": "segment_vector . item_factors + popularity",
+    }
+    meta.update(metadata)
+    return FactorModel(
+        item_ids=data.item_ids,
+        item_factors=factors.astype(np.float32),
+        segment_ids=SEGMENT_LABELS,
+        segment_vectors=vectors.astype(np.float32),
+        global_vector=np.zeros(factors.shape[1], dtype=np.float32),
+        popularity=glob.astype(np.float32),
+        metadata=meta,
+    )
+
+
+# ----------------------------------------------------------------------------- dispatch
+def _segment_level(data: Interactions, level: str) -> bool:
+    if level not in ("auto", "user", "segment"):
+        raise DataError(f"level must be auto, user or segment, got {level!r}")
+    return is_segment_level(data) if level == "auto" else level == "segment"
+
+
+def search(
+    data: Interactions,
+    space: SearchSpace | None = None,
+    *,
+    n_folds: int = 3,
+    seed: int = 0,
+    level: str = "auto",
+) -> tuple[TrainParams, float, list[dict[str, float]]]:
+    """Choose parameters by validation NDCG@10: over folds of the users (user-level data) or of the sale
+    lines (segment-level data, see :func:`is_segment_level`). Returns (params, NDCG, table)."""
+    if _segment_level(data, level):
+        return _search_segments(data, space or SEGMENT_SPACE, n_folds=n_folds, seed=seed)
+    return _search_users(data, space or SearchSpace(), n_folds=n_folds, seed=seed)
+
+
+def build_model(
+    data: Interactions, params: TrainParams, *, metadata: dict | None = None, level: str = "auto"
+) -> FactorModel:
+    """Fit on all of ``data`` with fixed parameters and return the factor model."""
+    if _segment_level(data, level):
+        return _build_segment_model(data, params, metadata or {})
+    return _build_user_model(data, params, metadata or {})
+
+
 # ----------------------------------------------------------------------------- training
-def build_model(data: Interactions, params: TrainParams, *, metadata: dict | None = None) -> FactorModel:
-    """Fit the SVD on all of ``data`` with fixed parameters and return the factor model."""
+def _build_user_model(data: Interactions, params: TrainParams, metadata: dict) -> FactorModel:
     svd = fit_svd(data, params.seen_weight, params.rank)
     k = svd.item_factors.shape[1]
     vectors, global_vector, _ = segment_vectors(svd.user_factors, data.user_segment, replace(params, rank=k))
@@ -301,10 +452,11 @@ def build_model(data: Interactions, params: TrainParams, *, metadata: dict | Non
         "n_users": data.n_users,
         "n_items": data.n_items,
         "n_interactions": int(data.users.size),
+        "data_until": float(data.times.max()) if data.times.size else None,
         "segment_users": {label: int(c) for label, c in zip(SEGMENT_LABELS, counts)},
         "score": "segment_vector . item_factors + popularity",
     }
-    meta.update(metadata or {})
+    meta.update(metadata)
     return FactorModel(
         item_ids=data.item_ids,
         item_factors=svd.item_factors.astype(np.float32),
@@ -319,23 +471,28 @@ def build_model(data: Interactions, params: TrainParams, *, metadata: dict | Non
 def train(
     data: Interactions,
     *,
-    space: SearchSpace = SearchSpace(),
+    space: SearchSpace | None = None,
     n_folds: int = 3,
     seed: int = 0,
     params: TrainParams | None = None,
+    level: str = "auto",
 ) -> FactorModel:
-    """Choose parameters on validation folds of ``data``'s users (unless given), then fit on all of it."""
+    """Choose parameters on validation folds (unless given), then fit on all of ``data``.
+
+    ``level``: "user" (users are shoppers: SVD of the user x item matrix), "segment" (users are
+    segments or single sales: SVD of the segment x item purchase shares) or "auto" (see
+    :func:`is_segment_level`)."""
     started = time.perf_counter()
     validation: dict[str, object] = {}
     if params is None:
-        params, ndcg, table = search(data, space, n_folds=n_folds, seed=seed)
+        params, ndcg, table = search(data, space, n_folds=n_folds, seed=seed, level=level)
         validation = {
             "validation_ndcg@10": round(ndcg, 5),
             "validation_folds": n_folds,
             "grid_size": len(table),
         }
         logger.info("chose %s (validation NDCG@10 %.4f over %d combinations)", params, ndcg, len(table))
-    model = build_model(data, params, metadata={"metrics": validation})
+    model = build_model(data, params, metadata={"metrics": validation}, level=level)
     meta = dict(model.metadata)
     meta["train_seconds"] = round(time.perf_counter() - started, 3)
     return replace(model, metadata=meta)

@@ -10,7 +10,12 @@ import pytest
 from device.recommend.data import SEGMENT_LABELS, load_csv
 from device.recommend.factors import FactorModel
 from device.recommend.retrain import RetrainRefused, retrain
-from device.recommend.testing import flipped_taste_model, two_group_interactions, write_ledger
+from device.recommend.testing import (
+    flipped_taste_model,
+    two_group_interactions,
+    write_admin_export,
+    write_ledger,
+)
 from device.recommend.train import TrainParams, build_model
 
 
@@ -81,3 +86,40 @@ def test_unreadable_current_file_is_not_replaced_without_force(tmp_path: Path) -
 def test_build_model_params_are_recorded() -> None:
     model = build_model(two_group_interactions(seed=5), TrainParams(rank=2))
     assert model.metadata["params"]["rank"] == 2
+
+
+def test_only_sales_newer_than_the_current_model_are_used_to_judge_it(tmp_path: Path) -> None:
+    from device.recommend.data import DataError
+
+    ledger, users = write_ledger(tmp_path, flip_recent=False)
+    lines = ledger.read_text().splitlines()
+    header, rows = lines[0], lines[1:]
+    first, later = rows[:-200], rows[-200:]
+    ledger.write_text("\n".join([header, *first]) + "\n")
+    target = tmp_path / "factors.npz"
+    retrain(load_csv(ledger, users), target)  # first install
+    until = FactorModel.load(target).metadata["data_until"]
+    assert until == max(float(r.rsplit(",", 1)[1]) for r in first)
+    before = target.read_bytes()
+    # Ten new sales are too few to compare the models: stop, file untouched.
+    ledger.write_text("\n".join([header, *first, *later[:10]]) + "\n")
+    with pytest.raises(DataError, match="only 10 sales are newer"):
+        retrain(load_csv(ledger, users), target)
+    assert target.read_bytes() == before
+    # With 200 new sales the comparison runs on those only.
+    ledger.write_text("\n".join([header, *first, *later]) + "\n")
+    data = load_csv(ledger, users)
+    report = retrain(data, target, holdout=0.1)
+    assert report.holdout_rows == min(200, max(round(0.1 * data.users.size), 20))
+
+
+def test_admin_export_retrain(tmp_path: Path) -> None:
+    interactions, users = write_admin_export(tmp_path, seed=1)
+    target = tmp_path / "factors.npz"
+    flipped_taste_model().save(target)
+    report = retrain(load_csv(interactions, users), target)
+    assert report.accepted
+    model = FactorModel.load(target)
+    assert model.metadata["method"] == "segment-share-svd"
+    assert model.metadata["metrics"]["level"] == "segment"
+    assert report.candidate.users > 50  # held-out sale lines, each scored as one shopper

@@ -10,7 +10,7 @@ import pytest
 from device.recommend import train as train_mod
 from device.recommend.data import SEGMENT_LABELS, DataError, load_csv
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
-from device.recommend.testing import two_group_interactions
+from device.recommend.testing import two_group_interactions, write_admin_export
 from device.recommend.train import SearchSpace, TrainParams, build_model, fit_svd, search, train
 
 SMALL_SPACE = SearchSpace(
@@ -156,3 +156,27 @@ def test_bad_users_csv_names_the_problem(tmp_path: Path) -> None:
     (tmp_path / "u.csv").write_text("user,gender,age\nv1,X,30\n")
     with pytest.raises(DataError, match=r"u.csv line 2: gender 'x'"):
         load_csv(tmp_path / "i.csv", tmp_path / "u.csv")
+
+
+def test_segment_level_export_is_detected_and_learnt(tmp_path: Path) -> None:
+    data = load_csv(*write_admin_export(tmp_path))
+    assert train_mod.is_segment_level(data)
+    assert not train_mod.is_segment_level(two_group_interactions())
+    model = train(data, seed=0)
+    assert model.metadata["method"] == "segment-share-svd"
+    assert model.rank <= 15
+    for label in ("female/25-34", "male/45-54"):
+        expected = WOMEN_ITEMS if label.startswith("female/") else MEN_ITEMS
+        assert len(top_items(model, label) & expected) >= 9, label
+    generic = {model.item_ids[i] for i in np.argsort(-model.scores(None))[:10]}
+    assert generic & WOMEN_ITEMS and generic & MEN_ITEMS
+
+
+def test_segment_level_empty_segment_is_global(tmp_path: Path) -> None:
+    interactions, users = write_admin_export(tmp_path)
+    text = interactions.read_text().splitlines()
+    kept = [line for line in text if not line.startswith("male/65+,")]
+    interactions.write_text("\n".join(kept) + "\n")
+    model = build_model(load_csv(interactions, users), TrainParams(rank=4, shrink=5.0), level="segment")
+    np.testing.assert_array_equal(model.segment_vector("male/65+"), model.global_vector)
+    np.testing.assert_allclose(model.scores("male/65+"), model.popularity)
