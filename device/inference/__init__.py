@@ -17,10 +17,10 @@ if TYPE_CHECKING:
     from device.inference.detector import BlazeFaceDetector
 
 __all__ = [
+    "DETECTOR_FILES",
     "MODELS_DIR",
     "AgeGender",
     "FaceDetector",
-    "DETECTOR_FILES",
     "create_age_gender",
     "create_detector",
 ]
@@ -56,13 +56,15 @@ def create_detector(
     models_dir: Path | None = None,
     score_threshold: float = 0.5,
     num_threads: int = 2,
-) -> "BlazeFaceDetector":
+) -> BlazeFaceDetector:
     """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m)."""
     from device.errors import ConfigError
     from device.inference.detector import BlazeFaceDetector
 
     if variant not in DETECTOR_FILES:
-        raise ConfigError(f"unknown face detector variant {variant!r}; expected one of {sorted(DETECTOR_FILES)}")
+        raise ConfigError(
+            f"unknown face detector variant {variant!r}; expected one of {sorted(DETECTOR_FILES)}"
+        )
     path = Path(models_dir or MODELS_DIR) / DETECTOR_FILES[variant]
     verify_model(path)
     return BlazeFaceDetector(
@@ -78,7 +80,7 @@ def create_age_gender(
     *,
     models_dir: Path | None = None,
     num_threads: int = 2,
-) -> "AgeGenderModel":
+) -> AgeGenderModel:
     """A verified age/gender model (the int8 model by default)."""
     from device.inference.age_gender import AgeGenderModel
 

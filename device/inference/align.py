@@ -65,8 +65,11 @@ def align_face(frame: Frame, face: Face, size: int, *, margin: float = DEFAULT_M
     factor = int(min(4, max(1, np.floor(1.0 / max(float(np.hypot(*matrix[0, :2])), 1e-6)))))
     big = size * factor
     crop = cv2.warpAffine(
-        frame, matrix * np.array([[factor], [factor]], dtype=np.float64), (big, big),
-        flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE,
+        frame,
+        matrix * np.array([[factor], [factor]], dtype=np.float64),
+        (big, big),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_REPLICATE,
     )
     if factor > 1:
         crop = cv2.resize(crop, (size, size), interpolation=cv2.INTER_AREA)

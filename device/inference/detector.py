@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -113,7 +113,7 @@ class BlazeFaceDetector:
     def close(self) -> None:
         self._interpreter = None
 
-    def __enter__(self) -> "BlazeFaceDetector":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(
@@ -126,17 +126,17 @@ class BlazeFaceDetector:
         import cv2
 
         h, w = frame.shape[:2]
-        border = int(round(pad * max(h, w)))
+        border = round(pad * max(h, w))
         side = max(h, w) + 2 * border
         off_x = (side - w) // 2
         off_y = (side - h) // 2
         size = self._options.input_size
         # Resize first (cheaper), then letterbox on the small image.
         scale = size / side
-        rw, rh = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+        rw, rh = max(1, round(w * scale)), max(1, round(h * scale))
         small = cv2.resize(frame, (rw, rh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
         canvas = np.zeros((size, size, 3), dtype=np.float32)
-        ox, oy = int(round(off_x * scale)), int(round(off_y * scale))
+        ox, oy = round(off_x * scale), round(off_y * scale)
         ox = min(ox, size - rw)
         oy = min(oy, size - rh)
         canvas[oy : oy + rh, ox : ox + rw] = small
@@ -163,7 +163,7 @@ class BlazeFaceDetector:
             y1 = min(float(h), float(ys[1]))
             if x1 - x0 < 2 or y1 - y0 < 2:
                 continue
-            box = (int(round(x0)), int(round(y0)), int(round(x1 - x0)), int(round(y1 - y0)))
+            box = (round(x0), round(y0), round(x1 - x0), round(y1 - y0))
             kps = tuple((float(xs[i]), float(ys[i])) for i in range(2, 2 + self._options.num_keypoints))
             faces.append(Face(box=box, score=float(score), keypoints=kps))
         return faces

@@ -95,10 +95,10 @@ def test_detector_finds_the_face_in_200px_crops(face_images):
         if not faces:
             continue
         f = faces[0]
-        x, y, w, h = f.box
+        _, y, w, h = f.box
         assert 0.35 * img.shape[1] < w <= img.shape[1] and 0.35 * img.shape[0] < h <= img.shape[0]
         assert len(f.keypoints) == 6
-        (rx, ry), (lx, ly) = f.keypoints[:2]
+        (rx, ry), (lx, _) = f.keypoints[:2]
         assert rx < lx, "keypoint 0 is the subject's right eye (image left)"
         assert y < ry < y + h / 2 + 10  # eyes in the upper half of the box
 
@@ -159,7 +159,11 @@ def test_age_gender_on_real_faces(models_dir, face_samples, face_images, file):
 def test_int8_and_float_agree(models_dir, face_images):
     if not (models_dir / "age_gender_float32.tflite").exists():
         pytest.skip("float model not committed")
-    with create_detector() as det, create_age_gender() as q, create_age_gender("age_gender_float32.tflite") as f:
+    with (
+        create_detector() as det,
+        create_age_gender() as q,
+        create_age_gender("age_gender_float32.tflite") as f,
+    ):
         same, diffs = 0, []
         for img in face_images:
             faces = det.detect(img)
@@ -176,6 +180,5 @@ def test_int8_and_float_agree(models_dir, face_images):
 def test_estimate_crop_rejects_wrong_shape():
     from device.errors import ImageError
 
-    with create_age_gender() as model:
-        with pytest.raises(ImageError, match="uint8"):
-            model.estimate_crop(np.zeros((10, 10, 3), np.uint8))
+    with create_age_gender() as model, pytest.raises(ImageError, match="uint8"):
+        model.estimate_crop(np.zeros((10, 10, 3), np.uint8))

@@ -16,17 +16,34 @@ def test_train_one_tiny_epoch(tmp_path):
         pytest.skip(f"shared face data {D.DEFAULT_DATA} not present")
     from models import train
 
-    rc = train.main([
-        "--limit", "48", "--epochs", "1", "--batch", "16", "--out", str(tmp_path),
-        "--teacher-weight", "0", "--rep-samples", "8", "--quiet", "--width", "8",
-    ])
+    rc = train.main(
+        [
+            "--limit",
+            "48",
+            "--epochs",
+            "1",
+            "--batch",
+            "16",
+            "--out",
+            str(tmp_path),
+            "--teacher-weight",
+            "0",
+            "--teacher-gender-weight",
+            "0",
+            "--rep-samples",
+            "8",
+            "--quiet",
+            "--width",
+            "8",
+        ]
+    )
     assert rc == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())["models"]
     assert {m["file"] for m in manifest} == {"age_gender_int8.tflite", "age_gender_float32.tflite"}
+    import numpy as np
+
     from device.inference.age_gender import AgeGenderModel
     from device.inference.runtime import verify_model
-
-    import numpy as np
 
     for m in manifest:
         verify_model(tmp_path / m["file"])

@@ -21,10 +21,10 @@ def _frame_with_eyes(angle_deg: float, centre=(150.0, 110.0), half=30.0):
     r = (centre[0] - half * math.cos(a), centre[1] - half * math.sin(a))
     l_ = (centre[0] + half * math.cos(a), centre[1] + half * math.sin(a))
     for x, y in (r, l_):
-        cv2.circle(frame, (int(round(x)), int(round(y))), 4, (255, 0, 0), -1)
+        cv2.circle(frame, (round(x), round(y)), 4, (255, 0, 0), -1)
     # the face centre lies 10 px below the eye midpoint along the (rolled) face axis
     fx, fy = centre[0] - 10 * math.sin(a), centre[1] + 10 * math.cos(a)
-    box = (int(round(fx - 70)), int(round(fy - 70)), 140, 140)
+    box = (round(fx - 70), round(fy - 70), 140, 140)
     face = Face(box=box, score=0.9, keypoints=(r, l_, centre, centre, centre, centre))
     return frame, face
 

@@ -19,10 +19,17 @@ def _write(tmp_path, payload: bytes = b"model-bytes", listed: bool = True):
     model.write_bytes(payload)
     entries = []
     if listed:
-        entries.append({
-            "name": "m", "file": "m.tflite", "sha256": sha256_of(model), "input_shape": [1, 8, 8, 3],
-            "dtype": "int8", "licence": "test", "source": "test",
-        })
+        entries.append(
+            {
+                "name": "m",
+                "file": "m.tflite",
+                "sha256": sha256_of(model),
+                "input_shape": [1, 8, 8, 3],
+                "dtype": "int8",
+                "licence": "test",
+                "source": "test",
+            }
+        )
     (tmp_path / "manifest.json").write_text(json.dumps({"models": entries}))
     return model
 
