@@ -108,8 +108,8 @@ def impressions_from_docs(day: str, docs: Iterable[Mapping[str, Any]]) -> list[I
 
 def load_impressions(events_dir: Path, start: datetime, end: datetime) -> list[Impression]:
     """Read the device's day files covering ``[start, end]`` (read-only), sorted by time."""
-    from device.storage import AtomicJSONStorage  # storage module: parse cache + tolerant reads
     from device.errors import StorageError
+    from device.storage import AtomicJSONStorage  # storage module: parse cache + tolerant reads
 
     out: list[Impression] = []
     day = start.astimezone(UTC).date()

@@ -26,14 +26,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from device.errors import StorageError
-from device.storage import FileLock, open_db
-
 from admin_web.terminals.adapters import PROVIDERS
-from admin_web.terminals.archive import LedgerArchive
 from admin_web.terminals.apply import ApplyResult, Submission, Tables, apply_batch, find_terminal
+from admin_web.terminals.archive import LedgerArchive
 from admin_web.terminals.errors import AuthError, KeyFileError, TerminalError
 from admin_web.terminals.keys import SecretBox, load_key
+from device.errors import StorageError
+from device.storage import FileLock, open_db
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +71,7 @@ class Pairing:
 
 
 class _Pending:
-    __slots__ = ("submission", "result", "error")
+    __slots__ = ("error", "result", "submission")
 
     def __init__(self, submission: Submission) -> None:
         self.submission = submission

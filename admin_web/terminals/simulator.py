@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import math
 import random
 import threading
 import time
@@ -52,10 +53,11 @@ class Summary:
     """Per planned index: "applied", "duplicate" or the last error."""
 
     def percentile(self, q: float) -> float | None:
+        """Nearest-rank percentile of the answered sends' latencies (ms)."""
         if not self.latencies_ms:
             return None
         ordered = sorted(self.latencies_ms)
-        return ordered[min(len(ordered) - 1, max(0, int(round(q / 100 * len(ordered) + 0.5)) - 1))]
+        return ordered[min(len(ordered), max(1, math.ceil(q / 100 * len(ordered)))) - 1]
 
     @property
     def rate(self) -> float:
@@ -105,7 +107,7 @@ def plan_events(
         raise ValueError("duplicates must be in [0, 1) and refunds in [0, 1]")
     rng = random.Random(seed)
     prefix = prefix or f"sim-{uuid.uuid4().hex[:8]}"
-    n_dup = int(round(count * duplicates))
+    n_dup = round(count * duplicates)
     n_new = count - n_dup
     originals: list[dict[str, Any]] = []
     for i in range(n_new):
@@ -120,12 +122,13 @@ def plan_events(
                 "time": datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
-    plan = [PlannedEvent(e, False) for e in originals]
-    for _ in range(n_dup):
-        # insert the repeat after (not necessarily long after) its original
-        src = rng.randrange(n_new) if n_new else 0
-        pos = rng.randint(min(len(plan), src + 1), len(plan))
-        plan.insert(pos, PlannedEvent(originals[src], True))
+    keyed = [(float(i), PlannedEvent(e, False)) for i, e in enumerate(originals)]
+    for _ in range(n_dup if n_new else 0):
+        # a repeat comes after its original, sometimes right after, sometimes much later
+        src = rng.randrange(n_new)
+        keyed.append((src + 0.5 + rng.random() * (n_new - src), PlannedEvent(originals[src], True)))
+    keyed.sort(key=lambda kv: kv[0])
+    plan = [p for _, p in keyed]
     return plan
 
 
