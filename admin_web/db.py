@@ -17,8 +17,14 @@ from admin_web.repository import InventoryRepository
 
 def init_app(app: Flask) -> None:
     data_dir = Path(app.config["DATA_DIR"])
-    app.extensions["smartshelf.repository"] = InventoryRepository(data_dir)
-    app.extensions["smartshelf.accounts"] = AccountStore(data_dir)
+    repository = InventoryRepository(data_dir)
+    accounts = AccountStore(data_dir)
+    # read both files now: a corrupt file is restored from its last good copy (or the start fails
+    # with a StorageError that says how to restore) before the first request, not during one
+    repository.count_products()
+    accounts.has_users()
+    app.extensions["smartshelf.repository"] = repository
+    app.extensions["smartshelf.accounts"] = accounts
 
 
 def get_repository() -> InventoryRepository:

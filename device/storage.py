@@ -32,7 +32,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -46,6 +46,8 @@ logger = logging.getLogger(__name__)
 
 #: Admin-owned files that ``backup`` copies and ``restore`` puts back (relative to the data dir).
 BACKUP_FILES: tuple[str, ...] = ("store.json", "accounts.json")
+#: Admin-owned secrets copied as they are and restored 0600 (the key that opens the terminals' secrets).
+BACKUP_SECRET_FILES: tuple[str, ...] = ("terminal.key",)
 #: Admin-owned folders copied whole (product images uploaded by staff; never camera images).
 BACKUP_DIRS: tuple[str, ...] = ("images",)
 
@@ -320,10 +322,23 @@ class _FreshTable(Table):
     """
 
     default_query_cache_capacity = 0
+    _in_batch = False
 
     def _get_next_id(self) -> int:
-        self._next_id = None
+        # Inside insert_multiple the file is written only once at the end, so the ids handed out so
+        # far in the batch must be remembered; between operations the id is recomputed from the file.
+        if not self._in_batch:
+            self._next_id = None
         return super()._get_next_id()
+
+    def insert_multiple(self, documents: Iterable[Mapping[str, Any]]) -> list[int]:
+        self._next_id = None
+        self._in_batch = True
+        try:
+            return super().insert_multiple(documents)
+        finally:
+            self._in_batch = False
+            self._next_id = None
 
 
 class SmartShelfDB(TinyDB):
@@ -357,7 +372,8 @@ def write_transaction(db: TinyDB) -> Iterator[dict[str, dict[str, Any]]]:
 
 # -- backup / restore ---------------------------------------------------------------------------
 def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Write a ``.tar.gz`` of the admin-owned files to ``dest_dir`` (default ``<data_dir>/backups``).
+    """Write a ``.tar.gz`` of the admin-owned files to ``dest_dir`` (default ``<data_dir>/backups``):
+    store.json, accounts.json, terminal.key (if present) and images/.
 
     Each JSON file is read under its file lock, so the copy is a consistent snapshot. The archive is
     created 0600 (it holds password hashes and terminal secrets). Returns the archive's path.
@@ -387,6 +403,15 @@ def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | 
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(raw), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(raw))
+        for name in BACKUP_SECRET_FILES:
+            path = root / name
+            try:
+                raw = path.read_bytes()
+            except FileNotFoundError:
+                continue
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(raw), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(raw))
         for dirname in BACKUP_DIRS:
             folder = root / dirname
             if not folder.is_dir():
@@ -404,6 +429,7 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
     parts = Path(name).parts
     ok = member.isfile() and (
         (name in BACKUP_FILES)
+        or (name in BACKUP_SECRET_FILES)
         or (len(parts) == 2 and parts[0] in BACKUP_DIRS and parts[1] not in ("", ".", ".."))
     )
     if not ok or name.startswith("/") or ".." in parts:
@@ -445,7 +471,9 @@ def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -
             with FileLock(path):
                 atomic_write_bytes(path, contents[name], mode=0o600 if name == "accounts.json" else None)
     for name, raw in contents.items():
-        if name not in BACKUP_FILES:
+        if name in BACKUP_SECRET_FILES:
+            atomic_write_bytes(root / name, raw, mode=0o600)
+        elif name not in BACKUP_FILES:
             atomic_write_bytes(root / name, raw)
     logger.info("restored %s into %s (previous state saved as %s)", archive, root, safety)
     return safety

@@ -96,3 +96,25 @@ def test_app_reads_smartshelf_config(tmp_path: Path) -> None:
     app: Any = create_app({"SMARTSHELF_CONFIG": str(cfg)})
     assert app.config["DATA_DIR"] == str(tmp_path / "d") and app.config["SHELF_NAME"] == "Aisle 7"
     assert app.config["DEVICE_URL"] == "http://127.0.0.1:9999"
+
+
+def test_app_start_recovers_or_refuses_a_corrupt_store(tmp_path: Path) -> None:
+    from admin_web import create_app
+    from admin_web.repository import InventoryRepository
+    from device.errors import StorageError
+
+    repo = InventoryRepository(tmp_path)
+    repo.create_product({"sku": "A", "name": "A", "price": 1, "stock": 1})
+    repo.create_product({"sku": "B", "name": "B", "price": 1, "stock": 1})
+    (tmp_path / "store.json").write_bytes(b'{"products": {"1": ')  # a bad sector
+    app: Any = create_app({"DATA_DIR": str(tmp_path), "DEVICE_URL": "http://127.0.0.1:9"})
+    with app.app_context():
+        from admin_web.db import get_repository
+
+        assert [p["sku"] for p in get_repository().list_products()] == ["A"]  # the last good copy
+    assert any(p.name.startswith("store.json.corrupt-") for p in tmp_path.iterdir())
+
+    (tmp_path / "store.json").write_bytes(b"garbage")
+    (tmp_path / "store.json.bak").unlink()
+    with pytest.raises(StorageError, match="smartshelf admin restore"):
+        create_app({"DATA_DIR": str(tmp_path), "DEVICE_URL": "http://127.0.0.1:9"})
