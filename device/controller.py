@@ -202,9 +202,10 @@ class ShelfController:
             logger.debug("visit %d started", self._visit_counter)
         visit = self.visit
         visit.add(Observation(estimate, face.box[2], now))
-        outcome = gate(combine(visit.observations, self.config.visit.min_frames), self.config.visit, control=visit.control)
+        estimate = combine(visit.observations, self.config.visit.min_frames, now=now)
+        outcome = gate(estimate, self.config.visit, control=visit.control)
         timings["aggregate"] = (time.perf_counter() - t) * 1000
-        if not visit.should_decide(outcome.label, self.config.visit):
+        if not visit.should_decide(outcome.label, self.config.visit, outcome.reason):
             return None
         return self._decide(visit, outcome, timings, t0)
 

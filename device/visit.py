@@ -13,6 +13,8 @@ from device.types import Demographic, Segment
 
 #: Faces this wide (pixels) or wider get full weight; smaller faces count less.
 FULL_WEIGHT_FACE_PX = 120
+#: An estimate this many seconds old counts half as much as a fresh one.
+RECENCY_HALF_LIFE_S = 1.5
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,15 +41,19 @@ class Gate:
         return str(self.segment) if self.segment is not None else "generic"
 
 
-def combine(observations: list[Observation], min_frames: int) -> Demographic:
-    """Weighted (confidence x face size) mean of the estimates, with a combined confidence.
+def combine(observations: list[Observation], min_frames: int, *, now: float | None = None) -> Demographic:
+    """Weighted (confidence x face size x recency) mean of the estimates, with a combined confidence.
 
     The confidence is the weighted mean per-frame confidence, lowered when frames disagree on
-    gender and when there are fewer frames than ``min_frames``.
+    gender and when there are fewer frames than ``min_frames``. With ``now``, older estimates
+    fade with a half-life of RECENCY_HALF_LIFE_S.
     """
     if not observations:
         raise ValueError("combine() needs at least one observation")
-    weights = [o.weight for o in observations]
+    if now is None:
+        weights = [o.weight for o in observations]
+    else:
+        weights = [o.weight * 0.5 ** (max(0.0, now - o.time) / RECENCY_HALF_LIFE_S) for o in observations]
     total = sum(weights)
     p_female = sum(w * o.estimate.p_female for w, o in zip(weights, observations)) / total
     age = sum(w * o.estimate.age for w, o in zip(weights, observations)) / total
@@ -55,7 +61,7 @@ def combine(observations: list[Observation], min_frames: int) -> Demographic:
     age_std = math.sqrt(age_var / total)
     mean_conf = sum(w * o.estimate.confidence for w, o in zip(weights, observations)) / total
     p_spread = math.sqrt(sum(w * (o.estimate.p_female - p_female) ** 2 for w, o in zip(weights, observations)) / total)
-    agreement = max(0.0, 1.0 - 2.0 * p_spread)
+    agreement = max(0.0, 1.0 - p_spread)
     coverage = min(1.0, len(observations) / max(1, min_frames))
     confidence = mean_conf * agreement * coverage
     return Demographic(p_female=p_female, age=age, confidence=confidence, age_std=age_std)
@@ -93,15 +99,17 @@ class Visit:
             del self.observations[:-60]
             self.observations_at_decision = min(self.observations_at_decision, 60)
 
-    def should_decide(self, gate_label: str, cfg: VisitConfig) -> bool:
+    def should_decide(self, gate_label: str, cfg: VisitConfig, gate_reason: str = "personalised") -> bool:
         """First decision after ``min_frames``; later only a changed segment, with fresh evidence,
-        at most ``max_revisions`` times."""
+        at most ``max_revisions`` times, and never a downgrade to generic for low confidence alone."""
         if len(self.observations) < cfg.min_frames:
             return False
         if self.decisions == 0:
             return True
         if gate_label == self.decided_label or self.decisions > cfg.max_revisions:
             return False
+        if gate_reason == "low_confidence":
+            return False  # conflicting frames mid-visit: keep what is shown rather than flip to generic
         return len(self.observations) - self.observations_at_decision >= cfg.min_frames
 
     def decided(self, gate_label: str) -> None:

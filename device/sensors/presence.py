@@ -110,12 +110,15 @@ class UltrasonicSensor:
             echo=echo_pin,
             trigger=trigger_pin,
             max_distance=max(max_distance_m * 1.5, 1.0),
+            partial=True,  # answer from the first echoes instead of blocking the loop until 9 arrive
             pin_factory=pin_factory,
         )
         self._hold = _Hold(hold_s)
 
     def present(self, frame: Frame | None, now: float) -> bool:
-        return self._hold.update(float(self.sensor.distance) <= self.max_distance_m, now)
+        distance = float(self.sensor.distance)
+        # 0.0 means "no echo measured yet" (nothing wired, or the first samples), not "touching".
+        return self._hold.update(0.01 < distance <= self.max_distance_m, now)
 
     def close(self) -> None:
         self.sensor.close()

@@ -1,0 +1,95 @@
+"""Visit aggregation, gating and revision rules (pure, no I/O)."""
+
+from __future__ import annotations
+
+import pytest
+
+from device.config import VisitConfig
+from device.types import Demographic, Gender
+from device.visit import Observation, Visit, combine, gate
+
+CFG = VisitConfig(min_frames=3, min_confidence=0.5, min_age=18, leave_after_s=2.0, max_revisions=1)
+
+
+def obs(p_female: float, age: float, conf: float = 0.9, px: int = 120, t: float = 0.0) -> Observation:
+    return Observation(Demographic(p_female=p_female, age=age, confidence=conf), px, t)
+
+
+def test_combine_weights_confident_large_faces_more() -> None:
+    big_sure = obs(0.95, 30, conf=0.95, px=160)
+    small_unsure = obs(0.05, 60, conf=0.2, px=40)
+    est = combine([big_sure, small_unsure], min_frames=1)
+    assert est.gender is Gender.FEMALE
+    assert 30 < est.age < 40
+
+
+def test_combine_lowers_confidence_when_frames_disagree_or_are_few() -> None:
+    agree = combine([obs(0.9, 30), obs(0.9, 31), obs(0.9, 29)], min_frames=3)
+    disagree = combine([obs(0.95, 30), obs(0.05, 30), obs(0.95, 30)], min_frames=3)
+    few = combine([obs(0.9, 30)], min_frames=3)
+    assert agree.confidence > disagree.confidence
+    assert agree.confidence > few.confidence
+    assert few.confidence == pytest.approx(agree.confidence / 3, rel=0.05)
+
+
+def test_combine_needs_observations() -> None:
+    with pytest.raises(ValueError):
+        combine([], min_frames=1)
+
+
+def test_gate_minor_low_confidence_control_and_personalised() -> None:
+    adult = Demographic(p_female=0.1, age=40, confidence=0.8)
+    assert gate(adult, CFG).label == "male/35-44"
+    assert gate(adult, CFG).reason == "personalised"
+    assert gate(Demographic(0.1, 15, 0.9), CFG).segment is None
+    assert gate(Demographic(0.1, 15, 0.9), CFG).reason == "minor"
+    assert gate(Demographic(0.1, 40, 0.3), CFG).reason == "low_confidence"
+    assert gate(adult, CFG, control=True).reason == "ab_control"
+    assert gate(adult, CFG, control=True).label == "generic"
+
+
+def test_visit_decides_after_min_frames_and_revises_at_most_max_revisions() -> None:
+    visit = Visit(1, started=0.0)
+    for t in range(2):
+        visit.add(obs(0.9, 30, t=t))
+    assert not visit.should_decide("female/25-34", CFG)
+    visit.add(obs(0.9, 30, t=2))
+    assert visit.should_decide("female/25-34", CFG)
+    visit.decided("female/25-34")
+    # Same segment: no new decision.
+    visit.add(obs(0.9, 30, t=3))
+    assert not visit.should_decide("female/25-34", CFG)
+    # A different segment needs min_frames of fresh evidence.
+    assert not visit.should_decide("female/35-44", CFG)
+    visit.add(obs(0.9, 40, t=4))
+    visit.add(obs(0.9, 40, t=5))
+    assert visit.should_decide("female/35-44", CFG)
+    visit.decided("female/35-44")
+    for t in range(6, 12):
+        visit.add(obs(0.9, 50, t=t))
+    assert not visit.should_decide("female/45-54", CFG), "max_revisions = 1 reached"
+
+
+def test_recent_estimates_count_more() -> None:
+    old_woman = [obs(0.95, 30, t=0.0) for _ in range(3)]
+    new_man = [obs(0.05, 30, t=3.0) for _ in range(3)]
+    assert combine(old_woman + new_man, 3).p_female == pytest.approx(0.5)
+    assert combine(old_woman + new_man, 3, now=3.0).gender is Gender.MALE
+
+
+def test_low_confidence_never_downgrades_a_shown_decision() -> None:
+    visit = Visit(1, started=0.0)
+    for t in range(3):
+        visit.add(obs(0.9, 30, t=t))
+    visit.decided("female/25-34")
+    for t in range(3, 9):
+        visit.add(obs(0.5, 30, t=t))
+    assert not visit.should_decide("generic", CFG, "low_confidence")
+    assert visit.should_decide("generic", CFG, "minor"), "a minor always falls back to generic picks"
+
+
+def test_visit_gone_after_leave_time() -> None:
+    visit = Visit(1, started=0.0)
+    visit.add(obs(0.9, 30, t=10.0))
+    assert not visit.gone(11.9, CFG)
+    assert visit.gone(12.1, CFG)
