@@ -7,7 +7,7 @@ import csv
 import shutil
 from pathlib import Path
 
-from device.config import CameraConfig, Config, KioskConfig, LedsConfig, PresenceConfig, ShelfConfig
+from device.config import CameraConfig, Config, KioskConfig, LedsConfig, PresenceConfig, ShelfConfig, VisitConfig
 from device.inventory import STORE_FILE
 from device.storage import open_db
 
@@ -66,6 +66,9 @@ def prepare_demo(data_dir: Path, *, kiosk_port: int = 8081, loop: bool = False) 
         camera=CameraConfig(type="replay", source=str(FRAMES_DIR), loop=loop, fps=10.0),
         presence=PresenceConfig(type="camera_motion", hold_s=2.0),
         leds=LedsConfig(type="terminal"),
+        # The clip is short (3.6 s): the shopper counts as gone after 0.6 s without a face, so the
+        # lights go back to idle before the clip ends and a replayed clip is a new visit.
+        visit=VisitConfig(leave_after_s=0.6),
         kiosk=KioskConfig(port=kiosk_port),
         slots=dict(DEMO_PINS),
     )
