@@ -66,6 +66,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     shelf = build_shelf(config)
+    try:
+        shelf.camera.open()
+    except BaseException:
+        shelf.close()
+        raise
     logger.info("shelf %r running (camera %s, presence %s)", config.shelf.name, config.camera.type, config.presence.type)
     watchdog.ready(f"running; kiosk {shelf.kiosk.url if shelf.kiosk else 'off'}")
 

@@ -82,6 +82,16 @@ class ReconnectingCamera:
                 logger.debug("closing the lost camera failed", exc_info=True)
             self._opened = False
 
+    def open(self) -> None:
+        """Open now and raise HardwareUnavailable if that fails (start-up: exit non-zero, systemd retries).
+
+        Later losses are handled by ``read`` with backoff instead.
+        """
+        if not self._opened:
+            self.camera.open()
+            self._opened = True
+            self.state = "ok"
+
     def read(self) -> Frame | None:
         if not self._opened:
             if self.clock() < self._retry_at:

@@ -71,6 +71,20 @@ def test_check_config_refuses_a_missing_factor_file(tmp_path: Path) -> None:
     assert result.returncode == 1 and "factors.npz" in result.stderr
 
 
+def test_run_refuses_missing_models_and_a_camera_that_cannot_open(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prepare_demo(data)
+    config = write_config(tmp_path / "c.toml", data, free_port(), extra=f'[models]\ndir = "{tmp_path}"\n')
+    result = smartshelf("run", "--config", str(config))
+    assert result.returncode == 1 and "face_detection_short_range.tflite" in result.stderr
+    config = write_config(tmp_path / "c.toml", data, free_port())
+    config.write_text(config.read_text().replace('type = "replay"', 'type = "opencv"').replace(str(FRAMES_DIR), str(tmp_path / "missing.mp4")))
+    result = smartshelf("run", "--config", str(config))
+    assert result.returncode == 1
+    assert "camera.source" in result.stderr and "missing.mp4" in result.stderr
+    assert [l for l in result.stderr.splitlines() if l.startswith("smartshelf: error")], result.stderr
+
+
 def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_demo(data)
