@@ -87,7 +87,7 @@ class Interactions:
             item_names=self.item_names,
         )
 
-    def per_row(self) -> "Interactions":
+    def per_row(self) -> Interactions:
         """Every interaction as its own user (one sale line = one shopper of the row's segment)."""
         n = self.users.size
         return Interactions(

@@ -199,7 +199,7 @@ def evaluate_rmse(
     started = time.perf_counter()
     val = np.random.default_rng(seed + 2).random(fu.size) < 0.1
     best_reg, best_val = 0.08, np.inf
-    for reg in (0.05, 0.08, 0.12):
+    for reg in (0.05, 0.08, 0.12, 0.18, 0.25):
         pred = fit_biased_mf(
             fu[~val], fi[~val], fr[~val], n_users, n_items, rank=16, reg=reg, iterations=8, seed=seed
         )
