@@ -58,6 +58,10 @@ class AccountStore:
         with self._lock, self.file_lock, write_transaction(self.db) as tables:
             yield tables
 
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
+
     # -- users --------------------------------------------------------------------------------
     def has_users(self) -> bool:
         with self._lock:
@@ -73,7 +77,15 @@ class AccountStore:
             raise ValidationError("password", f"must be at least {MIN_PASSWORD_LENGTH} characters")
         if password.strip() != password or "\n" in password:
             raise ValidationError("password", "must not start or end with spaces or hold line breaks")
-        pw_hash = generate_password_hash(password)
+        self.set_password_hash(username, generate_password_hash(password))
+
+    def set_password_hash(self, username: str, pw_hash: str) -> None:
+        """Store an already computed werkzeug hash (``smartshelf firstboot`` brings one from the SD card)."""
+        username = (username or "").strip()
+        if not username or len(username) > 64 or not username.isprintable():
+            raise ValidationError("username", "must be 1-64 printable characters")
+        if not pw_hash.startswith(("scrypt:", "pbkdf2:")) or pw_hash.count("$") != 2:
+            raise ValidationError("password_hash", "is not a werkzeug password hash (scrypt:... or pbkdf2:...)")
         with self._write() as tables:
             users = tables.setdefault("users", {})
             for doc in users.values():

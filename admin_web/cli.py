@@ -2,7 +2,7 @@
 
 No flask import at module import time (``smartshelf --help`` stays light); handlers import lazily.
 
-    smartshelf admin [--config PATH] [--data-dir D] [--host H] [--port P] [--threads N]
+    smartshelf admin [serve] [--config PATH] [--data-dir D] [--host H] [--port P] [--threads N]
     smartshelf admin set-password [--user NAME]        # password read from stdin
     smartshelf admin create-token --name NAME          # prints the token alone on stdout
     smartshelf admin backup [--dest DIR]
@@ -32,15 +32,25 @@ def _common() -> argparse.ArgumentParser:
     return common
 
 
+def _serve_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
+    default = argparse.SUPPRESS if suppress else None
+    parser.add_argument("--host", default=default, help="listen address (default admin.host of the config, 0.0.0.0)")
+    parser.add_argument("--port", type=int, default=default, help="listen port (default admin.port, 8080)")
+    parser.add_argument("--threads", type=int, default=argparse.SUPPRESS if suppress else 8,
+                        help="waitress worker threads (default 8)")
+
+
 def register(subparsers: Any) -> None:
     common = _common()
     admin = subparsers.add_parser("admin", parents=[common], help="serve the admin page; accounts, tokens, backups",
                                   description="Serve the staff admin page with waitress, or manage it.")
-    admin.add_argument("--host", default=None, help="listen address (default admin.host of the config, 0.0.0.0)")
-    admin.add_argument("--port", type=int, default=None, help="listen port (default admin.port, 8080)")
-    admin.add_argument("--threads", type=int, default=8, help="waitress worker threads (default 8)")
+    _serve_options(admin, suppress=False)
     admin.set_defaults(func=serve)
     sub = admin.add_subparsers(dest="admin_command", metavar="ACTION")
+
+    p = sub.add_parser("serve", parents=[common], help="serve the admin page (the default action)")
+    _serve_options(p, suppress=True)
+    p.set_defaults(func=serve)
 
     p = sub.add_parser("set-password", parents=[common], help="set a staff password (read from stdin)")
     p.add_argument("--user", default="admin", help="user name (default admin)")

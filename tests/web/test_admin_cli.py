@@ -118,3 +118,26 @@ def test_app_start_recovers_or_refuses_a_corrupt_store(tmp_path: Path) -> None:
     (tmp_path / "store.json.bak").unlink()
     with pytest.raises(StorageError, match="smartshelf admin restore"):
         create_app({"DATA_DIR": str(tmp_path), "DEVICE_URL": "http://127.0.0.1:9"})
+
+
+def test_serve_action_and_options_parse() -> None:
+    from device.cli import build_parser
+
+    parser = build_parser()
+    for argv in (["admin", "serve", "--config", "/c.toml", "--port", "9000"], ["admin", "--port", "9000"]):
+        args = parser.parse_args(argv)
+        assert args.func.__name__ == "serve" and args.port == 9000 and args.threads == 8
+
+
+def test_set_password_hash_from_firstboot(tmp_path: Path) -> None:
+    from werkzeug.security import generate_password_hash
+
+    from admin_web.accounts import AccountStore
+    from admin_web.errors import ValidationError
+
+    store = AccountStore(tmp_path)
+    store.set_password_hash("admin", generate_password_hash("from the sd card"))
+    assert store.check_password("admin", "from the sd card")
+    with pytest.raises(ValidationError, match="password_hash"):
+        store.set_password_hash("admin", "plain text")
+    store.close()
