@@ -86,11 +86,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def wait_for_port(host: str, port: int, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
+def wait_for_port(host: str, port: int, proc: subprocess.Popen[str], log: Path, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise SystemExit(f"the admin server exited: {proc.stderr.read() if proc.stderr else ''}")
+            raise SystemExit(f"the admin server exited: {log.read_text()[-2000:]}")
         try:
             with socket.create_connection((host, port), timeout=0.5):
                 return
@@ -166,12 +166,13 @@ def run(products: int = 2000, events: int = 5000, clients: int = 8, seconds: flo
         token = seed(data_dir, products, events, rng)
         port = free_port()
         # the real production entry point, in its own process (its own GIL, like on the Pi)
+        server_log = (data_dir / "server.log").open("w")  # a file, not a pipe: a full pipe would stall it
         server = subprocess.Popen(
-            [sys.executable, "-m", "device.cli", "admin", "--data-dir", str(data_dir), "--host", "127.0.0.1",
-             "--port", str(port), "--threads", str(threads)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            [sys.executable, "-m", "device.cli", "admin", "serve", "--data-dir", str(data_dir),
+             "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)],
+            stdout=subprocess.DEVNULL, stderr=server_log, text=True)
         try:
-            wait_for_port("127.0.0.1", port, server)
+            wait_for_port("127.0.0.1", port, server, data_dir / "server.log")
             cookie = login("127.0.0.1", port)
             headers_for = {
                 "products page": {"Cookie": cookie},
@@ -197,6 +198,7 @@ def run(products: int = 2000, events: int = 5000, clients: int = 8, seconds: flo
                 server.wait(10)
             except subprocess.TimeoutExpired:
                 server.kill()
+            server_log.close()
     report: dict[str, Any] = {"products": products, "events": events, "clients": clients, "threads": threads,
                               "seconds": round(wall, 2), "errors": len(errors), "targets": {}}
     all_values: list[float] = []

@@ -39,15 +39,17 @@ def server(tmp_path: Path) -> Iterator[str]:
     data_dir = tmp_path / "data"
     AccountStore(data_dir).set_password("admin", PASSWORD)
     port = _free_port()
+    log_path = tmp_path / "server.log"
+    log = log_path.open("w")  # a file, not a pipe: an unread pipe could stall the server
     proc = subprocess.Popen(
         [sys.executable, "-m", "device.cli", "admin", "--data-dir", str(data_dir), "--host", "127.0.0.1",
          "--port", str(port)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
         deadline = time.monotonic() + 30
         while True:
             if proc.poll() is not None:
-                pytest.fail(f"admin server exited: {proc.stderr.read() if proc.stderr else ''}")
+                pytest.fail(f"admin server exited: {log_path.read_text()[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
@@ -62,6 +64,7 @@ def server(tmp_path: Path) -> Iterator[str]:
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
+        log.close()
 
 
 @pytest.fixture
