@@ -163,7 +163,7 @@ class Config:
     def factors_path(self) -> Path:
         return self.recommend.factors or self.shelf.data_dir / "factors.npz"
 
-    def replace(self, **sections: Any) -> "Config":
+    def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
 
 

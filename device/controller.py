@@ -294,9 +294,9 @@ class ShelfController:
             decision: Decision | None = None
             try:
                 decision = self.step()
-            except Exception:  # noqa: BLE001 - one bad frame must never stop the shelf
+            except Exception:
                 self.stats.errors += 1
-                logger.error("step failed; continuing", exc_info=True)
+                logger.exception("step failed; continuing")
             if on_step is not None:
                 on_step(decision)
             stop.wait(max(0.0, period - (time.monotonic() - started)))
@@ -305,4 +305,4 @@ class ShelfController:
         return self.current.segment_label if self.current else "none"
 
 
-__all__ = ["ShelfController", "RankerSource", "LoopStats", "Segment"]
+__all__ = ["LoopStats", "RankerSource", "Segment", "ShelfController"]

@@ -36,7 +36,7 @@ class Product:
     image: str | None = None
 
     @classmethod
-    def from_doc(cls, doc: Mapping[str, Any]) -> "Product":
+    def from_doc(cls, doc: Mapping[str, Any]) -> Product:
         return cls(
             sku=str(doc["sku"]),
             name=str(doc.get("name") or doc["sku"]),

@@ -62,7 +62,7 @@ class Segment:
         return f"{self.gender.value}/{self.bracket}"
 
     @classmethod
-    def parse(cls, text: str) -> "Segment":
+    def parse(cls, text: str) -> Segment:
         try:
             gender, bracket = text.split("/", 1)
             return cls(Gender(gender), bracket)
@@ -70,7 +70,7 @@ class Segment:
             raise ValueError(f"bad segment {text!r}; expected e.g. 'female/25-34'") from None
 
     @classmethod
-    def of(cls, gender: Gender | str, age: float) -> "Segment":
+    def of(cls, gender: Gender | str, age: float) -> Segment:
         return cls(Gender(gender), age_bracket(age))
 
 

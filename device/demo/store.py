@@ -7,7 +7,15 @@ import csv
 import shutil
 from pathlib import Path
 
-from device.config import CameraConfig, Config, KioskConfig, LedsConfig, PresenceConfig, ShelfConfig, VisitConfig
+from device.config import (
+    CameraConfig,
+    Config,
+    KioskConfig,
+    LedsConfig,
+    PresenceConfig,
+    ShelfConfig,
+    VisitConfig,
+)
 from device.inventory import STORE_FILE
 from device.storage import open_db
 

@@ -13,13 +13,13 @@ from device.display.leds import (
 from device.display.screen import KioskScreen, NullScreen, Screen
 
 __all__ = [
-    "Indicator",
     "GpioIndicator",
-    "TerminalIndicator",
-    "RecordingIndicator",
-    "NullIndicator",
-    "create_indicator",
-    "Screen",
+    "Indicator",
     "KioskScreen",
+    "NullIndicator",
     "NullScreen",
+    "RecordingIndicator",
+    "Screen",
+    "TerminalIndicator",
+    "create_indicator",
 ]

@@ -57,7 +57,7 @@ class KioskServer:
         host, port = self.httpd.server_address[:2]
         return f"http://{host}:{port}/"
 
-    def start(self) -> "KioskServer":
+    def start(self) -> KioskServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="kiosk-http", daemon=True)
         self._thread.start()
         logger.info("kiosk page at %s", self.url)
@@ -76,7 +76,7 @@ class _Handler(BaseHTTPRequestHandler):
     kiosk: KioskServer
     server_version = "smartshelf-device"
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         logger.debug("%s %s", self.address_string(), format % args)
 
     def _send(self, status: int, body: bytes, content_type: str, extra: dict[str, str] | None = None) -> None:
@@ -103,7 +103,7 @@ class _Handler(BaseHTTPRequestHandler):
         ctype = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
         self._send(HTTPStatus.OK, body, ctype)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib name
+    def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             self._file(STATIC_DIR / "kiosk.html")
@@ -144,7 +144,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             logger.debug("kiosk event listener went away")
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib name
+    def do_POST(self) -> None:
         path = self.path.split("?", 1)[0]
         if not path.startswith("/control/"):
             self._json(HTTPStatus.NOT_FOUND, {"error": f"no such endpoint: {path}"})
@@ -156,10 +156,11 @@ class _Handler(BaseHTTPRequestHandler):
         raw = self.rfile.read(length) if length else b"{}"
         try:
             body = json.loads(raw or b"{}")
-            if not isinstance(body, dict):
-                raise ValueError("body must be a JSON object")
         except ValueError as exc:
             self._json(HTTPStatus.BAD_REQUEST, {"error": f"bad JSON body: {exc}"})
+            return
+        if not isinstance(body, dict):
+            self._json(HTTPStatus.BAD_REQUEST, {"error": "bad JSON body: must be an object"})
             return
         if self.kiosk.control is None:
             self._json(HTTPStatus.SERVICE_UNAVAILABLE, {"error": "no controller attached"})

@@ -8,4 +8,4 @@ from __future__ import annotations
 from device.sensors.camera import Camera, ReconnectingCamera, create_camera
 from device.sensors.presence import PresenceSensor, create_presence
 
-__all__ = ["Camera", "ReconnectingCamera", "create_camera", "PresenceSensor", "create_presence"]
+__all__ = ["Camera", "PresenceSensor", "ReconnectingCamera", "create_camera", "create_presence"]

@@ -78,7 +78,7 @@ class ReconnectingCamera:
         if self._opened:
             try:
                 self.camera.close()
-            except Exception:  # noqa: BLE001 - closing a broken camera may fail in any way
+            except Exception:
                 logger.debug("closing the lost camera failed", exc_info=True)
             self._opened = False
 

@@ -131,7 +131,7 @@ def shelf(tmp_path: Path):
 
 
 def test_visit_lights_the_segments_picks_then_goes_idle(shelf, tmp_path: Path) -> None:
-    controller, step, now = shelf([WOMAN] * 5 + [None] * 20)
+    controller, step, _now = shelf([WOMAN] * 5 + [None] * 20)
     decisions = [d for d in (step() for _ in range(25)) if d is not None]
     assert len(decisions) == 1, "one decision: the segment never changed"
     d = decisions[0]
@@ -149,21 +149,21 @@ def test_visit_lights_the_segments_picks_then_goes_idle(shelf, tmp_path: Path) -
 
 
 def test_out_of_stock_items_never_come_back(shelf) -> None:
-    controller, step, _ = shelf([WOMAN] * 4, stock={"w1": 0, "w2": -2})
+    _controller, step, _ = shelf([WOMAN] * 4, stock={"w1": 0, "w2": -2})
     decision = next(d for d in (step() for _ in range(4)) if d is not None)
     assert "SKU-w1" not in decision.items and "SKU-w2" not in decision.items
     assert decision.items[0] == "SKU-w3"
 
 
 def test_minor_gets_generic_picks(shelf) -> None:
-    controller, step, _ = shelf([CHILD] * 4)
+    _controller, step, _ = shelf([CHILD] * 4)
     decision = next(d for d in (step() for _ in range(4)) if d is not None)
     assert decision.segment is None and decision.reason == "minor"
     assert decision.items[0] == "SKU-g1", "generic picks follow the global vector"
 
 
 def test_decision_is_revised_when_the_estimate_changes(shelf) -> None:
-    controller, step, _ = shelf([WOMAN] * 3 + [MAN] * 12, max_revisions=1)
+    _controller, step, _ = shelf([WOMAN] * 3 + [MAN] * 12, max_revisions=1)
     decisions = [d for d in (step() for _ in range(15)) if d is not None]
     assert [d.segment_label for d in decisions] == ["female/25-34", "male/45-54"]
     assert decisions[1].items[0] == "SKU-m1"
@@ -171,7 +171,7 @@ def test_decision_is_revised_when_the_estimate_changes(shelf) -> None:
 
 
 def test_a_new_shopper_is_a_new_visit(shelf) -> None:
-    controller, step, _ = shelf([WOMAN] * 3 + [None] * 12 + [MAN] * 3)
+    _controller, step, _ = shelf([WOMAN] * 3 + [None] * 12 + [MAN] * 3)
     decisions = [d for d in (step() for _ in range(18)) if d is not None]
     assert [d.visit_id for d in decisions] == [1, 2]
 
@@ -207,8 +207,8 @@ def test_pause_identify_and_reload_commands(shelf, tmp_path: Path) -> None:
 
 
 def test_store_changes_are_picked_up_without_restart(shelf, tmp_path: Path) -> None:
-    controller, step, now = shelf([WOMAN] * 3 + [None] * 20 + [WOMAN] * 3)
-    first = [d for d in (step() for _ in range(10)) if d is not None][0]
+    _controller, step, _now = shelf([WOMAN] * 3 + [None] * 20 + [WOMAN] * 3)
+    first = next(d for d in (step() for _ in range(10)) if d is not None)
     assert first.items[0] == "SKU-w1"
     make_store(tmp_path / STORE_FILE, {"w1": 0})  # sold out, staff updated the admin page
     later = [d for d in (step() for _ in range(20)) if d is not None]
@@ -216,7 +216,7 @@ def test_store_changes_are_picked_up_without_restart(shelf, tmp_path: Path) -> N
 
 
 def test_a_failing_step_does_not_stop_the_loop(shelf) -> None:
-    controller, step, _ = shelf([WOMAN] * 3)
+    controller, _step, _ = shelf([WOMAN] * 3)
     calls = {"n": 0}
     real_detect = controller.detector.detect
 
