@@ -254,21 +254,36 @@ def interactions_csv(attributions: Sequence[Attribution], item_ids: Mapping[str,
 
 
 def compute(
-    sales: Sequence[Mapping[str, Any]], events_dir: Path, *, window_s: int
+    sales: Sequence[Mapping[str, Any]],
+    events_dir: Path,
+    *,
+    window_s: int,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> tuple[ConversionReport, list[Attribution]]:
-    """Load the impressions the sales need and attribute them (the admin page and export use this)."""
-    times = []
+    """Attribute the sales in ``[start, end]`` (default: the span of all sales) to the shelf's impressions.
+
+    The visit counts cover every visit from ``start - window_s`` to ``end``, so the conversion rate's
+    denominator does not depend on when the sales happened.
+    """
+    timed: list[tuple[float, Mapping[str, Any]]] = []
     for doc in sales:
         try:
-            times.append(sale_time(doc))
+            timed.append((sale_time(doc), doc))
         except ValueError:
-            continue
-    if not times:
-        return report([], [], window_s=window_s), []
-    start = datetime.fromtimestamp(min(times) - window_s, UTC)
-    end = datetime.fromtimestamp(max(times), UTC)
-    impressions = load_impressions(events_dir, start, end)
-    attributions = attribute(sales, impressions, window_s=window_s)
+            logger.warning("ledger: sale %r has no usable time; left out of the report", doc.get("event_id"))
+    if start is None or end is None:
+        if not timed:
+            return report([], [], window_s=window_s), []
+        start = start or datetime.fromtimestamp(min(t for t, _ in timed), UTC)
+        end = end or datetime.fromtimestamp(max(t for t, _ in timed), UTC)
+    lo, hi = start.timestamp(), end.timestamp()
+    chosen = [doc for t, doc in timed if lo <= t <= hi]
+    impressions = [
+        i for i in load_impressions(events_dir, start - timedelta(seconds=window_s), end)
+        if lo - window_s <= i.time <= hi
+    ]
+    attributions = attribute(chosen, impressions, window_s=window_s)
     return report(impressions, attributions, window_s=window_s), attributions
 
 

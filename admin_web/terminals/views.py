@@ -15,6 +15,7 @@ the store could not be written (nothing applied: retry).
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -118,10 +119,19 @@ def stripe_events(terminal_id: str) -> Any:
 
 
 # -- admin page -------------------------------------------------------------------------------------
-def _conversions() -> tuple[conversion.ConversionReport, list[conversion.Attribution]]:
+#: The page and the dashboard report on this many recent days (the CSV export covers everything).
+REPORT_DAYS = 30
+
+
+def _conversions(*, days: int | None = REPORT_DAYS) -> tuple[conversion.ConversionReport, list[conversion.Attribution]]:
+    """The last ``days`` days (None: the whole ledger, for the trainer export)."""
+    ledger = get_ledger()
     window = int(current_app.config.get("CONVERSION_WINDOW_S", 600))
     events_dir = Path(current_app.config["DATA_DIR"]) / "events"
-    return conversion.compute(get_ledger().sales(), events_dir, window_s=window)
+    if days is None:
+        return conversion.compute(ledger.sales(), events_dir, window_s=window)
+    end = datetime.fromtimestamp(ledger.clock(), UTC)
+    return conversion.compute(ledger.sales(), events_dir, window_s=window, start=end - timedelta(days=days), end=end)
 
 
 def _page(**extra: Any) -> str:
@@ -176,7 +186,7 @@ def revoke(terminal_id: str) -> Any:
 def export(name: str) -> Any:
     if name not in ("interactions", "users"):
         abort(404)
-    _, attributions = _conversions()
+    _, attributions = _conversions(days=None)
     item_ids = {p.get("sku"): p.get("item_id") for p in get_ledger().products() if p.get("item_id")}
     interactions, users = conversion.interactions_csv(attributions, item_ids)
     text = interactions if name == "interactions" else users

@@ -98,6 +98,12 @@ def test_compute_reads_device_event_files(tmp_path: Path) -> None:
     events = tmp_path / "events"
     events.mkdir()
     (events / "2026-11-26.json").write_text(json.dumps({"_default": {str(i + 1): d for i, d in enumerate(DOCS)}}))
-    rep, atts = conversion.compute([sale("s1", T0 + 250, [("A", 1)])], events, window_s=600)
+    sales = [sale("s1", T0 + 250, [("A", 1)])]
+    rep, atts = conversion.compute(sales, events, window_s=600)
     assert [a.segment for a in atts] == ["male/35-44"]
-    assert sum(r.visits for r in rep.by_segment) == 4
+    assert sum(r.visits for r in rep.by_segment) == 3  # default period ends at the last sale
+    day_start, day_end = datetime.fromtimestamp(T0 - 3600, UTC), datetime.fromtimestamp(T0 + 3600, UTC)
+    rep, atts = conversion.compute(sales, events, window_s=600, start=day_start, end=day_end)
+    assert sum(r.visits for r in rep.by_segment) == 4 and len(atts) == 1
+    rep, atts = conversion.compute(sales, events, window_s=600, start=day_end, end=day_end)
+    assert atts == [] and sum(r.visits for r in rep.by_segment) == 0
