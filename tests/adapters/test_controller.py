@@ -211,7 +211,7 @@ def test_store_changes_are_picked_up_without_restart(shelf, tmp_path: Path) -> N
     first = next(d for d in (step() for _ in range(10)) if d is not None)
     assert first.items[0] == "SKU-w1"
     make_store(tmp_path / STORE_FILE, {"w1": 0})  # sold out, staff updated the admin page
-    later = [d for d in (step() for _ in range(20)) if d is not None]
+    later = [d for d in (step() for _ in range(30)) if d is not None]
     assert later and later[0].items[0] == "SKU-w2"
 
 
