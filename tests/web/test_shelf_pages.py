@@ -206,3 +206,19 @@ def test_privacy_pause_and_notice(app: Any, logged_in: Any, csrf: Any, device: F
 def test_pause_says_when_device_is_not_running(logged_in: Any, csrf: Any) -> None:
     response = logged_in.post("/privacy/pause", data={"csrf_token": csrf(), "paused": "1"}, follow_redirects=True)
     assert b"Could not pause the camera" in response.data
+
+
+def test_dashboard_reads_what_the_device_event_log_writes(app: Any, logged_in: Any) -> None:
+    """Contract check against the device's writer (device/events.py), not a hand-made file."""
+    from admin_web.insight import EventReader, local_day_bounds, totals
+    from device.events import EventLog
+
+    start, _ = local_day_bounds()
+    log = EventLog(Path(app.config["DATA_DIR"]))
+    for i, segment in enumerate(["female/18-24", "female/18-24", "generic"]):
+        log.record(_event(start + 600 + i, segment, ["P1", "P2"], i))
+    log.close()
+    today = totals(EventReader(app.config["DATA_DIR"]), 1)
+    assert today.impressions == 3 and today.segments == {"female/18-24": 2, "generic": 1}
+    assert today.items == {"P1": 3, "P2": 3}
+    assert "female/18-24" in logged_in.get("/?days=1").data.decode()
