@@ -266,6 +266,8 @@ class FactorModel:
             raise ModelError(f"factor file {path} does not exist") from None
         except IsADirectoryError:
             raise ModelError(f"factor file {path} is a directory") from None
+        except PermissionError:
+            raise ModelError(f"factor file {path} cannot be read: permission denied") from None
         except (zipfile.BadZipFile, EOFError, ValueError, OSError, KeyError) as exc:
             raise ModelError(f"factor file {path} is corrupt or not an .npz file: {exc}") from exc
         missing = [name for name in (*CHECKSUM_ORDER, "checksum") if name not in arrays]

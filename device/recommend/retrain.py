@@ -36,7 +36,7 @@ from device.recommend.train import TrainParams, build_model, is_segment_level, r
 logger = logging.getLogger(__name__)
 
 
-class RetrainRefused(SmartShelfError):
+class RetrainRefused(SmartShelfError, RuntimeError):
     """The retrained model scored worse than the current one on recent sales; nothing was replaced."""
 
     def __init__(self, message: str, report: RetrainReport) -> None:
