@@ -183,3 +183,20 @@ def test_reloading_ranker_follows_the_file(tmp_path: Path) -> None:
     model_b().save(path)
     bump_mtime(path, 1)
     assert {r.item_id for r in ranker.rank(None, n=3)} == {"x", "y", "z"}
+
+
+def test_checksum_is_a_stable_contract() -> None:
+    """The admin writes and the device verifies: the checksum definition must not drift between versions,
+    platforms or numpy string widths."""
+    model = make_model(
+        [[1.0, 0.5], [0.25, -1.0]],
+        item_ids=["sku-1", "sku-2"],
+        popularity=[0.1, 0.2],
+        metadata={"method": "golden"},
+    )
+    arrays = model.to_arrays()
+    assert str(arrays["checksum"]) == "4ca3789bc94b7ff0d4cdb57b336606a2062565312214057646543cb0b0539c87"
+    wider = dict(
+        arrays, item_ids=arrays["item_ids"].astype("<U40"), item_factors=arrays["item_factors"].astype(">f4")
+    )
+    assert compute_checksum(wider) == str(arrays["checksum"])
