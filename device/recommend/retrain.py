@@ -30,8 +30,8 @@ import numpy as np
 from device.errors import ModelError, SmartShelfError
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel, _file_mode
-from device.recommend.metrics import hit_rate, precision_ndcg, top_n
-from device.recommend.train import TrainParams, build_model, is_segment_level, relevance_matrix, search
+from device.recommend.metrics import SparseRelevance, hit_rate, precision_ndcg, top_n
+from device.recommend.train import TrainParams, build_model, is_segment_level, search
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +104,9 @@ def score_model(model: FactorModel, holdout: Interactions, *, per_row: bool = Fa
         holdout = holdout.per_row()
     item_rows = np.array([model.item_index.get(i, -1) for i in holdout.item_ids])
     known_items = item_rows >= 0
-    rel = relevance_matrix(holdout)
+    liked = holdout.liked
+    # One extra, never relevant, column stands for "no item": the list slots a model cannot fill.
+    rel = SparseRelevance(holdout.users[liked], holdout.items[liked], holdout.n_users, holdout.n_items + 1)
     has_sales = np.bincount(holdout.users, minlength=holdout.n_users) > 0
     users = np.flatnonzero((holdout.user_segment >= 0) & has_sales)
     if users.size == 0:
@@ -113,14 +115,18 @@ def score_model(model: FactorModel, holdout: Interactions, *, per_row: bool = Fa
     for s, label in enumerate(SEGMENT_LABELS):
         full = model.scores(label)
         seg_scores[s, known_items] = full[item_rows[known_items]]
-    lists = top_n(seg_scores, 10)[holdout.user_segment[users]]
-    _, ndcg, counted = precision_ndcg(lists, rel[users], 10)
+    seg_lists = top_n(seg_scores, 10)
+    filled = np.isfinite(np.take_along_axis(seg_scores, seg_lists, axis=1))
+    seg_lists = np.where(filled, seg_lists, holdout.n_items)
+    lists = seg_lists[holdout.user_segment[users]]
+    rel = rel[users]
+    _, ndcg, counted = precision_ndcg(lists, rel, 10)
     by_segment: dict[str, float] = {}
     for s, label in enumerate(SEGMENT_LABELS):
         mask = holdout.user_segment[users] == s
         if mask.any():
-            by_segment[label] = round(precision_ndcg(lists[mask], rel[users][mask], 10)[1], 4)
-    return Scores(round(ndcg, 5), round(hit_rate(lists, rel[users], 10), 5), counted, by_segment)
+            by_segment[label] = round(precision_ndcg(lists[mask], rel[mask], 10)[1], 4)
+    return Scores(round(ndcg, 5), round(hit_rate(lists, rel, 10), 5), counted, by_segment)
 
 
 def _choose_params(data: Interactions, seed: int, level: str) -> TrainParams:

@@ -31,7 +31,7 @@ import numpy.typing as npt
 
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel
-from device.recommend.metrics import precision_ndcg, top_n
+from device.recommend.metrics import SparseRelevance, precision_ndcg, top_n
 from device.types import AGE_BRACKETS
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ _GENDER_OF_SEGMENT = np.array([0 if s.startswith("female/") else 1 for s in SEGM
 _BRACKET_OF_SEGMENT = np.array([AGE_BRACKETS.index(s.split("/", 1)[1]) for s in SEGMENT_LABELS])
 
 #: Dense SVD (via the Gram matrix of the smaller side) up to this many matrix cells; randomised above.
-DENSE_LIMIT = 40_000_000
+DENSE_LIMIT = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -210,10 +210,17 @@ def _folds(n_users: int, n_folds: int, seed: int) -> list[tuple[np.ndarray, np.n
 
 
 def relevance_matrix(data: Interactions) -> npt.NDArray[np.bool_]:
+    """Dense users x items: liked (small data only; see :func:`relevance`)."""
     rel = np.zeros((data.n_users, data.n_items), dtype=bool)
     liked = data.liked
     rel[data.users[liked], data.items[liked]] = True
     return rel
+
+
+def relevance(data: Interactions) -> SparseRelevance:
+    """Liked items per user without a dense matrix (validation and retrain scoring)."""
+    liked = data.liked
+    return SparseRelevance(data.users[liked], data.items[liked], data.n_users, data.n_items)
 
 
 def _search_users(
@@ -237,7 +244,7 @@ def _search_users(
             fit_data = data.subset_users(fit_users)
             val_data = data.subset_users(val_users)
             svd = fit_svd(fit_data, seen, k_max)
-            rel = relevance_matrix(val_data)
+            rel = relevance(val_data)
             val_seg = val_data.user_segment
             for bw, og in itertools.product(space.bandwidths, space.other_genders):
                 weights = segment_weights(fit_data.user_segment, bw, og)

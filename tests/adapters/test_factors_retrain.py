@@ -12,6 +12,7 @@ from device.recommend.factors import FactorModel
 from device.recommend.retrain import RetrainRefused, retrain
 from device.recommend.testing import (
     flipped_taste_model,
+    make_model,
     two_group_interactions,
     write_admin_export,
     write_ledger,
@@ -123,3 +124,17 @@ def test_admin_export_retrain(tmp_path: Path) -> None:
     assert model.metadata["method"] == "segment-share-svd"
     assert model.metadata["metrics"]["level"] == "segment"
     assert report.candidate.users > 50  # held-out sale lines, each scored as one shopper
+
+
+def test_a_model_that_knows_few_items_gets_no_credit_for_empty_slots(tmp_path: Path) -> None:
+    from device.recommend.retrain import score_model
+
+    data = two_group_interactions(seed=8)
+    tiny = make_model([[1.0], [0.5]], item_ids=["item0", "item25"])  # knows 2 of the 30 items
+    scores = score_model(tiny, data)
+    full = score_model(build_model(data, TrainParams(rank=2)), data)
+    assert scores.hit_rate < full.hit_rate
+    # Only item0 and item25 can ever be hits (the other 8 slots are empty, not filled with unknown items).
+    liked = data.liked
+    buyers = {int(u) for u, i in zip(data.users[liked], data.items[liked]) if i in (0, 25)}
+    assert scores.hit_rate == pytest.approx(len(buyers) / scores.users, abs=1e-4)

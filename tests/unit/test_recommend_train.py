@@ -180,3 +180,22 @@ def test_segment_level_empty_segment_is_global(tmp_path: Path) -> None:
     model = build_model(load_csv(interactions, users), TrainParams(rank=4, shrink=5.0), level="segment")
     np.testing.assert_array_equal(model.segment_vector("male/65+"), model.global_vector)
     np.testing.assert_allclose(model.scores("male/65+"), model.popularity)
+
+
+def test_sparse_relevance_gives_the_same_metrics_as_dense() -> None:
+    from device.recommend.metrics import SparseRelevance
+
+    rng = np.random.default_rng(7)
+    dense = rng.random((40, 25)) < 0.15
+    dense[3] = False  # a user without relevant items is left out either way
+    users, items = np.nonzero(dense)
+    sparse = SparseRelevance(users, items, 40, 25)
+    lists = np.argsort(rng.random((40, 25)), axis=1)[:, :10]
+    assert precision_ndcg(lists, sparse) == pytest.approx(precision_ndcg(lists, dense))
+    assert hit_rate(lists, sparse) == pytest.approx(hit_rate(lists, dense))
+    rows = np.array([5, 1, 30, 3])
+    assert precision_ndcg(lists[rows], sparse[rows]) == pytest.approx(
+        precision_ndcg(lists[rows], dense[rows])
+    )
+    mask = np.arange(40) % 3 == 0
+    assert hit_rate(lists[mask], sparse[mask]) == pytest.approx(hit_rate(lists[mask], dense[mask]))
