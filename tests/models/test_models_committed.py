@@ -182,3 +182,18 @@ def test_estimate_crop_rejects_wrong_shape():
 
     with create_age_gender() as model, pytest.raises(ImageError, match="uint8"):
         model.estimate_crop(np.zeros((10, 10, 3), np.uint8))
+
+
+def test_flip_average_is_mirror_symmetric(face_images):
+    with create_detector() as det, create_age_gender() as model:
+        face = det.detect(face_images[1])[0]
+        from device.inference.align import align_face
+
+        crop = align_face(face_images[1], face, model.input_size)
+        a = model.estimate_crop(crop)
+        b = model.estimate_crop(np.ascontiguousarray(crop[:, ::-1]))
+        assert a.p_female == pytest.approx(b.p_female, abs=1e-6)
+        assert a.age == pytest.approx(b.age, abs=1e-6)
+        model.flip_average = False
+        single = model.estimate_crop(crop)
+        assert abs(single.age - a.age) < 10  # same model, one view instead of two
