@@ -2,6 +2,7 @@
 
 ``get_repository()`` -> :class:`~admin_web.repository.InventoryRepository` (store.json),
 ``get_accounts()`` -> :class:`~admin_web.accounts.AccountStore` (accounts.json),
+``get_event_reader()`` -> :class:`~admin_web.insight.EventReader` (device events, cached, read-only),
 ``get_data_dir()`` -> the data dir ``Path``. All are created once per app in ``init_app``.
 """
 
@@ -12,6 +13,7 @@ from pathlib import Path
 from flask import Flask, current_app
 
 from admin_web.accounts import AccountStore
+from admin_web.insight import EventReader
 from admin_web.repository import InventoryRepository
 
 
@@ -25,6 +27,7 @@ def init_app(app: Flask) -> None:
     accounts.has_users()
     app.extensions["smartshelf.repository"] = repository
     app.extensions["smartshelf.accounts"] = accounts
+    app.extensions["smartshelf.event_reader"] = EventReader(data_dir)
 
 
 def get_repository() -> InventoryRepository:
@@ -33,6 +36,11 @@ def get_repository() -> InventoryRepository:
 
 def get_accounts() -> AccountStore:
     return current_app.extensions["smartshelf.accounts"]
+
+
+def get_event_reader() -> EventReader:
+    """Cached, read-only access to the device's event files (re-parsed only when a file changes)."""
+    return current_app.extensions["smartshelf.event_reader"]
 
 
 def get_data_dir() -> Path:

@@ -87,33 +87,54 @@ class EventReader:
     def __init__(self, data_dir: str | Path) -> None:
         self.events_dir = Path(data_dir) / "events"
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[int, int, int], DaySummary]] = {}
+        self._cache: dict[str, tuple[tuple[int, int, int], DaySummary, list[dict[str, Any]]]] = {}
 
-    def day(self, day: date) -> DaySummary:
+    def _load(self, day: date) -> tuple[DaySummary, list[dict[str, Any]]]:
         path = self.events_dir / f"{day.isoformat()}.json"
         try:
             st = path.stat()
         except FileNotFoundError:
-            return DaySummary()
+            return DaySummary(), []
         key = (st.st_ino, st.st_size, st.st_mtime_ns)
         with self._lock:
             hit = self._cache.get(path.name)
             if hit and hit[0] == key:
-                return hit[1]
+                return hit[1], hit[2]
         try:
             data = AtomicJSONStorage(path, read_only=True).read() or {}
         except StorageError as exc:
             logger.warning("skipping unreadable events file: %s", exc)
-            return DaySummary()
+            return DaySummary(), []
         events: list[dict[str, Any]] = []
         for table in data.values():
             events.extend(d for d in table.values() if isinstance(d, dict))
+        events.sort(key=lambda e: e.get("time") if isinstance(e.get("time"), (int, float)) else 0.0)
         summary = summarise(events)
         with self._lock:
-            self._cache[path.name] = (key, summary)
+            self._cache[path.name] = (key, summary, events)
             if len(self._cache) > 64:
                 self._cache.pop(min(self._cache))
-        return summary
+        return summary, events
+
+    def day(self, day: date) -> DaySummary:
+        """Counts of one UTC day's file (parsed once per version of the file)."""
+        return self._load(day)[0]
+
+    def events(self, day: date) -> list[dict[str, Any]]:
+        """The raw events of one UTC day, sorted by time; cached per file version. Read-only: do not
+        modify the returned dicts (they are shared between requests)."""
+        return self._load(day)[1]
+
+    def events_between(self, start: float, end: float) -> list[dict[str, Any]]:
+        """Raw events with start <= time < end (unix seconds), sorted by time, across day files."""
+        d = datetime.fromtimestamp(start, UTC).date()
+        last = datetime.fromtimestamp(max(start, end - 1e-6), UTC).date()
+        out: list[dict[str, Any]] = []
+        while d <= last:
+            out.extend(e for e in self.events(d)
+                       if isinstance(e.get("time"), (int, float)) and start <= e["time"] < end)
+            d += timedelta(days=1)
+        return out
 
     def range(self, start: float, end: float) -> list[DaySummary]:
         """Summaries of the UTC-day files that cover unix times [start, end)."""

@@ -12,20 +12,13 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
-from admin_web.db import get_data_dir, get_repository
-from admin_web.insight import EventReader, impressions_per_hour, read_status, totals
+from admin_web.db import get_data_dir, get_event_reader, get_repository
+from admin_web.insight import impressions_per_hour, read_status, totals
 from admin_web.svg import bar_chart, column_chart
 
 bp = Blueprint("insight", __name__)
 
 RANGES = {"1": 1, "7": 7, "30": 30}
-
-
-def _reader() -> EventReader:
-    reader = current_app.extensions.get("smartshelf.event_reader")
-    if reader is None:
-        reader = current_app.extensions["smartshelf.event_reader"] = EventReader(get_data_dir())
-    return reader
 
 
 def _panels() -> list[dict[str, Any]]:
@@ -45,7 +38,7 @@ def _panels() -> list[dict[str, Any]]:
 def dashboard() -> Any:
     now = time.time()
     days = RANGES.get(request.args.get("days", "7"), 7)
-    reader = _reader()
+    reader = get_event_reader()
     hourly = impressions_per_hour(reader, now)
     tot = totals(reader, days, now)
     repo = get_repository()

@@ -222,3 +222,21 @@ def test_dashboard_reads_what_the_device_event_log_writes(app: Any, logged_in: A
     assert today.impressions == 3 and today.segments == {"female/18-24": 2, "generic": 1}
     assert today.items == {"P1": 3, "P2": 3}
     assert "female/18-24" in logged_in.get("/?days=1").data.decode()
+
+
+def test_event_reader_raw_events_are_cached_per_file_version(app: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from admin_web.insight import EventReader, local_day_bounds
+
+    start, _ = local_day_bounds()
+    data_dir = Path(app.config["DATA_DIR"])
+    _write_events(data_dir, [_event(start + 100, "generic", ["A"], 1), _event(start + 50, "generic", ["B"], 2)])
+    reader = EventReader(data_dir)
+    got = reader.events_between(start, start + 86400)
+    assert [e["items"] for e in got] == [["B"], ["A"]]  # sorted by time
+    parses: list[int] = []
+    real = json.loads
+    monkeypatch.setattr("device.storage.json.loads", lambda raw: parses.append(1) or real(raw))
+    assert reader.events_between(start, start + 86400) == got and parses == []  # unchanged: no parse
+    _write_events(data_dir, [_event(start + 10, "generic", ["C"], 3)])
+    assert [e["items"] for e in reader.events_between(start, start + 86400)] == [["C"]]
+    assert reader.events_between(start + 20, start + 86400) == []
