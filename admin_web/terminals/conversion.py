@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -106,27 +107,64 @@ def impressions_from_docs(day: str, docs: Iterable[Mapping[str, Any]]) -> list[I
     return out
 
 
-def load_impressions(events_dir: Path, start: datetime, end: datetime) -> list[Impression]:
-    """Read the device's day files covering ``[start, end]`` (read-only), sorted by time."""
-    from device.errors import StorageError
-    from device.storage import AtomicJSONStorage  # storage module: parse cache + tolerant reads
+class ImpressionLoader:
+    """Reads the device's day files read-only, caching each file's impressions by its stat, so the
+    dashboard does not parse a month of events on every view. Thread-safe; one per app."""
 
-    out: list[Impression] = []
-    day = start.astimezone(UTC).date()
-    last: date = end.astimezone(UTC).date()
-    while day <= last:
-        path = Path(events_dir) / f"{day.isoformat()}.json"
-        if path.is_file():
-            try:
-                tables = AtomicJSONStorage(path, read_only=True, create_dirs=False).read() or {}
-            except StorageError as exc:
-                logger.warning("skipping unreadable events file: %s", exc)
-                tables = {}
-            for table in tables.values():
-                out.extend(impressions_from_docs(day.isoformat(), table.values()))
-        day += timedelta(days=1)
-    out.sort(key=lambda i: i.time)
-    return out
+    def __init__(self, events_dir: Path) -> None:
+        self.events_dir = Path(events_dir)
+        self._files: dict[str, tuple[tuple[int, int, int], list[Impression]]] = {}
+        self._merged: tuple[tuple[Any, ...], list[Impression]] | None = None
+        self._lock = threading.Lock()
+
+    def _day(self, day: date) -> tuple[tuple[int, int, int], list[Impression]] | None:
+        from device.errors import StorageError
+        from device.storage import AtomicJSONStorage
+
+        path = self.events_dir / f"{day.isoformat()}.json"
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            self._files.pop(day.isoformat(), None)
+            return None
+        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        cached = self._files.get(day.isoformat())
+        if cached is not None and cached[0] == key:
+            return cached
+        try:
+            tables = AtomicJSONStorage(path, read_only=True, create_dirs=False).read() or {}
+        except StorageError as exc:
+            logger.warning("skipping unreadable events file: %s", exc)
+            tables = {}
+        imps: list[Impression] = []
+        for table in tables.values():
+            imps.extend(impressions_from_docs(day.isoformat(), table.values()))
+        self._files[day.isoformat()] = (key, imps)
+        return key, imps
+
+    def load(self, start: datetime, end: datetime) -> list[Impression]:
+        """Impressions of the day files covering ``[start, end]``, sorted by time (do not modify)."""
+        with self._lock:
+            parts = []
+            day = start.astimezone(UTC).date()
+            last: date = end.astimezone(UTC).date()
+            while day <= last:
+                found = self._day(day)
+                if found is not None:
+                    parts.append((day.isoformat(), found))
+                day += timedelta(days=1)
+            signature = tuple((name, key) for name, (key, _) in parts)
+            if self._merged is not None and self._merged[0] == signature:
+                return self._merged[1]
+            merged = [imp for _, (_, imps) in parts for imp in imps]
+            merged.sort(key=lambda i: i.time)
+            self._merged = (signature, merged)
+            return merged
+
+
+def load_impressions(events_dir: Path, start: datetime, end: datetime) -> list[Impression]:
+    """Read the device's day files covering ``[start, end]`` (read-only, no cache), sorted by time."""
+    return ImpressionLoader(events_dir).load(start, end)
 
 
 def sale_time(doc: Mapping[str, Any]) -> float:
@@ -260,6 +298,7 @@ def compute(
     window_s: int,
     start: datetime | None = None,
     end: datetime | None = None,
+    loader: ImpressionLoader | None = None,
 ) -> tuple[ConversionReport, list[Attribution]]:
     """Attribute the sales in ``[start, end]`` (default: the span of all sales) to the shelf's impressions.
 
@@ -280,7 +319,7 @@ def compute(
     lo, hi = start.timestamp(), end.timestamp()
     chosen = [doc for t, doc in timed if lo <= t <= hi]
     impressions = [
-        i for i in load_impressions(events_dir, start - timedelta(seconds=window_s), end)
+        i for i in (loader or ImpressionLoader(events_dir)).load(start - timedelta(seconds=window_s), end)
         if lo - window_s <= i.time <= hi
     ]
     attributions = attribute(chosen, impressions, window_s=window_s)

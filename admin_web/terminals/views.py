@@ -40,6 +40,7 @@ EXTENSION = "smartshelf.terminals"
 def init_app(app: Flask) -> None:
     """Register the terminals area on an admin app."""
     app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]))
+    app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events")
     if "GENERIC_SHARE" not in app.config:
         app.config["GENERIC_SHARE"] = _generic_share(app.config.get("SMARTSHELF_CONFIG"))
     app.register_blueprint(bp)
@@ -128,10 +129,13 @@ def _conversions(*, days: int | None = REPORT_DAYS) -> tuple[conversion.Conversi
     ledger = get_ledger()
     window = int(current_app.config.get("CONVERSION_WINDOW_S", 600))
     events_dir = Path(current_app.config["DATA_DIR"]) / "events"
+    loader = current_app.extensions[EXTENSION + ".impressions"]
     if days is None:
-        return conversion.compute(ledger.sales(), events_dir, window_s=window)
+        return conversion.compute(ledger.sales(), events_dir, window_s=window, loader=loader)
     end = datetime.fromtimestamp(ledger.clock(), UTC)
-    return conversion.compute(ledger.sales(), events_dir, window_s=window, start=end - timedelta(days=days), end=end)
+    return conversion.compute(
+        ledger.sales(), events_dir, window_s=window, start=end - timedelta(days=days), end=end, loader=loader
+    )
 
 
 def _page(**extra: Any) -> str:

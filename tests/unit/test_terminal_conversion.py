@@ -107,3 +107,19 @@ def test_compute_reads_device_event_files(tmp_path: Path) -> None:
     assert sum(r.visits for r in rep.by_segment) == 4 and len(atts) == 1
     rep, atts = conversion.compute(sales, events, window_s=600, start=day_end, end=day_end)
     assert atts == [] and sum(r.visits for r in rep.by_segment) == 0
+
+
+def test_impression_loader_caches_until_a_day_file_changes(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    events.mkdir()
+    path = events / "2026-11-26.json"
+    path.write_text(json.dumps({"_default": {"1": DOCS[0]}}))
+    loader = conversion.ImpressionLoader(events)
+    start, end = datetime.fromtimestamp(T0 - 60, UTC), datetime.fromtimestamp(T0 + 3600, UTC)
+    first = loader.load(start, end)
+    assert [i.visit for i in first] == ["2026-11-26#1"]
+    assert loader.load(start, end) is first  # unchanged file: no re-parse
+    path.write_text(json.dumps({"_default": {"1": DOCS[0], "2": DOCS[2]}}))
+    assert [i.visit for i in loader.load(start, end)] == ["2026-11-26#1", "2026-11-26#2"]
+    path.unlink()
+    assert loader.load(start, end) == []
