@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 
+from device.recommend.blas import single_threaded_blas
 from device.recommend.data import SEGMENT_LABELS, Interactions
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
 from device.recommend.train import PLAIN_SPACE, SearchSpace, relevance_matrix, split_users, train
@@ -166,6 +167,21 @@ def _rmse(pred: np.ndarray, truth: np.ndarray) -> float:
 
 
 def evaluate_rmse(
+    data: Interactions,
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    holdout: float = 0.1,
+    surprise: bool = True,
+) -> list[RmseResult]:
+    """RMSE on ``holdout`` of the train users' ratings (see the module docstring)."""
+    with single_threaded_blas():
+        return _evaluate_rmse(
+            data, seed=seed, test_fraction=test_fraction, holdout=holdout, surprise=surprise
+        )
+
+
+def _evaluate_rmse(
     data: Interactions,
     *,
     seed: int = 0,

@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from device.errors import ModelError, SmartShelfError
+from device.recommend.blas import single_threaded_blas
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel, _file_mode
 from device.recommend.metrics import SparseRelevance, hit_rate, precision_ndcg, top_n
@@ -166,6 +167,32 @@ def retrain(
     min_holdout: int = 20,
 ) -> RetrainReport:
     """Validate a retrained model against the current file and swap it in only if not worse."""
+    with single_threaded_blas():
+        return _retrain(
+            data,
+            Path(current_path),
+            holdout=holdout,
+            tolerance=tolerance,
+            candidate_out=candidate_out,
+            force=force,
+            seed=seed,
+            level=level,
+            min_holdout=min_holdout,
+        )
+
+
+def _retrain(
+    data: Interactions,
+    current_path: Path,
+    *,
+    holdout: float,
+    tolerance: float,
+    candidate_out: str | os.PathLike[str] | None,
+    force: bool,
+    seed: int,
+    level: str,
+    min_holdout: int,
+) -> RetrainReport:
     current_path = Path(current_path)
     current: FactorModel | None = None
     if current_path.exists():

@@ -29,6 +29,7 @@ from datetime import UTC, datetime
 import numpy as np
 import numpy.typing as npt
 
+from device.recommend.blas import single_threaded_blas
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel
 from device.recommend.metrics import SparseRelevance, precision_ndcg, top_n
@@ -489,6 +490,19 @@ def train(
     ``level``: "user" (users are shoppers: SVD of the user x item matrix), "segment" (users are
     segments or single sales: SVD of the segment x item purchase shares) or "auto" (see
     :func:`is_segment_level`)."""
+    with single_threaded_blas():
+        return _train(data, space=space, n_folds=n_folds, seed=seed, params=params, level=level)
+
+
+def _train(
+    data: Interactions,
+    *,
+    space: SearchSpace | None,
+    n_folds: int,
+    seed: int,
+    params: TrainParams | None,
+    level: str,
+) -> FactorModel:
     started = time.perf_counter()
     validation: dict[str, object] = {}
     if params is None:

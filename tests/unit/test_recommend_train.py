@@ -199,3 +199,18 @@ def test_sparse_relevance_gives_the_same_metrics_as_dense() -> None:
     )
     mask = np.arange(40) % 3 == 0
     assert hit_rate(lists[mask], sparse[mask]) == pytest.approx(hit_rate(lists[mask], dense[mask]))
+
+
+def test_single_threaded_blas_restores_the_thread_count() -> None:
+    from device.recommend.blas import _openblas_controls, single_threaded_blas
+
+    controls = _openblas_controls()
+    if controls is None:
+        with single_threaded_blas():  # a no-op where OpenBLAS cannot be controlled
+            pass
+        pytest.skip("OpenBLAS thread control not available here")
+    get, _ = controls
+    before = get()
+    with single_threaded_blas():
+        assert get() == 1
+    assert get() == before
