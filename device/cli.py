@@ -26,6 +26,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "device.doctor",
     "device.update",
     "device.firstboot",
+    "device.bench",
 )
 
 

@@ -1,0 +1,204 @@
+"""The device half of ``smartshelf bench``, run in its own process so its peak RSS is honest.
+
+``python -m device.bench.device_run OUT.json --frames N --spawned-at EPOCH`` builds the real shelf
+with :func:`device.shelf.build_shelf` (replay camera over the demo frames that contain the shopper,
+camera-motion presence, BlazeFace, the int8 age/gender model, the demo factor file and store, gpiozero
+LEDs on MockFactory pins, the kiosk screen state without its HTTP server, the TinyDB event log) and
+drives ``ShelfController.step()`` with a frame clock that lets each shopper leave between frames, so
+every frame with a face is a new visit and ends in a decision (visit.min_frames = 1). It writes one
+JSON object: start-up time to the first decision, the controller's per-stage timings of every
+decision, the wall time of each step (frame -> decision + event written), alignment and age/gender
+timed on their own on the same frames, and the process's peak RSS (``getrusage`` ru_maxrss).
+
+Nothing but that JSON is written: no frame or crop goes to disk (the demo frames are symlinked).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+#: Seconds of frame time per step: longer than the bench config's visit.leave_after_s, so each
+#: frame with a face starts a new visit and decides (the real device sees ~10 fps).
+FRAME_STEP_S = 0.2
+BENCH_LEAVE_AFTER_S = 0.1
+
+
+def face_frames(frames_dir: Path, detector: Any, cv2: Any) -> list[Path]:
+    """The demo frames in which the detector finds a face (the shopper is in front of the shelf)."""
+    out = []
+    for path in sorted(frames_dir.glob("*.jpg")):
+        bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
+        if bgr is not None and detector.detect(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)):
+            out.append(path)
+    return out
+
+
+def bench_config(data_dir: Path, replay_dir: Path) -> Any:
+    """The demo config with every frame deciding: min_frames 1, shopper gone after 0.1 s of frame time."""
+    import dataclasses
+
+    from device.config import KioskConfig, LedsConfig, PresenceConfig, VisitConfig
+    from device.demo.store import prepare_demo
+
+    config = prepare_demo(data_dir, loop=True)
+    return config.replace(
+        camera=dataclasses.replace(config.camera, source=str(replay_dir), loop=True),
+        # Motion presence stays in the path; a long hold keeps the (mostly still) shopper present.
+        presence=PresenceConfig(type="camera_motion", hold_s=600.0),
+        visit=VisitConfig(min_frames=1, leave_after_s=BENCH_LEAVE_AFTER_S, max_revisions=100),
+        # Real gpiozero LEDs on mock pins. Idle "off": here every frame ends a visit, and restarting 12
+        # software "breathe" threads per frame would measure the forced visit churn, not the shelf.
+        leds=LedsConfig(type="gpio", pwm=True, idle="off"),
+        kiosk=KioskConfig(enabled=False),
+    )
+
+
+def run(frames: int, spawned_at: float, *, warmup: int = 5) -> dict[str, Any]:
+    t_main = time.time()
+    import cv2
+    from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+    from device.demo.store import FRAMES_DIR
+    from device.display.screen import KioskScreen
+    from device.errors import SmartShelfError
+    from device.inference.align import align_face
+    from device.shelf import build_shelf
+
+    t_imported = time.time()
+    result: dict[str, Any] = {"pid": os.getpid(), "frames_requested": frames}
+    with tempfile.TemporaryDirectory(prefix="smartshelf-bench-") as tmp:
+        tmp_path = Path(tmp)
+        replay_dir = tmp_path / "frames"
+        replay_dir.mkdir()
+        data_dir = tmp_path / "data"
+        # Which demo frames show the shopper is found with the detector the shelf itself builds.
+        frame_time = [0.0]
+        config = bench_config(data_dir, FRAMES_DIR)  # source replaced below once the face frames are known
+        shelf = build_shelf(
+            config,
+            pin_factory=MockFactory(pin_class=MockPWMPin),
+            screen=KioskScreen(config.shelf.name),
+            serve_kiosk=False,
+            clock=lambda: frame_time[0],
+        )
+        t_built = time.time()
+        try:
+            controller = shelf.controller
+            faces = face_frames(FRAMES_DIR, controller.detector, cv2)
+            if not faces:
+                raise SmartShelfError(f"no demo frame in {FRAMES_DIR} has a detectable face")
+            for path in faces:
+                (replay_dir / path.name).symlink_to(path)
+            controller.camera.camera.source = replay_dir  # the replay camera opens on its first read
+            t_first_step = time.time()
+            first = None
+            startup_steps = 0
+            while first is None and startup_steps < 10 * len(faces):
+                first = controller.step()
+                frame_time[0] += FRAME_STEP_S
+                startup_steps += 1
+            t_first = time.time()
+            if first is None:
+                raise SmartShelfError("the shelf made no decision on the demo face frames")
+            result["startup"] = {
+                "to_first_decision_s": round(t_first - spawned_at, 4),
+                "interpreter_and_imports_s": round(t_imported - spawned_at, 4),
+                "python_start_s": round(t_main - spawned_at, 4),
+                "build_shelf_s": round(t_built - t_imported, 4),
+                "first_decision_after_build_s": round(t_first - t_first_step, 4),
+                "steps_to_first_decision": startup_steps,
+            }
+            for _ in range(warmup):
+                controller.step()
+                frame_time[0] += FRAME_STEP_S
+            step_ms: list[float] = []
+            decision_timings: list[dict[str, float]] = []
+            no_decision = 0
+            started = time.perf_counter()
+            for _ in range(frames):
+                t = time.perf_counter()
+                decision = controller.step()
+                step_ms.append((time.perf_counter() - t) * 1000.0)
+                frame_time[0] += FRAME_STEP_S
+                if decision is None:
+                    no_decision += 1
+                else:
+                    decision_timings.append(dict(decision.timings_ms))
+            elapsed = time.perf_counter() - started
+            result["loop"] = {
+                "frames": frames,
+                "decisions": len(decision_timings),
+                "frames_without_decision": no_decision,
+                "seconds": round(elapsed, 4),
+                "fps": round(frames / elapsed, 2) if elapsed > 0 else None,
+                "step_ms": step_ms,
+                "decision_timings_ms": decision_timings,
+            }
+            # Alignment and the model alone, on the same frames and faces (the loop times them together).
+            age_gender = controller.age_gender
+            detector = controller.detector
+            align_ms: list[float] = []
+            model_ms: list[float] = []
+            rounds = max(1, frames // len(faces))
+            images = []
+            for path in faces:
+                rgb = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+                images.append((rgb, detector.detect(rgb)[0]))
+            for _ in range(rounds):
+                for rgb, face in images:
+                    t = time.perf_counter()
+                    crop = align_face(rgb, face, age_gender.input_size)
+                    t2 = time.perf_counter()
+                    age_gender.estimate_crop(crop)
+                    t3 = time.perf_counter()
+                    align_ms.append((t2 - t) * 1000.0)
+                    model_ms.append((t3 - t2) * 1000.0)
+            result["direct"] = {"align_ms": align_ms, "age_gender_ms": model_ms}
+            shelf.controller.events.close() if shelf.controller.events else None
+            events = sorted((data_dir / "events").glob("*.json"))
+            result["events"] = {
+                "files": len(events),
+                "bytes": sum(p.stat().st_size for p in events),
+                "count": sum(len(json.loads(p.read_text()).get("_default", {})) for p in events),
+            }
+            result["face_frames"] = len(faces)
+            result["config"] = {
+                "detector": config.models.detector,
+                "age_gender": config.models.age_gender,
+                "threads": config.models.threads,
+                "camera": f"replay of {len(faces)} demo frames {images[0][0].shape[1]}x{images[0][0].shape[0]}",
+                "presence": config.presence.type,
+                "leds": "gpio (gpiozero MockFactory, PWMLED, idle off)",
+            }
+        finally:
+            shelf.close()
+    rss_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result["peak_rss_mb"] = round(rss_kb / 1024.0, 1)  # Linux reports kilobytes
+    return result
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m device.bench.device_run")
+    parser.add_argument("out", type=Path)
+    parser.add_argument("--frames", type=int, default=300)
+    parser.add_argument(
+        "--spawned-at", type=float, default=None, help="time.time() when the parent started us"
+    )
+    args = parser.parse_args(argv)
+    spawned_at = args.spawned_at if args.spawned_at is not None else time.time()
+    result = run(args.frames, spawned_at)
+    args.out.write_text(json.dumps(result), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
