@@ -22,6 +22,7 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
 from markupsafe import Markup
 
+from admin_web.products import format_price
 from admin_web.security import csrf_exempt, login_required, public
 from admin_web.terminals import conversion
 from admin_web.terminals.adapters import PROVIDERS, adapter_for
@@ -151,6 +152,7 @@ def _page(**extra: Any) -> str:
         sales_total=len(sales),
         report=report,
         generic_share=current_app.config.get("GENERIC_SHARE"),
+        format_price=format_price,
         **extra,
     )
 
