@@ -40,8 +40,10 @@ logger = logging.getLogger(__name__)
 _GENDER_OF_SEGMENT = np.array([0 if s.startswith("female/") else 1 for s in SEGMENT_LABELS])
 _BRACKET_OF_SEGMENT = np.array([AGE_BRACKETS.index(s.split("/", 1)[1]) for s in SEGMENT_LABELS])
 
-#: Dense SVD (via the Gram matrix of the smaller side) up to this many matrix cells; randomised above.
+#: Dense SVD (via the Gram matrix of the smaller side) up to this many matrix cells and this size of the
+#: smaller side; a randomised SVD of the sparse matrix above.
 DENSE_LIMIT = 10_000_000
+GRAM_LIMIT = 2_000
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ def _randomized_svd_sparse(
 def fit_svd(data: Interactions, seen_weight: float, k_max: int) -> SvdFit:
     """Popularity prior and the top ``k_max`` factors of the centred preference matrix."""
     k_max = max(1, min(k_max, data.n_users, data.n_items))
-    if data.n_users * data.n_items <= DENSE_LIMIT:
+    if data.n_users * data.n_items <= DENSE_LIMIT and min(data.n_users, data.n_items) <= GRAM_LIMIT:
         x = preference_matrix(data, seen_weight)
         popularity = x.mean(axis=0, dtype=np.float64)
         u, _, vs = _gram_svd(x - popularity.astype(np.float32), k_max)
