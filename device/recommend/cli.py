@@ -51,6 +51,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--holdout", type=float, default=0.2, help="share of the most recent sales held out (0.2)")
     p.add_argument("--tolerance", type=float, default=0.0, help="accept if NDCG@10 >= current - tolerance")
     p.add_argument(
+        "--min-new-sales",
+        type=int,
+        default=20,
+        help="sales newer than the current file's data needed to compare the models (default 20)",
+    )
+    p.add_argument(
         "--force", action="store_true", help="replace even if worse or the current file is unreadable"
     )
     p.add_argument("--seed", type=int, default=0)
@@ -248,6 +254,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
             force=args.force,
             seed=args.seed,
             level=args.level,
+            min_holdout=args.min_new_sales,
         )
     except RetrainRefused as exc:
         if args.json:
