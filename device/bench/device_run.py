@@ -194,6 +194,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--spawned-at", type=float, default=None, help="time.time() when the parent started us"
     )
     args = parser.parse_args(argv)
+    if args.frames < 1:
+        parser.error(f"--frames must be >= 1, got {args.frames}")
     spawned_at = args.spawned_at if args.spawned_at is not None else time.time()
     result = run(args.frames, spawned_at)
     args.out.write_text(json.dumps(result), encoding="utf-8")

@@ -72,6 +72,15 @@ TRAFFIC = {"quiet (1 per 60 s)": 60.0, "normal (1 per 10 s)": 10.0, "busy (1 per
 OPENING_HOURS = 12.0
 
 
+def _child_env() -> dict[str, str]:
+    """This environment, with the directory holding the ``device`` package first on PYTHONPATH (so the
+    child imports the same code even when the project is not installed)."""
+    env = dict(os.environ)
+    root = str(Path(__file__).resolve().parents[2])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def run_device_process(frames: int) -> dict[str, Any]:
     """Run :mod:`device.bench.device_run` in a fresh interpreter and return its JSON."""
     with tempfile.TemporaryDirectory(prefix="smartshelf-bench-") as tmp:
@@ -92,7 +101,7 @@ def run_device_process(frames: int) -> dict[str, Any]:
             text=True,
             timeout=900,
             check=False,
-            env=dict(os.environ),
+            env=_child_env(),
         )
         if proc.returncode != 0 or not out.exists():
             tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
