@@ -118,9 +118,12 @@ def test_pir_presence_with_mock_factory() -> None:
 
 
 @pytest.mark.filterwarnings("ignore::gpiozero.PWMSoftwareFallback")
-@pytest.mark.parametrize(("echo_time", "expected"), [(0.004, True), (0.010, False)])
+@pytest.mark.parametrize(("echo_time", "expected"), [(0.002, True), (0.012, False)])
 def test_ultrasonic_presence_with_mock_factory(echo_time: float, expected: bool) -> None:
-    """MockTriggerPin echoes like an HC-SR04: 4 ms is ~0.69 m (present), 10 ms is ~1.7 m (not)."""
+    """MockTriggerPin echoes like an HC-SR04: 2 ms is ~0.34 m (present), 12 ms is ~2 m (not).
+
+    A loaded machine only lengthens the echo (later wake-ups), so neither case can flip by load.
+    """
     from gpiozero.pins.mock import MockTriggerPin
 
     factory = MockFactory()
