@@ -22,9 +22,7 @@ def register(subparsers: Any) -> None:
         help="measure every stage, its peers and scaling; print a table and write a report with plots",
     )
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument(
-        "--quick", action="store_true", help="fewer frames and sizes (about 20 s; used by the tests)"
-    )
+    p.add_argument("--quick", action="store_true", help="fewer frames and sizes (seconds; used by the tests)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"report folder (default ./{DEFAULT_OUT})")
     p.add_argument(
         "--peer-python",

@@ -121,6 +121,7 @@ def run(frames: int, spawned_at: float, *, warmup: int = 5) -> dict[str, Any]:
                 controller.step()
                 frame_time[0] += FRAME_STEP_S
             step_ms: list[float] = []
+            step_decided: list[bool] = []
             decision_timings: list[dict[str, float]] = []
             no_decision = 0
             started = time.perf_counter()
@@ -129,6 +130,7 @@ def run(frames: int, spawned_at: float, *, warmup: int = 5) -> dict[str, Any]:
                 decision = controller.step()
                 step_ms.append((time.perf_counter() - t) * 1000.0)
                 frame_time[0] += FRAME_STEP_S
+                step_decided.append(decision is not None)
                 if decision is None:
                     no_decision += 1
                 else:
@@ -141,6 +143,7 @@ def run(frames: int, spawned_at: float, *, warmup: int = 5) -> dict[str, Any]:
                 "seconds": round(elapsed, 4),
                 "fps": round(frames / elapsed, 2) if elapsed > 0 else None,
                 "step_ms": step_ms,
+                "step_decided": step_decided,
                 "decision_timings_ms": decision_timings,
             }
             # Alignment and the model alone, on the same frames and faces (the loop times them together).
