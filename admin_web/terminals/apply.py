@@ -105,7 +105,7 @@ def apply_batch(
         for sku, change in delta.items():
             doc_id = by_sku[sku]
             doc = dict(products[doc_id])
-            doc["stock"] = int(doc.get("stock", 0)) + change
+            doc["stock"] = int(doc.get("stock") or 0) + change
             doc["updated_at"] = stamp
             products[doc_id] = doc
             if doc["stock"] < 0:

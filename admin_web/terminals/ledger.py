@@ -238,17 +238,28 @@ class TerminalLedger:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with self._file_lock:
-                outcome = apply_batch(
-                    self._read(), [p.submission for p in batch], received_at=self._now(),
-                    archived_ids=self.archive.ids(),
-                )
+                try:
+                    outcome = apply_batch(
+                        self._read(), [p.submission for p in batch], received_at=self._now(),
+                        archived_ids=self.archive.ids(),
+                    )
+                except Exception:
+                    if len(batch) == 1:
+                        raise
+                    # An event (or a document it touches) the rules did not foresee: isolate it, so
+                    # the other events of the batch are not refused with it.
+                    logger.exception("applying a batch of %d events failed; applying them one by one", len(batch))
+                    for p in batch:
+                        self._commit([p])
+                    return
                 if outcome.changed:
                     self._write(self._compacted(outcome.tables))
         except BaseException as exc:
             logger.error("could not write %d terminal event(s) to %s: %s", len(batch), self.store_path, exc)
             error = exc if isinstance(exc, StorageError) else StorageError(f"{self.store_path}: {exc}")
             for p in batch:
-                p.error = error
+                if p.result is None:
+                    p.error = error
             if not isinstance(exc, Exception):
                 raise
             return
@@ -284,4 +295,5 @@ class TerminalLedger:
 
     def negative_stock(self) -> list[dict[str, Any]]:
         """Products whose stock went below zero (sales recorded for stock the shelf did not have)."""
-        return sorted((p for p in self.products() if int(p.get("stock", 0)) < 0), key=lambda p: p.get("sku", ""))
+        negative = [p for p in self.products() if isinstance(p.get("stock"), int) and p["stock"] < 0]
+        return sorted(negative, key=lambda p: str(p.get("sku", "")))

@@ -140,3 +140,18 @@ def test_cli_pair_list_revoke_export(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert json.loads(capsys.readouterr().out)["sales_lines"] == 1
     assert main(["terminal", "revoke", "--data-dir", str(tmp_path), creds["terminal_id"]]) == 0
     assert main(["terminal", "pair", "--data-dir", str(tmp_path), "--name", "R", "--provider", "stripe"]) == 1
+
+
+def test_an_unforeseen_failure_refuses_only_its_own_event(tmp_path: Path) -> None:
+    from admin_web.terminals.ledger import _Pending
+    from device.errors import StorageError
+
+    atomic_write_json(tmp_path / "store.json", {"products": {
+        "1": {"sku": "A", "name": "A", "stock": 10}, "2": {"sku": "BAD", "name": "broken doc", "stock": "ten"}}})
+    ledger = TerminalLedger(tmp_path)
+    tid = ledger.pair("T").terminal_id
+    batch = [_Pending(sub(tid, "e1")), _Pending(sub(tid, "e2", sku="BAD")), _Pending(sub(tid, "e3"))]
+    ledger._commit(batch)  # one group commit holding a poison event
+    assert [p.result.status if p.result else None for p in batch] == ["applied", None, "applied"]
+    assert isinstance(batch[1].error, StorageError)
+    assert stock(ledger)["A"] == 8 and [s["event_id"] for s in ledger.sales()] == ["e1", "e3"]
