@@ -94,7 +94,7 @@ def crop_dataset(
     from device.inference.align import align_face
     from device.types import Face
 
-    key = hashlib.sha1(("\n".join(str(s.path) for s in samples) + f"|{size}|v2").encode()).hexdigest()[:12]
+    key = hashlib.sha1(("\n".join(str(s.path) for s in samples) + f"|{size}|v3").encode()).hexdigest()[:12]
     cache_path = WORK_DIR / f"crops-{size}-{key}.npz"
     if cache and cache_path.exists():
         with np.load(cache_path, allow_pickle=False) as z:

@@ -1,8 +1,8 @@
 """Face alignment shared by training and the device, so both see the same pixels.
 
-The crop is rotated so that the eyes are level, centred on the face box, and scaled from a blend of
-the box size and the eye distance (the eye distance alone shrinks when the head turns; the box alone
-jitters with the detector). A square of ``face_scale * (1 + 2 * margin)`` pixels is resampled to
+The crop is rotated so that the eyes are level, centred halfway between the eye midpoint and the
+mouth, and scaled from the larger of the eye distance and the eye-to-mouth distance (each shrinks
+when the head turns or nods). Without keypoints, the box centre and size are used. A square of ``face_scale * (1 + 2 * margin)`` pixels is resampled to
 ``size`` x ``size`` RGB uint8; pixels outside the frame replicate the border.
 """
 
@@ -15,8 +15,10 @@ import numpy as np
 from device.inference.detector import check_frame
 from device.types import Face, Frame
 
-#: Face scale ~= EYE_TO_FACE * distance between the eye centres, for a frontal face.
-EYE_TO_FACE = 2.2
+#: Face size (BlazeFace box side) ~= EYE_TO_FACE x eye distance ~= MOUTH_TO_FACE x eye-to-mouth
+#: distance for a frontal face (medians over the UTKFace validation split, faces not clipped).
+EYE_TO_FACE = 2.4
+MOUTH_TO_FACE = 2.23
 DEFAULT_MARGIN = 0.2
 
 
@@ -31,15 +33,22 @@ def alignment_matrix(face: Face, size: int, *, margin: float = DEFAULT_MARGIN) -
     cx, cy = x + w / 2.0, y + h / 2.0
     angle = 0.0
     scale_ref = box_side
-    if len(face.keypoints) >= 2:
-        (rx, ry), (lx, ly) = face.keypoints[0], face.keypoints[1]
+    if len(face.keypoints) >= 4:
+        # Keypoints, not the box, set centre and scale: the box is clipped at the frame edge, the
+        # keypoints are not, so a face filling a 200x200 photo and the same face in a 640x480 frame
+        # give the same crop.
+        (rx, ry), (lx, ly), _, (mx, my) = face.keypoints[:4]
         dx, dy = lx - rx, ly - ry
         eye_dist = math.hypot(dx, dy)
+        ex, ey = (rx + lx) / 2.0, (ry + ly) / 2.0
+        eye_mouth = math.hypot(mx - ex, my - ey)
         if eye_dist > 1e-6:
             angle = math.atan2(dy, dx)
-            # Clamp the eye-based estimate to a plausible range of the box before blending.
-            eye_scale = min(max(EYE_TO_FACE * eye_dist, 0.6 * box_side), 1.4 * box_side)
-            scale_ref = 0.5 * box_side + 0.5 * eye_scale
+        if eye_dist > 1e-6 or eye_mouth > 1e-6:
+            # max(): turning the head shortens the eye distance, nodding the eye-mouth distance
+            key_scale = max(EYE_TO_FACE * eye_dist, MOUTH_TO_FACE * eye_mouth)
+            scale_ref = min(max(key_scale, 0.5 * box_side), 2.0 * box_side)
+            cx, cy = (ex + mx) / 2.0, (ey + my) / 2.0
     side = max(scale_ref * (1.0 + 2.0 * margin), 1.0)
     s = size / side
     cos, sin = math.cos(-angle) * s, math.sin(-angle) * s

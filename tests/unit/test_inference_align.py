@@ -48,13 +48,22 @@ def test_eyes_are_level_after_alignment(angle):
     assert abs((rx + lx) / 2 - 48) < 2.0
 
 
-def test_scale_follows_the_face_not_the_frame():
+def test_crop_scale_follows_the_keypoints():
+    # the same 'face' at two sizes (and a clipped box for the small one) gives the same crop geometry
     small_frame, small_face = _frame_with_eyes(0.0, half=15.0)
+    small_face = Face(box=(100, 90, 40, 30), score=0.9, keypoints=small_face.keypoints)
     big_frame, big_face = _frame_with_eyes(0.0, half=30.0)
-    # same face box, eyes twice as far apart -> eyes further apart in the crop too
-    d_small = np.diff([p[0] for p in _red_blobs(align_face(small_frame, small_face, 96))])[0]
-    d_big = np.diff([p[0] for p in _red_blobs(align_face(big_frame, big_face, 96))])[0]
-    assert d_big > d_small * 1.2
+    (srx, sry), (slx, _) = _red_blobs(align_face(small_frame, small_face, 96))
+    (brx, bry), (blx, _) = _red_blobs(align_face(big_frame, big_face, 96))
+    assert abs((slx - srx) - (blx - brx)) < 2.0
+    assert abs(sry - bry) < 2.0
+
+
+def test_box_is_used_without_keypoints():
+    frame, face = _frame_with_eyes(0.0)
+    m = alignment_matrix(Face(box=face.box, score=0.9), 64)
+    x, y, _ = face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2, 1
+    assert np.allclose(m @ np.array([x, y, 1.0]), [32, 32])
 
 
 def test_matrix_maps_box_centre_to_crop_centre():
