@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
+    secret = args.secret or os.environ.get("SMARTSHELF_TERMINAL_SECRET")
+    if not secret:
+        raise ConfigError("give --secret or set SMARTSHELF_TERMINAL_SECRET")
     summary = simulator.run(
-        args.url, args.terminal_id, args.secret, plan,
+        args.url, args.terminal_id, secret, plan,
         concurrency=args.concurrency, rate=rate, retries=args.retries,
     )
     if args.json:
@@ -200,7 +204,8 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("simulate", help="send signed sales to an admin server (demos, load tests)")
     p.add_argument("--url", required=True, help="admin base URL, e.g. http://127.0.0.1:8080")
     p.add_argument("--terminal-id", required=True)
-    p.add_argument("--secret", required=True)
+    p.add_argument("--secret", help="the terminal's secret (default: $SMARTSHELF_TERMINAL_SECRET, which keeps it "
+                   "out of the process list)")
     p.add_argument("--rate", help="events per second overall, e.g. 200/s (default: as fast as possible)")
     p.add_argument("--count", type=int, default=100)
     p.add_argument("--skus", required=True, help="comma-separated skus to sell, e.g. A1,B2")

@@ -189,3 +189,20 @@ def test_sigkill_mid_run_then_retry_is_exact(server: tuple[Server, str, str]) ->
     assert len(ids) == len(set(ids)) == 900  # no event applied twice, none lost
     assert set(ids) == unique
     assert stock == expected_stock(plan)
+
+
+def test_simulate_command_prints_a_summary(server: tuple[Server, str, str]) -> None:
+    srv, terminal_id, secret = server
+    out = subprocess.run(
+        [sys.executable, "-m", "device.cli", "terminal", "simulate", "--url", srv.url, "--terminal-id", terminal_id,
+         "--skus", "SKU-1,SKU-2", "--count", "50", "--duplicates", "0.1", "--rate", "500/s", "--concurrency", "4",
+         "--json"],
+        check=False, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SMARTSHELF_TERMINAL_SECRET": secret},
+    )
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert (summary["sent"], summary["applied"], summary["duplicate"], summary["errors"]) == (50, 45, 5, 0)
+    assert summary["p50_ms"] > 0 and summary["p99_ms"] >= summary["p50_ms"] and summary["events_per_s"] > 0
+    stock, ids = store_state(srv.data_dir)
+    assert len(ids) == 45 and sum(START_STOCK - v for v in stock.values()) > 0
