@@ -42,8 +42,6 @@ def init_app(app: Flask) -> None:
     """Register the terminals area on an admin app."""
     app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]))
     app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events")
-    if "GENERIC_SHARE" not in app.config:
-        app.config["GENERIC_SHARE"] = _generic_share(app.config.get("SMARTSHELF_CONFIG"))
     app.register_blueprint(bp)
     from admin_web.app import add_nav_link, register_dashboard_panel
 
@@ -62,6 +60,14 @@ def _generic_share(config_path: str | None) -> float | None:
     except ConfigError as exc:
         logger.warning("cannot read recommend.generic_share: %s", exc)
         return None
+
+
+def generic_share() -> float | None:
+    """The A/B share shown on the page: app config GENERIC_SHARE if set, else read from the config
+    file on each view (the device may have been restarted with a new value)."""
+    if current_app.config.get("GENERIC_SHARE") is not None:
+        return float(current_app.config["GENERIC_SHARE"])
+    return _generic_share(current_app.config.get("SMARTSHELF_CONFIG"))
 
 
 def get_ledger() -> TerminalLedger:
@@ -151,7 +157,7 @@ def _page(**extra: Any) -> str:
         sales=list(reversed(sales[-50:])),
         sales_total=len(sales),
         report=report,
-        generic_share=current_app.config.get("GENERIC_SHARE"),
+        generic_share=generic_share(),
         format_price=format_price,
         **extra,
     )
@@ -209,6 +215,6 @@ def _dashboard_panel() -> dict[str, Any] | None:
         "terminals/panel.html",
         report=report,
         alerts=get_ledger().negative_stock(),
-        generic_share=current_app.config.get("GENERIC_SHARE"),
+        generic_share=generic_share(),
     )
     return {"title": "Sales and conversions", "html": Markup(html)}

@@ -88,3 +88,17 @@ def test_last_seen_ledger_conversions_and_exports(client: Any, auth: Any, csrf: 
     assert {u["user"] for u in users} == {"female/25-34", "male/45-54"}
     dashboard = client.get("/").data.decode()
     assert "Conversion by segment" in dashboard and "male/45-54" in dashboard
+
+
+def test_ab_share_is_read_from_the_config_file(tmp_path: Path, client: Any, auth: Any, app: Any) -> None:
+    config = tmp_path / "config.toml"
+    config.write_text("[recommend]\ngeneric_share = 0.2\n")
+    app.config["SMARTSHELF_CONFIG"] = str(config)
+    auth.login()
+    page = client.get("/terminals/").data.decode()
+    assert "recommend.generic_share = 0.20" in page and "20 % of visits" in page
+    config.write_text("[recommend]\ngeneric_share = 0.0\n")
+    page = client.get("/terminals/").data.decode()
+    assert "the A/B test is off" in page
+    config.write_text("[recommend]\ngeneric_share = 7\n")
+    assert "could not be read" in client.get("/terminals/").data.decode()
