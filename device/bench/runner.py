@@ -200,7 +200,7 @@ def run_bench(
 ) -> dict[str, Any]:
     """Run every measurement, write ``out_dir/report.md`` and its plots, return the result object."""
     from device.bench.modelcost import PI4_RATE_SOURCE, model_costs
-    from device.bench.report import write_report
+    from device.bench.report import late_day_estimate, write_report
     from device.config import ModelsConfig
     from device.inference import DETECTOR_FILES, MODELS_DIR, create_detector
 
@@ -294,6 +294,7 @@ def run_bench(
     )
 
     result["targets"] = targets(result)
+    result["late_busy_day"] = late_day_estimate(result)
     result["seconds"] = round(time.time() - started, 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     files = write_report(result, out_dir)
