@@ -6,6 +6,7 @@ device's own; peers, scaling and the report (matplotlib) run here afterwards.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import logging
 import os
@@ -204,6 +205,11 @@ def run_bench(
     from device.config import ModelsConfig
     from device.inference import DETECTOR_FILES, MODELS_DIR, create_detector
 
+    if importlib.util.find_spec("matplotlib") is None:
+        raise SmartShelfError(
+            "smartshelf bench draws its plots with matplotlib, which is not installed; "
+            "fix: pip install 'smartshelf[bench]' (or pip install matplotlib)"
+        )
     plan = BenchPlan.make(quick)
     started = time.time()
     result: dict[str, Any] = {

@@ -17,6 +17,8 @@ import pytest
 from device.bench.runner import STAGES
 from device.cli import main
 
+pytest.importorskip("matplotlib", reason="the bench extra (matplotlib) draws the report's plots")
+
 PNGS = ("stages.png", "peers.png", "scaling.png", "events.png")
 
 
@@ -117,6 +119,21 @@ def test_table_output(bench: tuple[dict[str, Any], Path]) -> None:
     for name in STAGES:
         assert name in table
     assert table.count("[") >= 5  # one line per target
+
+
+def test_missing_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import importlib.util
+
+    from device.bench import runner
+    from device.errors import SmartShelfError
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "matplotlib" else real(name, *a)
+    )
+    with pytest.raises(SmartShelfError, match=r"smartshelf\[bench\]"):
+        runner.run_bench(quick=True, out_dir=tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_device_process_failure_is_a_clear_error() -> None:
