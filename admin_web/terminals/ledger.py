@@ -71,12 +71,20 @@ class Pairing:
 
 
 class _Pending:
-    __slots__ = ("error", "result", "submission")
+    """One queued event. ``wake`` is set when its result (or error) is ready, or when it is
+    promoted to lead the next group commit."""
+
+    __slots__ = ("error", "result", "submission", "wake")
 
     def __init__(self, submission: Submission) -> None:
         self.submission = submission
         self.result: ApplyResult | None = None
         self.error: BaseException | None = None
+        self.wake = threading.Event()
+
+    @property
+    def done(self) -> bool:
+        return self.result is not None or self.error is not None
 
 
 def _info(doc: dict[str, Any]) -> TerminalInfo:
@@ -113,7 +121,7 @@ class TerminalLedger:
         self.archive = LedgerArchive(self.data_dir)
         self._file_lock = FileLock(self.store_path, timeout=lock_timeout)
         self._storage_lock = threading.Lock()
-        self._commit_lock = threading.Lock()
+        self._leading = False
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._box: SecretBox | None = None
@@ -218,18 +226,30 @@ class TerminalLedger:
     def submit(self, submission: Submission) -> ApplyResult:
         """Apply one verified event (group commit); returns once its write is durable.
 
-        Raises StorageError when the store could not be written (nothing of the event applied).
+        The first caller when no commit is running leads: it applies and writes every queued event
+        (up to MAX_BATCH), wakes each waiter with its own result, then hands the lead to the oldest
+        event still queued (or ends it). Waiters block on their own event, so finished callers never
+        queue for a lock (no convoy). Raises StorageError when the store could not be written
+        (nothing of the event applied).
         """
         pending = _Pending(submission)
         with self._queue_lock:
             self._queue.append(pending)
-        while pending.result is None and pending.error is None:
-            with self._commit_lock:
-                if pending.result is not None or pending.error is not None:
-                    break
+            lead = not self._leading
+            self._leading = True
+        if not lead:
+            pending.wake.wait()
+        if not pending.done:  # leading: a fresh lead or promoted by the previous leader
+            try:
                 with self._queue_lock:
                     batch, self._queue = self._queue[:MAX_BATCH], self._queue[MAX_BATCH:]
                 self._commit(batch)
+            finally:
+                with self._queue_lock:
+                    if self._queue:
+                        self._queue[0].wake.set()  # promoted: it leads the next commit
+                    else:
+                        self._leading = False
         if pending.error is not None:
             raise pending.error
         assert pending.result is not None
@@ -260,11 +280,13 @@ class TerminalLedger:
             for p in batch:
                 if p.result is None:
                     p.error = error
+                p.wake.set()
             if not isinstance(exc, Exception):
                 raise
             return
         for p, result in zip(batch, outcome.results, strict=True):
             p.result = result
+            p.wake.set()
             if result.negative_skus:
                 logger.warning(
                     "STOCK DISCREPANCY: event %s from terminal %s left stock below zero for %s",

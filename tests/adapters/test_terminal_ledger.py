@@ -31,7 +31,9 @@ def stock(ledger: TerminalLedger) -> dict[str, int]:
     return {p["sku"]: p["stock"] for p in ledger.products()}
 
 
-def test_threads_group_commit_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("max_batch", [1, 3, 256])
+def test_threads_group_commit_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_batch: int) -> None:
+    monkeypatch.setattr("admin_web.terminals.ledger.MAX_BATCH", max_batch)  # small: the lead is handed on
     seed(tmp_path, stock=1000)
     ledger = TerminalLedger(tmp_path, compact_at=50, keep_recent=10)
     tid = ledger.pair("T").terminal_id
