@@ -274,7 +274,10 @@ class Updater:
             for rel in source.files:
                 target = dest / rel
                 target.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(source.path / rel, target)
+                shutil.copyfile(source.path / rel, target)
+                # world-readable whatever the source tree's modes: the services run as another user
+                executable = os.stat(source.path / rel).st_mode & 0o100
+                target.chmod(0o755 if executable else 0o644)
         venv = dest / "venv"
         cmd = [self.o.python, "-m", "venv"]
         if self.o.system_packages or self.o.site_packages:

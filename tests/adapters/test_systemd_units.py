@@ -21,6 +21,8 @@ ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
 SYSTEM_UNITS = ("smartshelf-device.service", "smartshelf-admin.service")
 USER_UNITS = ("smartshelf-kiosk.service",)
+#: Root oneshot units: verified and parsed by the CLI, not held to the service-user hardening.
+ONESHOT_UNITS = ("smartshelf-firstboot.service",)
 INSTALL_BIN = "/opt/smartshelf/current/venv/bin/smartshelf"
 KIOSK_BIN = "/opt/smartshelf/current/systemd/smartshelf-kiosk"
 MAX_EXPOSURE = 4.0
@@ -90,6 +92,15 @@ def test_system_units_are_hardened(unit: str) -> None:
     assert "--config /etc/smartshelf/config.toml" in one(unit, "ExecStart")
 
 
+def test_firstboot_unit_runs_only_with_the_file_before_the_services() -> None:
+    unit = "smartshelf-firstboot.service"
+    assert one(unit, "Type") == "oneshot"
+    assert one(unit, "ConditionPathExists") == "/boot/firmware/smartshelf.toml"
+    assert set(one(unit, "Before").split()) == set(SYSTEM_UNITS)
+    argv = shlex.split(one(unit, "ExecStart"))
+    assert argv[:2] == [INSTALL_BIN, "firstboot"] and "/boot/firmware/smartshelf.toml" in argv
+
+
 def test_kiosk_unit_points_chromium_at_the_device_page() -> None:
     unit = "smartshelf-kiosk.service"
     assert one(unit, "ExecStart") == KIOSK_BIN
@@ -105,7 +116,7 @@ def test_unit_commands_parse_with_the_cli() -> None:
     from device.cli import build_parser
 
     parser = build_parser()
-    for unit in SYSTEM_UNITS:
+    for unit in SYSTEM_UNITS + ONESHOT_UNITS:
         for key in ("ExecStartPre", "ExecStart"):
             for line in settings(unit).get(key, []):
                 argv = shlex.split(line)
@@ -130,7 +141,7 @@ def _analyze(*args: str, env: dict[str, str] | None = None, cwd: Path | None = N
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", SYSTEM_UNITS)
+@pytest.mark.parametrize("unit", SYSTEM_UNITS + ONESHOT_UNITS)
 def test_systemd_analyze_verify_system_units(tmp_path: Path, unit: str) -> None:
     copy = _temp_copy(tmp_path, unit)
     result = _analyze("verify", str(copy), cwd=tmp_path)

@@ -261,3 +261,17 @@ def test_wheel_dependencies_and_name(tmp_path: Path) -> None:
     assert requirement_name("opencv_python.headless<5") == "opencv-python-headless"
     up, _ = updater(tmp_path, system_packages=True)
     assert up._deps_plan(src) == ["flask>=3.0"]
+
+
+def test_release_files_are_readable_by_the_service_user(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "src")
+    secret = tree / "models" / "manifest.json"
+    secret.chmod(0o600)
+    script = tree / "tool.sh"
+    script.write_text("#!/bin/sh\n")
+    script.chmod(0o700)
+    src = read_source(tree)
+    updater(tmp_path)[0].update(src)
+    release = tmp_path / "opt" / "releases" / src.release_name
+    assert (release / "models" / "manifest.json").stat().st_mode & 0o777 == 0o644
+    assert (release / "tool.sh").stat().st_mode & 0o777 == 0o755
