@@ -282,6 +282,10 @@ summary() {
     say "set the admin password: sudo -u $SERVICE_USER smartshelf admin set-password --config $ETC_DIR/config.toml"
     say "self-check:             sudo -u $SERVICE_USER smartshelf doctor --config $ETC_DIR/config.toml"
     say "logs:                   journalctl -u smartshelf-device -u smartshelf-admin -f"
+    if [[ ! -f "$DATA_DIR/factors.npz" ]]; then
+        say "note: no factor file $DATA_DIR/factors.npz yet; the device service starts once there is one:"
+        say "      sudo -u $SERVICE_USER smartshelf factors prior --catalog catalog.csv --out $DATA_DIR/factors.npz"
+    fi
 }
 
 pi_install() {

@@ -299,7 +299,8 @@ def check_factors(ctx: Context) -> str:
     if not path.exists():
         raise Fail(
             f"factor file {path} not found",
-            "copy a trained factor file there (smartshelf factors ...) or set recommend.factors",
+            f"make one from the shelf's catalogue: smartshelf factors prior --catalog catalog.csv --out {path} "
+            "(as the smartshelf user), or copy a trained factor file there",
         )
     model = FactorModel.load(path)
     n_items = getattr(model, "n_items", "?")
