@@ -36,7 +36,8 @@ class LedgerArchive:
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / ARCHIVE_DIR
-        self._signature: tuple[tuple[str, int, int, int], ...] | None = None
+        self._signature: tuple[int, int] | None = None
+        self._loaded = False
         self._docs: list[dict[str, Any]] = []
         self._ids: frozenset[str] = frozenset()
 
@@ -45,15 +46,14 @@ class LedgerArchive:
             return []
         return sorted(p for p in self.dir.glob("sales-*.json") if p.stem[6:].isdigit())
 
-    def _current_signature(self) -> tuple[tuple[str, int, int, int], ...]:
-        sig = []
-        for path in self._files():
-            try:
-                st = path.stat()
-            except FileNotFoundError:
-                continue
-            sig.append((path.name, st.st_ino, st.st_size, st.st_mtime_ns))
-        return tuple(sig)
+    def _current_signature(self) -> tuple[int, int] | None:
+        """The folder's (inode, mtime): every chunk is created by a rename into it, which changes
+        the folder's mtime, so one stat tells whether anything changed (not one per chunk)."""
+        try:
+            st = self.dir.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns)
 
     @staticmethod
     def _read_file(path: Path) -> list[dict[str, Any]]:
@@ -69,7 +69,7 @@ class LedgerArchive:
 
     def _refresh(self) -> None:
         sig = self._current_signature()
-        if sig == self._signature:
+        if self._loaded and sig == self._signature:
             return
         docs: list[dict[str, Any]] = []
         seen: set[str] = set()
@@ -78,7 +78,7 @@ class LedgerArchive:
                 if doc.get("event_id") not in seen:
                     seen.add(doc.get("event_id"))
                     docs.append(doc)
-        self._docs, self._ids, self._signature = docs, frozenset(seen), sig
+        self._docs, self._ids, self._signature, self._loaded = docs, frozenset(seen), sig, True
 
     def ids(self) -> frozenset[str]:
         """Event ids of every archived document."""
