@@ -162,7 +162,7 @@ def test_sigkill_mid_run_then_retry_is_exact(server: tuple[Server, str, str]) ->
 
     def client() -> None:
         result["summary"] = simulator.run(
-            srv.url, terminal_id, secret, plan, concurrency=16, retries=200, retry_wait_s=0.05, timeout_s=5
+            srv.url, terminal_id, secret, plan, concurrency=16, retries=600, retry_wait_s=0.05, timeout_s=10
         )
 
     thread = threading.Thread(target=client)
@@ -179,7 +179,7 @@ def test_sigkill_mid_run_then_retry_is_exact(server: tuple[Server, str, str]) ->
     time.sleep(0.5)
     assert thread.is_alive(), "the run finished before the server was killed"
     srv.start()
-    thread.join(60)
+    thread.join(120)
     assert not thread.is_alive()
     summary = result["summary"]
     assert summary.retries > 0 and killed_at < 900
