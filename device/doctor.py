@@ -32,7 +32,17 @@ from device.config import DEFAULT_CONFIG_PATH, Config, load_config
 logger = logging.getLogger(__name__)
 
 Status = Literal["ok", "warn", "fail", "skip"]
-CHECK_NAMES = ("config", "runtime", "camera", "gpio", "models", "factors", "data_dir", "time_sync", "admin_port")
+CHECK_NAMES = (
+    "config",
+    "runtime",
+    "camera",
+    "gpio",
+    "models",
+    "factors",
+    "data_dir",
+    "time_sync",
+    "admin_port",
+)
 #: Below this the data dir fails the check (events, backups and TinyDB writes need room).
 MIN_FREE_BYTES = 50 * 1024 * 1024
 WARN_FREE_BYTES = 500 * 1024 * 1024
@@ -105,7 +115,9 @@ def check_runtime(ctx: Context) -> str:
     try:
         import cv2
     except ImportError as exc:
-        raise Fail(f"OpenCV is not importable: {exc}", "sudo apt-get install python3-opencv (on the Pi)") from None
+        raise Fail(
+            f"OpenCV is not importable: {exc}", "sudo apt-get install python3-opencv (on the Pi)"
+        ) from None
     parts.append(f"opencv {cv2.__version__}")
     try:
         import ai_edge_litert  # noqa: F401
@@ -117,7 +129,10 @@ def check_runtime(ctx: Context) -> str:
 
             parts.append("tflite_runtime")
         except ImportError:
-            raise Fail("no TFLite runtime (ai_edge_litert or tflite_runtime)", "pip install ai-edge-litert in the venv") from None
+            raise Fail(
+                "no TFLite runtime (ai_edge_litert or tflite_runtime)",
+                "pip install ai-edge-litert in the venv",
+            ) from None
     return ", ".join(parts)
 
 
@@ -168,7 +183,7 @@ def check_camera(ctx: Context) -> str:
             frame = camera_obj.read()
             result["frame"] = frame
             result["elapsed"] = time.monotonic() - start
-        except BaseException as exc:  # reported below
+        except BaseException as exc:  # noqa: BLE001 - reported below as a failed line
             result["error"] = exc
 
     thread = threading.Thread(target=grab, name="doctor-camera", daemon=True)
@@ -181,7 +196,7 @@ def check_camera(ctx: Context) -> str:
         )
     try:
         camera_obj.close()
-    except Exception as exc:  # a close error must not hide the result
+    except Exception as exc:  # noqa: BLE001 - a close error must not hide the result
         logger.debug("camera close failed: %s", exc)
     if "error" in result:
         exc = result["error"]
@@ -203,7 +218,9 @@ def _camera_fix(camera_type: str) -> str:
             "sudo apt-get install python3-picamera2; the service user must be in group video"
         )
     if camera_type == "opencv":
-        return "check camera.source (index, file or URL) and that the user is in group video (ls -l /dev/video*)"
+        return (
+            "check camera.source (index, file or URL) and that the user is in group video (ls -l /dev/video*)"
+        )
     return "check camera.source names a folder of images or a video file"
 
 
@@ -230,7 +247,9 @@ def check_gpio(ctx: Context) -> list[CheckResult]:
     if leds.type != "gpio":
         raise Skipped(f"leds.type = {leds.type!r}: no GPIO used")
     if _device_status(ctx.config) is not None:
-        raise Skipped("the device service is running and holds the LED pins (sudo systemctl stop smartshelf-device to test them)")
+        raise Skipped(
+            "the device service is running and holds the LED pins (sudo systemctl stop smartshelf-device to test them)"
+        )
     factory = ctx.pin_factory
     if factory is None:
         import warnings
@@ -246,7 +265,10 @@ def check_gpio(ctx: Context) -> list[CheckResult]:
     results = [CheckResult("gpio", "ok", f"GPIO backend {backend}; {len(pins)} slot pin(s)")]
     if not pins:
         results[0] = CheckResult(
-            "gpio", "warn", f"GPIO backend {backend}; no slot pins configured", "map slots to pins on the admin page (Slots)"
+            "gpio",
+            "warn",
+            f"GPIO backend {backend}; no slot pins configured",
+            "map slots to pins on the admin page (Slots)",
         )
     from device.display import create_indicator
 
@@ -256,7 +278,7 @@ def check_gpio(ctx: Context) -> list[CheckResult]:
             indicator = create_indicator(leds, {slot: pin}, pin_factory=factory)
             indicator.close()
             results.append(CheckResult(name, "ok", f"slot {slot}: GPIO{pin} can drive an LED"))
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - one failed line per pin
             results.append(
                 CheckResult(
                     name,
@@ -279,8 +301,10 @@ def check_models(ctx: Context) -> list[CheckResult]:
         name = f"models.{label}"
         try:
             entry = verify_model(models_dir / file_name)
-            results.append(CheckResult(name, "ok", f"{file_name}: sha256 matches the manifest ({entry['name']})"))
-        except Exception as exc:
+            results.append(
+                CheckResult(name, "ok", f"{file_name}: sha256 matches the manifest ({entry['name']})")
+            )
+        except Exception as exc:  # noqa: BLE001 - one failed line per model
             results.append(
                 CheckResult(
                     name,
@@ -311,7 +335,10 @@ def check_factors(ctx: Context) -> str:
 def check_data_dir(ctx: Context) -> str:
     data_dir = ctx.config.data_dir
     if not data_dir.is_dir():
-        raise Fail(f"data dir {data_dir} does not exist", f"sudo install -d -o smartshelf -g smartshelf -m 0750 {data_dir}")
+        raise Fail(
+            f"data dir {data_dir} does not exist",
+            f"sudo install -d -o smartshelf -g smartshelf -m 0750 {data_dir}",
+        )
     probe = data_dir / f".doctor-{os.getpid()}"
     try:
         probe.write_bytes(b"ok")
@@ -342,7 +369,11 @@ def check_time_sync(ctx: Context) -> str:
     if exe:
         try:
             out = subprocess.run(
-                [exe, "show", "--property=NTPSynchronized", "--value"], capture_output=True, text=True, timeout=5, check=False
+                [exe, "show", "--property=NTPSynchronized", "--value"],
+                capture_output=True,
+                text=True,
+                timeout=5,
+                check=False,
             )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise Warn(f"timedatectl failed: {exc}", "sudo timedatectl set-ntp true") from None
@@ -353,7 +384,10 @@ def check_time_sync(ctx: Context) -> str:
                 "clock not synchronised (timedatectl NTPSynchronized=no): event times and sale matching may be off",
                 "sudo timedatectl set-ntp true and check the network reaches an NTP server",
             )
-    raise Warn("cannot tell whether the clock is synchronised (no timesyncd, no timedatectl)", "enable NTP (systemd-timesyncd)")
+    raise Warn(
+        "cannot tell whether the clock is synchronised (no timesyncd, no timedatectl)",
+        "enable NTP (systemd-timesyncd)",
+    )
 
 
 def check_admin_port(ctx: Context) -> str:
@@ -371,9 +405,13 @@ def check_admin_port(ctx: Context) -> str:
             sock.bind((host, port))
         except OSError as exc:
             if exc.errno == errno.EACCES:
-                raise Fail(f"port {port} needs privileges to bind", "use admin.port >= 1024 (default 8080)") from None
+                raise Fail(
+                    f"port {port} needs privileges to bind", "use admin.port >= 1024 (default 8080)"
+                ) from None
             if exc.errno == errno.EADDRNOTAVAIL:
-                raise Fail(f"admin.host = {host!r} is not an address of this machine", "use 0.0.0.0") from None
+                raise Fail(
+                    f"admin.host = {host!r} is not an address of this machine", "use 0.0.0.0"
+                ) from None
             raise Fail(
                 f"port {host}:{port} is taken by another program but does not answer",
                 f"sudo ss -ltnp 'sport = :{port}' shows who; or change admin.port",
@@ -442,7 +480,7 @@ def make_context(config_path: Path | None, *, explicit: bool, **overrides: Any) 
     if path is not None:
         try:
             config = load_config(path)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - becomes the config check's failure
             error = str(exc)
             path = None if not explicit else path
     return Context(config=config, config_path=path, config_error=error, **overrides)
@@ -467,11 +505,22 @@ def summary(results: list[CheckResult]) -> dict[str, Any]:
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    p = subparsers.add_parser("doctor", help="check camera, GPIO, models, factor file, data dir, clock and admin port")
-    p.add_argument("--config", type=Path, default=None, help=f"config to check (default {DEFAULT_CONFIG_PATH} if present)")
+    p = subparsers.add_parser(
+        "doctor", help="check camera, GPIO, models, factor file, data dir, clock and admin port"
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config to check (default {DEFAULT_CONFIG_PATH} if present)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument(
-        "--skip", action="append", default=[], metavar="NAME[,NAME]", help=f"skip checks: {', '.join(CHECK_NAMES)}"
+        "--skip",
+        action="append",
+        default=[],
+        metavar="NAME[,NAME]",
+        help=f"skip checks: {', '.join(CHECK_NAMES)}",
     )
     p.set_defaults(func=run)
 
@@ -483,7 +532,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     if unknown:
         from device.errors import ConfigError
 
-        raise ConfigError(f"--skip {sorted(unknown)[0]!r} is not a check; choose from {', '.join(CHECK_NAMES)}")
+        raise ConfigError(f"--skip {min(unknown)!r} is not a check; choose from {', '.join(CHECK_NAMES)}")
     ctx = make_context(args.config, explicit=args.config is not None)
     results = run_checks(ctx, skip)
     report = summary(results)
@@ -504,4 +553,3 @@ def _main(argv: list[str] | None = None) -> int:  # pragma: no cover - convenien
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(_main())
-

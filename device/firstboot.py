@@ -97,7 +97,9 @@ def parse_firstboot(text: str, source: Path) -> FirstBoot:
         )
     user = extra.get("admin_user", "admin")
     if not isinstance(user, str) or not USERNAME_RE.match(user) or not user.isprintable():
-        raise ConfigError(f"{source}: {FIRSTBOOT_TABLE}.admin_user = {user!r} must be 1-64 printable characters")
+        raise ConfigError(
+            f"{source}: {FIRSTBOOT_TABLE}.admin_user = {user!r} must be 1-64 printable characters"
+        )
     pw_hash = extra.get("admin_password_hash")
     if pw_hash is not None and (not isinstance(pw_hash, str) or not HASH_RE.match(pw_hash)):
         raise ConfigError(
@@ -192,10 +194,14 @@ def apply(
         return 1
     config_path.parent.mkdir(parents=True, exist_ok=True)
     if config_path.exists():
-        backup = config_path.with_name(f"{config_path.name}.bak-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+        backup = config_path.with_name(
+            f"{config_path.name}.bak-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+        )
         shutil.copy2(config_path, backup)
         print(f"kept the previous config as {backup}", file=out)
-    header = f"# Adopted from {boot_file} on first boot ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n"
+    header = (
+        f"# Adopted from {boot_file} on first boot ({time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}).\n"
+    )
     _atomic_write_text(config_path, header + fb.config_text, 0o644)
     print(f"wrote {config_path} (shelf {fb.config.shelf.name!r})", file=out)
     target_dir = data_dir or fb.config.data_dir
@@ -227,8 +233,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="adopt /boot/firmware/smartshelf.toml (config + admin password hash) written by the installer",
     )
     p.add_argument("--boot-file", type=Path, default=BOOT_FILE, help=f"first-boot file (default {BOOT_FILE})")
-    p.add_argument("--config", type=Path, default=DEFAULT_CONFIG_PATH, help=f"where the config goes (default {DEFAULT_CONFIG_PATH})")
-    p.add_argument("--data-dir", type=Path, default=None, help="admin data dir (default: shelf.data_dir of the file)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=DEFAULT_CONFIG_PATH,
+        help=f"where the config goes (default {DEFAULT_CONFIG_PATH})",
+    )
+    p.add_argument(
+        "--data-dir", type=Path, default=None, help="admin data dir (default: shelf.data_dir of the file)"
+    )
     p.add_argument("--owner", default=SERVICE_USER, help="user that owns the data files when run as root")
     p.add_argument(
         "--hash-password",

@@ -42,7 +42,7 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from device.config import DEFAULT_CONFIG_PATH
 from device.errors import SmartShelfError
@@ -107,7 +107,9 @@ def _tree_files(root: Path) -> list[str]:
     files = []
     for dirpath, dirnames, filenames in os.walk(root):
         dirnames[:] = [
-            d for d in dirnames if d not in EXCLUDE_DIRS and not d.startswith(EXCLUDE_PREFIXES) and not d.endswith(".egg-info")
+            d
+            for d in dirnames
+            if d not in EXCLUDE_DIRS and not d.startswith(EXCLUDE_PREFIXES) and not d.endswith(".egg-info")
         ]
         for name in filenames:
             rel = os.path.relpath(os.path.join(dirpath, name), root)
@@ -118,10 +120,9 @@ def _tree_files(root: Path) -> list[str]:
 
 def _excluded(rel: str) -> bool:
     parts = Path(rel).parts
-    return (
-        any(p in EXCLUDE_DIRS or p.startswith(EXCLUDE_PREFIXES) or p.endswith(".egg-info") for p in parts[:-1])
-        or rel.endswith((".pyc", ".pyo"))
-    )
+    return any(
+        p in EXCLUDE_DIRS or p.startswith(EXCLUDE_PREFIXES) or p.endswith(".egg-info") for p in parts[:-1]
+    ) or rel.endswith((".pyc", ".pyo"))
 
 
 def _sha256(path: Path) -> str:
@@ -253,7 +254,10 @@ class Updater:
             return dest
         if self.o.dry_run:
             self.say(f"would install release {source.release_name} from {source.path} into {dest}")
-            self.say(f"would create venv {dest / 'venv'}" + (" (--system-site-packages)" if self.o.system_packages else ""))
+            self.say(
+                f"would create venv {dest / 'venv'}"
+                + (" (--system-site-packages)" if self.o.system_packages else "")
+            )
             self._plan_deps(source, dest)
             return dest
         if dest.exists():
@@ -286,14 +290,21 @@ class Updater:
             cmd.append("--without-pip")  # nothing to pip-install: faster, and works offline
         self._run([*cmd, str(venv)], "create the venv")
         python = venv / "bin" / "python"
-        purelib = Path(self._output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"]))
+        purelib = Path(
+            self._output([str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"])
+        )
         if self.o.site_packages:
-            (purelib / "smartshelf-extra-site.pth").write_text("".join(f"{p.resolve()}\n" for p in self.o.site_packages))
+            (purelib / "smartshelf-extra-site.pth").write_text(
+                "".join(f"{p.resolve()}\n" for p in self.o.site_packages)
+            )
         self._install_deps(source, python, dest)
         if source.kind == "tree":
             self._link_tree(dest, venv, purelib, source.version)
         else:
-            self._run([str(python), "-m", "pip", "install", "--no-deps", *self.o.pip_args, str(source.path)], "pip install the wheel")
+            self._run(
+                [str(python), "-m", "pip", "install", "--no-deps", *self.o.pip_args, str(source.path)],
+                "pip install the wheel",
+            )
         record = {
             "name": source.release_name,
             "version": source.version,
@@ -342,7 +353,9 @@ class Updater:
                     "python3-numpy python3-opencv python3-picamera2"
                 )
             constraints = dest / "constraints-system.txt"
-            constraints.write_text(f"# the distribution's numpy (apt python3-numpy); never replaced by pip\nnumpy=={version}\n")
+            constraints.write_text(
+                f"# the distribution's numpy (apt python3-numpy); never replaced by pip\nnumpy=={version}\n"
+            )
             cmd += ["-c", str(constraints)]
         self._run([*cmd, *self.o.pip_args], "pip install the dependencies")
 
@@ -364,7 +377,13 @@ class Updater:
 
     def doctor(self, release: Path) -> tuple[bool, set[str], str]:
         """Run the release's doctor (hardware skipped); (ran_ok, failed check names, output)."""
-        cmd = [str(release / "venv" / "bin" / "smartshelf"), "doctor", "--json", "--skip", ",".join(DOCTOR_SKIP)]
+        cmd = [
+            str(release / "venv" / "bin" / "smartshelf"),
+            "doctor",
+            "--json",
+            "--skip",
+            ",".join(DOCTOR_SKIP),
+        ]
         if self.o.config is not None:
             cmd += ["--config", str(self.o.config)]
         try:
@@ -403,7 +422,9 @@ class Updater:
             self.say(f"would run: {self.o.systemctl} restart {' '.join(SERVICES)}")
             return True
         self.say(f"restarting {' '.join(SERVICES)}")
-        result = subprocess.run([self.o.systemctl, "restart", *SERVICES], capture_output=True, text=True, check=False)
+        result = subprocess.run(
+            [self.o.systemctl, "restart", *SERVICES], capture_output=True, text=True, check=False
+        )
         if result.returncode != 0:
             self.say(f"systemctl restart failed: {result.stderr.strip()}")
             return False
@@ -458,7 +479,9 @@ class Updater:
         self.switch(release)
         if not self.restart():
             if old is None:
-                raise UpdateError("the services did not come up and there is no previous release to roll back to")
+                raise UpdateError(
+                    "the services did not come up and there is no previous release to roll back to"
+                )
             self.say(f"rolling back to {old.name}")
             _atomic_symlink(self.current, f"releases/{old.name}")
             _atomic_symlink(self.previous, f"releases/{release.name}")
@@ -510,10 +533,10 @@ class _Lock:
         self.dry_run = dry_run
         self.fh: Any = None
 
-    def __enter__(self) -> "_Lock":
+    def __enter__(self) -> Self:
         if self.dry_run or not self.path.parent.is_dir():
             return self
-        self.fh = open(self.path, "w")  # noqa: SIM115
+        self.fh = open(self.path, "w")
         try:
             fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -533,20 +556,41 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description=__doc__.split("\n\n")[0] if __doc__ else None,
     )
     p.add_argument("--from", dest="source", type=Path, help="source tree (git checkout) or smartshelf-*.whl")
-    p.add_argument("--ref", help="with a git checkout in --from: install this commit/tag/branch (git archive)")
+    p.add_argument(
+        "--ref", help="with a git checkout in --from: install this commit/tag/branch (git archive)"
+    )
     p.add_argument("--rollback", action="store_true", help="switch back to the previous release")
-    p.add_argument("--prefix", type=Path, default=DEFAULT_PREFIX, help=f"install prefix (default {DEFAULT_PREFIX})")
-    p.add_argument("--config", type=Path, default=None, help=f"config for doctor (default {DEFAULT_CONFIG_PATH} if present)")
+    p.add_argument(
+        "--prefix", type=Path, default=DEFAULT_PREFIX, help=f"install prefix (default {DEFAULT_PREFIX})"
+    )
+    p.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help=f"config for doctor (default {DEFAULT_CONFIG_PATH} if present)",
+    )
     p.add_argument("--no-restart", action="store_true", help="do not restart the systemd services")
-    p.add_argument("--no-doctor", action="store_true", help="switch without running doctor first (first install)")
+    p.add_argument(
+        "--no-doctor", action="store_true", help="switch without running doctor first (first install)"
+    )
     p.add_argument(
         "--system-packages",
         action="store_true",
         help="Raspberry Pi mode: the venv uses apt's numpy/OpenCV/picamera2; pip never installs numpy or OpenCV",
     )
-    p.add_argument("--no-deps", action="store_true", help="install no dependencies (they are already reachable)")
-    p.add_argument("--pip-arg", action="append", default=[], help="extra pip argument, e.g. --pip-arg=--no-index")
-    p.add_argument("--site-packages", action="append", type=Path, default=[], help="extra site-packages folder for the venv")
+    p.add_argument(
+        "--no-deps", action="store_true", help="install no dependencies (they are already reachable)"
+    )
+    p.add_argument(
+        "--pip-arg", action="append", default=[], help="extra pip argument, e.g. --pip-arg=--no-index"
+    )
+    p.add_argument(
+        "--site-packages",
+        action="append",
+        type=Path,
+        default=[],
+        help="extra site-packages folder for the venv",
+    )
     p.add_argument("--python", default=sys.executable, help="interpreter that creates the venv")
     p.add_argument("--keep", type=int, default=3, help="releases to keep (besides current and previous)")
     p.add_argument("--dry-run", action="store_true", help="print what would be done")

@@ -21,7 +21,12 @@ from device.update import SYSTEM_PACKAGES, requirement_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64")
-NETWORK_ERRORS = ("NewConnectionError", "Temporary failure in name resolution", "Network is unreachable", "ProxyError")
+NETWORK_ERRORS = (
+    "NewConnectionError",
+    "Temporary failure in name resolution",
+    "Network is unreachable",
+    "ProxyError",
+)
 
 #: (Raspberry Pi OS release, its python3 version, its python3-numpy version)
 DISTRIBUTIONS = [
@@ -46,21 +51,37 @@ def test_pi_requirements_leave_numpy_and_opencv_to_apt() -> None:
 @pytest.mark.network
 @pytest.mark.slow
 @pytest.mark.parametrize(("release", "python", "numpy"), DISTRIBUTIONS)
-def test_runtime_dependencies_have_aarch64_wheels(tmp_path: Path, release: str, python: str, numpy: str) -> None:
+def test_runtime_dependencies_have_aarch64_wheels(
+    tmp_path: Path, release: str, python: str, numpy: str
+) -> None:
     constraints = tmp_path / "constraints.txt"
     constraints.write_text(f"numpy=={numpy}\n")
     cmd = [
-        sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--quiet",
-        "--only-binary=:all:", "--implementation", "cp", "--python-version", python,
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--only-binary=:all:",
+        "--implementation",
+        "cp",
+        "--python-version",
+        python,
         *[arg for p in PLATFORMS for arg in ("--platform", p)],
-        "-c", str(constraints), "-d", str(tmp_path / "wheels"),
+        "-c",
+        str(constraints),
+        "-d",
+        str(tmp_path / "wheels"),
         *pi_requirements(),
     ]
     result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
     output = result.stdout + result.stderr
     if result.returncode != 0 and any(e in output for e in NETWORK_ERRORS):
         pytest.skip(f"package index unreachable: {output[-300:]}")
-    assert result.returncode == 0, f"{release}: some dependency has no aarch64 wheel for Python {python}:\n{output[-3000:]}"
+    assert result.returncode == 0, (
+        f"{release}: some dependency has no aarch64 wheel for Python {python}:\n{output[-3000:]}"
+    )
     wheels = sorted(p.name for p in (tmp_path / "wheels").iterdir())
     assert wheels and all(w.endswith(".whl") for w in wheels), wheels
     tag = "cp" + python.replace(".", "")

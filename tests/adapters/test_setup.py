@@ -16,7 +16,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SETUP = ROOT / "setup.sh"
-SCRIPTS = [SETUP, ROOT / ".ci" / "run", ROOT / "tests" / "install-tools.sh", ROOT / "systemd" / "smartshelf-kiosk"]
+SCRIPTS = [
+    SETUP,
+    ROOT / ".ci" / "run",
+    ROOT / "tests" / "install-tools.sh",
+    ROOT / "systemd" / "smartshelf-kiosk",
+]
 
 
 def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -49,7 +54,9 @@ def run_setup(tmp_path: Path, *args: str, timeout: float = 300, **extra: str) ->
     )
 
 
-@pytest.mark.skipif(shutil.which("shellcheck") is None, reason="shellcheck not installed (apt-get install shellcheck)")
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck not installed (apt-get install shellcheck)"
+)
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_shellcheck_clean(script: Path) -> None:
     result = subprocess.run(["shellcheck", "-x", str(script)], capture_output=True, text=True, check=False)
@@ -97,7 +104,9 @@ def test_dry_run_prints_every_pi_step_and_changes_nothing(tmp_path: Path) -> Non
     assert "numpy" not in requirements and "opencv" not in requirements
     assert "ai-edge-litert" in requirements and "flask" in requirements
     # the apt step asks for the distribution's numpy/OpenCV/picamera2/lgpio when they are missing
-    apt_lines = [line for line in out.splitlines() if "apt-get install" in line or "apt packages present" in line]
+    apt_lines = [
+        line for line in out.splitlines() if "apt-get install" in line or "apt packages present" in line
+    ]
     assert apt_lines
     # nothing was created
     for name in ("opt", "etc", "data", "units", "user-units", "bin", "venv"):
@@ -139,7 +148,10 @@ def test_non_pi_makes_only_the_dev_venv_and_second_run_does_nothing(tmp_path: Pa
     python = venv / "bin" / "python"
     assert python.exists()
     check = subprocess.run(
-        [str(python), "-c", "import device, sys; print(device.__file__)"], capture_output=True, text=True, check=False
+        [str(python), "-c", "import device, sys; print(device.__file__)"],
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert check.returncode == 0 and check.stdout.strip().startswith(str(ROOT)), check.stdout + check.stderr
     assert (venv / "bin" / "smartshelf").exists()

@@ -28,7 +28,9 @@ KIOSK_BIN = "/opt/smartshelf/current/systemd/smartshelf-kiosk"
 MAX_EXPOSURE = 4.0
 
 ANALYZE = shutil.which("systemd-analyze")
-needs_analyze = pytest.mark.skipif(ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)")
+needs_analyze = pytest.mark.skipif(
+    ANALYZE is None, reason="systemd-analyze not installed (apt-get install systemd)"
+)
 
 
 def settings(name: str) -> dict[str, list[str]]:
@@ -133,7 +135,9 @@ def _temp_copy(tmp_path: Path, unit: str) -> Path:
     return dest
 
 
-def _analyze(*args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:
+def _analyze(
+    *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess:
     assert ANALYZE is not None
     return subprocess.run(
         [ANALYZE, *args], capture_output=True, text=True, timeout=60, env=env, cwd=cwd, check=False

@@ -31,7 +31,7 @@ def write_config(tmp_path: Path, body: str = "") -> Path:
 
 def ctx_for(tmp_path: Path, body: str = "", **kw) -> Context:
     path = write_config(tmp_path, body)
-    base = dict(timesync_flag=tmp_path / "synchronized", timedatectl=None, camera_timeout_s=10.0)
+    base = {"timesync_flag": tmp_path / "synchronized", "timedatectl": None, "camera_timeout_s": 10.0}
     base.update(kw)
     return make_context(path, explicit=True, **base)
 
@@ -84,7 +84,11 @@ def test_camera_failure_is_a_failed_line(tmp_path: Path) -> None:
 
 def test_camera_read_from_running_device_status(tmp_path: Path) -> None:
     ctx = ctx_for(tmp_path)
-    status = {"updated_at": time.time(), "pid": os.getpid(), "camera": {"type": "picamera2", "state": "ok", "fps": 9.5}}
+    status = {
+        "updated_at": time.time(),
+        "pid": os.getpid(),
+        "camera": {"type": "picamera2", "state": "ok", "fps": 9.5},
+    }
     (ctx.config.data_dir / "status.json").write_text(json.dumps(status))
     [r] = one("camera", ctx)
     assert r.status == "ok" and "running device" in r.detail

@@ -109,7 +109,9 @@ def test_password_hash_replaces_an_existing_user(tmp_path: Path, pw_hash: str) -
         ("[nonsense]\nx = 1\n", "unknown section [nonsense]"),
     ],
 )
-def test_invalid_file_changes_nothing_and_says_why_on_the_card(tmp_path: Path, text: str, message: str) -> None:
+def test_invalid_file_changes_nothing_and_says_why_on_the_card(
+    tmp_path: Path, text: str, message: str
+) -> None:
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
         parse_firstboot(text, Path("smartshelf.toml"))
     path = boot_file(tmp_path, text)

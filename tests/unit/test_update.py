@@ -23,8 +23,8 @@ from device.errors import SmartShelfError
 from device.update import (
     RELEASE_FILE,
     Options,
-    Updater,
     UpdateError,
+    Updater,
     dependencies,
     read_source,
     requirement_name,
@@ -53,14 +53,14 @@ def config(tmp_path: Path) -> Path:
 
 
 def options(tmp_path: Path, **kw) -> Options:
-    base = dict(
-        prefix=tmp_path / "opt",
-        restart=False,
-        doctor=False,
-        install_deps=False,
-        site_packages=(PURELIB,),
-        python=sys.executable,
-    )
+    base = {
+        "prefix": tmp_path / "opt",
+        "restart": False,
+        "doctor": False,
+        "install_deps": False,
+        "site_packages": (PURELIB,),
+        "python": sys.executable,
+    }
     base.update(kw)
     return Options(**base)
 
@@ -76,7 +76,7 @@ def current(prefix: Path) -> str:
 
 def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) -> None:
     src = read_source(make_tree(tmp_path / "src"))
-    up, out = updater(tmp_path)
+    up, _out = updater(tmp_path)
     assert up.update(src) == 0
     prefix = tmp_path / "opt"
     assert current(prefix) == f"releases/{src.release_name}"
@@ -161,7 +161,7 @@ def test_restart_failure_rolls_back(tmp_path: Path) -> None:
     updater(tmp_path)[0].update(first)
     second = read_source(make_tree(tmp_path / "src2", marker="2"))
     systemctl = fake_systemctl(tmp_path, second.release_name)
-    up, out = updater(tmp_path, restart=True, systemctl=str(systemctl))
+    up, _out = updater(tmp_path, restart=True, systemctl=str(systemctl))
     with pytest.raises(UpdateError, match="rolled back"):
         up.update(second)
     prefix = tmp_path / "opt"
@@ -199,8 +199,18 @@ def test_cli_dry_run_changes_nothing(tmp_path: Path) -> None:
     make_tree(tmp_path / "src")
     prefix = tmp_path / "opt"
     result = subprocess.run(
-        [sys.executable, "-m", "device.update", "--from", str(tmp_path / "src"), "--prefix", str(prefix),
-         "--dry-run", "--system-packages", "--no-restart"],
+        [
+            sys.executable,
+            "-m",
+            "device.update",
+            "--from",
+            str(tmp_path / "src"),
+            "--prefix",
+            str(prefix),
+            "--dry-run",
+            "--system-packages",
+            "--no-restart",
+        ],
         capture_output=True,
         text=True,
         check=False,
@@ -216,8 +226,13 @@ def test_install_from_git_ref(tmp_path: Path) -> None:
     if shutil.which("git") is None:
         pytest.skip("git not installed")
     repo = make_tree(tmp_path / "repo")
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
+    env = {
+        **os.environ,
+        "GIT_AUTHOR_NAME": "t",
+        "GIT_AUTHOR_EMAIL": "t@t",
+        "GIT_COMMITTER_NAME": "t",
+        "GIT_COMMITTER_EMAIL": "t@t",
+    }
     for cmd in (["init", "-q"], ["add", "-A"], ["commit", "-qm", "r1"]):
         subprocess.run(["git", "-C", str(repo), *cmd], check=True, env=env, capture_output=True)
     (repo / "RELEASE-MARKER").write_text("uncommitted")
@@ -253,7 +268,7 @@ def test_wheel_dependencies_and_name(tmp_path: Path) -> None:
         z.writestr(
             "smartshelf-0.2.0.dist-info/METADATA",
             "Metadata-Version: 2.1\nName: smartshelf\nVersion: 0.2.0\nRequires-Dist: numpy>=1.24\n"
-            "Requires-Dist: flask>=3.0\nRequires-Dist: pytest>=8; extra == \"test\"\n",
+            'Requires-Dist: flask>=3.0\nRequires-Dist: pytest>=8; extra == "test"\n',
         )
     src = read_source(whl)
     assert src.kind == "wheel" and src.version == "0.2.0" and src.release_name.startswith("0.2.0-")
