@@ -145,7 +145,7 @@ def events_per_day(profiles: dict[str, float], *, opening_hours: float) -> dict[
             db.insert_multiple(sample_event(i, t0) for i in range(count))
             size = path.stat().st_size
             # What one more decision costs the loop late that day (each insert rewrites the file).
-            late = summarize(time_ms(lambda db=db, c=count: db.insert(sample_event(c, t0)), 3, warmup=0))
+            late = summarize(time_ms(lambda db=db, c=count: db.insert(sample_event(c, t0)), 5, warmup=0))
             db.close()
             rows.append(
                 {
