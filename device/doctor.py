@@ -12,6 +12,7 @@ device's ``status.json`` for the camera instead of opening it, and says so.
 from __future__ import annotations
 
 import argparse
+import atexit
 import errno
 import json
 import logging
@@ -20,6 +21,7 @@ import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -256,9 +258,19 @@ def check_gpio(ctx: Context) -> list[CheckResult]:
 
         from gpiozero import Device
 
-        with warnings.catch_warnings():  # gpiozero warns once per backend it falls back from
-            warnings.simplefilter("ignore")
-            Device.ensure_pin_factory()
+        # lgpio creates notification pipes in the working directory (or $LG_WD), which may not be
+        # writable for the service user (sudo -u smartshelf from a home directory): use a private one.
+        workdir = tempfile.mkdtemp(prefix="smartshelf-doctor-")
+        atexit.register(shutil.rmtree, workdir, True)
+        os.environ.setdefault("LG_WD", workdir)
+        previous_cwd = os.getcwd()
+        os.chdir(workdir)
+        try:
+            with warnings.catch_warnings():  # gpiozero warns once per backend it falls back from
+                warnings.simplefilter("ignore")
+                Device.ensure_pin_factory()
+        finally:
+            os.chdir(previous_cwd)
         factory = Device.pin_factory
     backend = type(factory).__name__
     pins = _slot_pins(ctx.config)

@@ -73,6 +73,9 @@ def test_device_unit_keeps_camera_and_gpio_reachable() -> None:
         assert group in allowed
     assert all(v.split()[1] == "rw" for v in s["DeviceAllow"])
     assert "AF_NETLINK" in one(unit, "RestrictAddressFamilies")  # libcamera's udev monitor
+    # lgpio writes notification pipes into the working directory: it must be a writable one
+    assert one(unit, "WorkingDirectory") == "/run/" + one(unit, "RuntimeDirectory")
+    assert "LG_WD=/run/smartshelf-device" in settings(unit)["Environment"]
 
 
 @pytest.mark.parametrize("unit", SYSTEM_UNITS)
