@@ -126,6 +126,45 @@ def crop_dataset(
     return crops, detected
 
 
+def outside_masks(samples: list[Sample], size: int, *, cache: bool = True) -> np.ndarray:
+    """Per crop of :func:`crop_dataset`, a ``(size, size)`` uint8 mask: 255 where the crop lies outside
+    the source photo (filled by border replication). Training replaces those pixels with other
+    backgrounds so the model does not learn the replicated border as part of a face."""
+    import cv2
+
+    from device.inference import create_detector
+    from device.inference.align import alignment_matrix
+    from device.types import Face
+
+    key = hashlib.sha1(("\n".join(str(s.path) for s in samples) + f"|{size}|mask-v3").encode()).hexdigest()[
+        :12
+    ]
+    cache_path = WORK_DIR / f"masks-{size}-{key}.npz"
+    if cache and cache_path.exists():
+        with np.load(cache_path, allow_pickle=False) as z:
+            return z["masks"]
+    masks = np.zeros((len(samples), size, size), dtype=np.uint8)
+    with create_detector("short_range") as detector:
+        for i, s in enumerate(samples):
+            img = read_rgb(s.path)
+            h, w = img.shape[:2]
+            faces = detector.detect(img)
+            face = faces[0] if faces else Face(box=(0, 0, w, h), score=0.0)
+            inside = cv2.warpAffine(
+                np.full((h, w), 255, np.uint8),
+                alignment_matrix(face, size),
+                (size, size),
+                flags=cv2.INTER_LINEAR,
+                borderMode=cv2.BORDER_CONSTANT,
+                borderValue=0,
+            )
+            masks[i] = 255 - inside
+    if cache:
+        WORK_DIR.mkdir(parents=True, exist_ok=True)
+        np.savez(cache_path, masks=masks)
+    return masks
+
+
 def teacher_labels(
     samples: list[Sample], *, cache: bool = True, progress: bool = True
 ) -> dict[str, np.ndarray]:

@@ -53,10 +53,36 @@ def teacher_to_bins(age_probs: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------ augmentation
-def augment(crops: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Random flip, rotation (+-12 deg), scale (0.9-1.1), shift, brightness/contrast, blur."""
+def replace_background(
+    crops: np.ndarray, masks: np.ndarray, rng: np.random.Generator, p: float = 0.5
+) -> np.ndarray:
+    """Where a crop lies outside its source photo (mask), put another background with probability p:
+    a random flat colour, coloured noise, or the pixels of another crop (real image texture)."""
+    out = crops.copy()
+    n = crops.shape[0]
+    chosen = np.nonzero((rng.random(n) < p) & (masks.reshape(n, -1).max(axis=1) > 0))[0]
+    for i in chosen:
+        kind = rng.integers(3)
+        colour = rng.integers(0, 256, 3)
+        if kind == 0:
+            bg = np.broadcast_to(colour, crops.shape[1:]).astype(np.float32)
+        elif kind == 1:
+            bg = np.clip(colour + rng.normal(0, 30, crops.shape[1:]), 0, 255)
+        else:
+            bg = crops[rng.integers(n)].astype(np.float32)
+        m = (masks[i].astype(np.float32) / 255.0)[..., None]
+        out[i] = (crops[i] * (1 - m) + bg * m).astype(np.uint8)
+    return out
+
+
+def augment(
+    crops: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None, background_p: float = 0.5
+) -> np.ndarray:
+    """Random background fill, flip, rotation (+-12 deg), scale (0.9-1.1), shift, brightness/contrast, blur."""
     import cv2
 
+    if masks is not None:
+        crops = replace_background(crops, masks, rng, background_p)
     out = np.empty_like(crops)
     n, size = crops.shape[0], crops.shape[1]
     flips = rng.random(n) < 0.5
@@ -155,6 +181,7 @@ def train(args: argparse.Namespace) -> dict:
     if args.limit:
         samples = samples[: args.limit]
     crops, detected = D.crop_dataset(samples, args.size, cache=not args.limit)
+    masks = D.outside_masks(samples, args.size, cache=not args.limit) if args.background_p > 0 else None
     split = np.array([s.split for s in samples])
     y_age = np.array([s.age for s in samples], dtype=np.float32)
     y_fem = np.array([s.female for s in samples], dtype=np.int64)
@@ -203,7 +230,9 @@ def train(args: argparse.Namespace) -> dict:
     best, best_score, history = None, -1e9, []
     t0 = time.time()
     for epoch in range(args.epochs):
-        x_tr = augment(crops[tr], rng).astype(np.float32)
+        x_tr = augment(crops[tr], rng, None if masks is None else masks[tr], args.background_p).astype(
+            np.float32
+        )
         model.fit(
             x_tr,
             [g_target[tr], a_target[tr]],
@@ -264,6 +293,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=3e-3)
+    p.add_argument(
+        "--background-p",
+        type=float,
+        default=0.5,
+        help="probability of replacing the part of a crop outside its photo with another background",
+    )
     p.add_argument("--size", type=int, default=INPUT_SIZE, help="input crop size in pixels")
     p.add_argument("--width", type=int, default=32, help="channels of the first block (doubles 3 times)")
     p.add_argument("--teacher-weight", type=float, default=0.3, help="age distillation weight (0: off)")
