@@ -253,7 +253,11 @@ units() {
     else
         wants="$home/.config/systemd/user/default.target.wants"
         if [[ "$(readlink "$wants/$KIOSK_UNIT" 2>/dev/null || true)" != "$USER_UNIT_DIR/$KIOSK_UNIT" ]]; then
-            step install -d -o "$user" -g "$(id -gn "$user" 2>/dev/null || echo "$user")" "$home/.config/systemd/user" "$wants"
+            local dir group
+            group="$(id -gn "$user" 2>/dev/null || echo "$user")"
+            for dir in "$home/.config" "$home/.config/systemd" "$home/.config/systemd/user" "$wants"; do
+                [[ -d "$dir" ]] || step install -d -o "$user" -g "$group" -m 0755 "$dir"
+            done
             step ln -sfn "$USER_UNIT_DIR/$KIOSK_UNIT" "$wants/$KIOSK_UNIT"
         else
             say "kiosk enabled for desktop user $user"

@@ -166,3 +166,19 @@ def test_non_pi_makes_only_the_dev_venv_and_second_run_does_nothing(tmp_path: Pa
     assert "pip install" not in second.stdout
     after = (stamp.stat().st_mtime_ns, python.resolve(), sorted(p.name for p in (venv / "bin").iterdir()))
     assert after == before
+
+
+def test_dry_run_enables_the_kiosk_for_the_desktop_user(tmp_path: Path) -> None:
+    import pwd
+
+    me = pwd.getpwuid(os.getuid())
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_KIOSK_USER=me.pw_name)
+    assert result.returncode == 0, result.stderr
+    wants = f"{me.pw_dir}/.config/systemd/user/default.target.wants/smartshelf-kiosk.service"
+    link = next(
+        line for line in result.stdout.splitlines() if "ln -sfn" in line and "default.target.wants" in line
+    )
+    assert link.endswith(wants) and str(tmp_path / "user-units" / "smartshelf-kiosk.service") in link
+    assert not Path(wants).is_symlink() or os.readlink(wants) != str(
+        tmp_path / "user-units" / "smartshelf-kiosk.service"
+    )
