@@ -24,6 +24,8 @@
 #   PYTHON                  python that creates the development venv (default python3)
 #   SMARTSHELF_VENV         development venv (default .venv next to this file)
 #   SMARTSHELF_PIP_FLAGS    extra flags for the development pip install (e.g. --no-deps)
+#   SMARTSHELF_UPDATE_FLAGS extra flags for the release install on the Pi (`smartshelf update`,
+#                           e.g. "--pip-arg=--no-index --pip-arg=--find-links=/media/usb/wheels")
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -39,6 +41,7 @@ BIN_LINK="${SMARTSHELF_BIN_LINK:-/usr/local/bin/smartshelf}"
 PYTHON="${PYTHON:-python3}"
 VENV="${SMARTSHELF_VENV:-$REPO/.venv}"
 read -r -a PIP_FLAGS <<< "${SMARTSHELF_PIP_FLAGS:-}"
+read -r -a UPDATE_FLAGS <<< "${SMARTSHELF_UPDATE_FLAGS:-}"
 SERVICE_USER=smartshelf
 SYSTEM_UNITS=(smartshelf-device.service smartshelf-admin.service smartshelf-firstboot.service)
 KIOSK_UNIT=smartshelf-kiosk.service
@@ -157,7 +160,7 @@ directories() {
 
 # Install this tree as a release (device/update.py does the work; the same code path as updates).
 release() {
-    local args=(--from "$REPO" --prefix "$PREFIX" --no-restart --no-doctor --system-packages)
+    local args=(--from "$REPO" --prefix "$PREFIX" --no-restart --no-doctor --system-packages "${UPDATE_FLAGS[@]}")
     ((DRY)) && args+=(--dry-run)
     local before after
     before="$(readlink "$PREFIX/current" 2>/dev/null || true)"
@@ -169,6 +172,7 @@ release() {
         RELEASE_CHANGED=1
     fi
     if [[ "$(readlink "$BIN_LINK" 2>/dev/null || true)" != "$PREFIX/current/venv/bin/smartshelf" ]]; then
+        [[ -d "$(dirname "$BIN_LINK")" ]] || step install -d -m 0755 "$(dirname "$BIN_LINK")"
         step ln -sfn "$PREFIX/current/venv/bin/smartshelf" "$BIN_LINK"
     fi
 }

@@ -182,3 +182,121 @@ def test_dry_run_enables_the_kiosk_for_the_desktop_user(tmp_path: Path) -> None:
     assert not Path(wants).is_symlink() or os.readlink(wants) != str(
         tmp_path / "user-units" / "smartshelf-kiosk.service"
     )
+
+
+FAKES = {
+    # every package is installed; chromium has a candidate
+    "dpkg-query": 'echo "install ok installed"\n',
+    "apt-cache": 'echo "  Candidate: 1.0"\n',
+    "apt-get": 'echo "apt-get $*" >> "$FAKE_LOG"\n',
+    "groupadd": 'echo "groupadd $*" >> "$FAKE_LOG"\n',
+    "useradd": 'echo "useradd $*" >> "$FAKE_LOG"\n',
+    "usermod": 'echo "usermod $*" >> "$FAKE_LOG"\n',
+    "getent": 'if [ "$1" = group ]; then exit 0; fi\nexec /usr/bin/getent "$@"\n',
+    # the service user "exists" with its groups once useradd ran
+    "id": (
+        'case "$*" in\n'
+        '  *smartshelf*) grep -q useradd "$FAKE_LOG" 2>/dev/null || exit 1\n'
+        '    case "$1" in -u) echo 999;; -nG) echo "smartshelf video gpio";; *) echo smartshelf;; esac; exit 0;;\n'
+        'esac\nexec /usr/bin/id "$@"\n'
+    ),
+    # install(1) without -o/-g (the fake service user owns nothing)
+    "install": (
+        "args=()\nwhile [ $# -gt 0 ]; do\n"
+        '  case "$1" in -o|-g) shift 2;; *) args+=("$1"); shift;; esac\ndone\n'
+        'exec /usr/bin/install "${args[@]}"\n'
+    ),
+    "systemctl": (
+        'echo "systemctl $*" >> "$FAKE_LOG"\n'
+        'case "$1" in\n'
+        '  is-enabled) [ -e "$FAKE_STATE/enabled-${@: -1}" ];;\n'
+        '  enable) touch "$FAKE_STATE/enabled-$2";;\n'
+        "  is-active) exit 0;;\n"
+        "esac\n"
+    ),
+}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(os.geteuid() != 0, reason="the Raspberry Pi path insists on root")
+def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) -> None:
+    """The real (not --dry-run) Pi path, with apt/useradd/systemctl faked and every path in tmp_path.
+
+    The release is installed for real (a venv under tmp_path/opt, --no-deps plus this venv's
+    site-packages instead of a package index); the first-boot file is adopted; the second run
+    must change nothing.
+    """
+    import sys
+    import sysconfig
+
+    repo = tmp_path / "repo"
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "work", ".cache")
+    for name in ("device", "admin_web", "models", "systemd"):
+        shutil.copytree(ROOT / name, repo / name, ignore=ignore)
+    for name in ("setup.sh", "pyproject.toml", "config.example.toml"):
+        shutil.copy2(ROOT / name, repo / name)
+    fakes = tmp_path / "fakebin"
+    fakes.mkdir()
+    for name, body in FAKES.items():
+        (fakes / name).write_text("#!/bin/bash\n" + body)
+        (fakes / name).chmod(0o755)
+    state = tmp_path / "state"
+    state.mkdir()
+    log = tmp_path / "fake.log"
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\0")
+    boot = tmp_path / "boot" / "smartshelf.toml"
+    boot.parent.mkdir()
+    boot.write_text(f'[shelf]\nname = "Aisle 9"\ndata_dir = "{tmp_path / "data"}"\n')
+    env = env_for(
+        tmp_path,
+        PATH=f"{fakes}:{os.environ['PATH']}",
+        FAKE_LOG=str(log),
+        FAKE_STATE=str(state),
+        SMARTSHELF_MODEL_FILE=str(model),
+        SMARTSHELF_SYSTEM_PYTHON=sys.executable,
+        SMARTSHELF_UPDATE_FLAGS=f"--no-deps --site-packages {sysconfig.get_paths()['purelib']}",
+    )
+
+    def setup() -> subprocess.CompletedProcess:
+        return subprocess.run(
+            ["bash", str(repo / "setup.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+            check=False,
+            cwd=tmp_path,
+        )
+
+    first = setup()
+    assert first.returncode == 0, first.stdout + first.stderr
+    calls = log.read_text()
+    assert "apt-get" not in calls  # everything "installed"
+    assert "useradd --system --user-group" in calls and "--groups video,gpio smartshelf" in calls
+    assert "systemctl daemon-reload" in calls and "systemctl enable smartshelf-device.service" in calls
+    assert "systemctl restart smartshelf-device.service smartshelf-admin.service" in calls
+    prefix = tmp_path / "opt"
+    launcher = prefix / "current" / "venv" / "bin" / "smartshelf"
+    assert launcher.exists() and os.readlink(tmp_path / "bin" / "smartshelf") == str(launcher)
+    # the first-boot file was adopted instead of the example config, and removed
+    assert 'name = "Aisle 9"' in (tmp_path / "etc" / "config.toml").read_text()
+    assert not boot.exists()
+    unit = (tmp_path / "units" / "smartshelf-device.service").read_text()
+    assert f"ExecStart={launcher} run --config {tmp_path / 'etc' / 'config.toml'}" in unit
+    assert f"ReadWritePaths={tmp_path / 'data'}" in unit
+    assert (tmp_path / "user-units" / "smartshelf-kiosk.service").exists()
+
+    log.write_text("useradd (done)\n")  # keep the fake user
+    before = sorted(p.name for p in (prefix / "releases").iterdir()), os.readlink(prefix / "current")
+    second = setup()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert "nothing to do" in second.stdout, second.stdout
+    assert "+ " not in second.stdout.replace("+ smartshelf update", ""), second.stdout
+    changes = [line for line in log.read_text().splitlines() if not line.startswith("systemctl is-")]
+    assert changes == ["useradd (done)"]  # no apt, no useradd, no systemctl changes (only queries)
+    assert (
+        sorted(p.name for p in (prefix / "releases").iterdir()),
+        os.readlink(prefix / "current"),
+    ) == before
