@@ -290,3 +290,58 @@ def test_release_files_are_readable_by_the_service_user(tmp_path: Path) -> None:
     release = tmp_path / "opt" / "releases" / src.release_name
     assert (release / "models" / "manifest.json").stat().st_mode & 0o777 == 0o644
     assert (release / "tool.sh").stat().st_mode & 0o777 == 0o755
+
+
+def build_wheel(tree: Path, dest: Path, version: str = "0.9.0") -> Path:
+    """A wheel of the project's packages made with zipfile (no build backend, no index)."""
+    import base64
+    import hashlib
+
+    dist = f"smartshelf-{version}.dist-info"
+    files: dict[str, bytes] = {}
+    for package in ("device", "admin_web"):
+        for path in sorted((tree / package).rglob("*")):
+            if path.is_file() and "__pycache__" not in path.parts:
+                files[str(path.relative_to(tree))] = path.read_bytes()
+    files[f"{dist}/METADATA"] = (
+        f"Metadata-Version: 2.1\nName: smartshelf\nVersion: {version}\nRequires-Dist: numpy>=1.24\n"
+    ).encode()
+    files[f"{dist}/WHEEL"] = (
+        b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+    )
+    files[f"{dist}/entry_points.txt"] = b"[console_scripts]\nsmartshelf = device.cli:main\n"
+    record = []
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        record.append(f"{name},sha256={digest},{len(data)}")
+    record.append(f"{dist}/RECORD,,")
+    files[f"{dist}/RECORD"] = ("\n".join(record) + "\n").encode()
+    whl = dest / f"smartshelf-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return whl
+
+
+def test_install_from_a_wheel(tmp_path: Path) -> None:
+    tree = make_tree(tmp_path / "src")
+    whl = build_wheel(tree, tmp_path)
+    src = read_source(whl)
+    up, out = updater(tmp_path)
+    assert up.update(src) == 0, out.getvalue()
+    prefix = tmp_path / "opt"
+    assert current(prefix) == f"releases/{src.release_name}"
+    release = prefix / "releases" / src.release_name
+    launcher = release / "venv" / "bin" / "smartshelf"
+    result = subprocess.run(
+        [str(launcher), "--version"], capture_output=True, text=True, check=False, cwd=tmp_path
+    )
+    assert result.returncode == 0, result.stderr
+    where = subprocess.run(
+        [str(release / "venv" / "bin" / "python"), "-c", "import device; print(device.__file__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=tmp_path,
+    )
+    assert "/site-packages/device/" in where.stdout and where.stdout.startswith(str(release)), where.stdout
