@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -32,13 +33,17 @@ FORMAT = 1
 
 
 class LedgerArchive:
-    """Monthly archive files of one data dir, with an in-memory cache keyed on the files' stat."""
+    """The archive chunks of one data dir.
+
+    Only the archived event ids are kept in memory (for the duplicate check of every commit;
+    strings cost the garbage collector nothing to scan); documents are read on demand, newest chunk
+    first, so a report on the last days reads only the last chunks.
+    """
 
     def __init__(self, data_dir: Path) -> None:
         self.dir = Path(data_dir) / ARCHIVE_DIR
         self._signature: tuple[int, int] | None = None
         self._loaded = False
-        self._docs: list[dict[str, Any]] = []
         self._ids: frozenset[str] = frozenset()
 
     def _files(self) -> list[Path]:
@@ -67,37 +72,43 @@ class LedgerArchive:
             raise StorageError(f"{path}: not a ledger archive file (expected {{\"format\": 1, \"sales\": [...]}})")
         return raw["sales"]
 
-    def _refresh(self) -> None:
-        sig = self._current_signature()
-        if self._loaded and sig == self._signature:
-            return
-        docs: list[dict[str, Any]] = []
-        seen: set[str] = set()
-        for path in self._files():
-            for doc in self._read_file(path):
-                if doc.get("event_id") not in seen:
-                    seen.add(doc.get("event_id"))
-                    docs.append(doc)
-        self._docs, self._ids, self._signature, self._loaded = docs, frozenset(seen), sig, True
-
     def ids(self) -> frozenset[str]:
-        """Event ids of every archived document."""
-        self._refresh()
+        """Event ids of every archived document (re-read only when a chunk was added)."""
+        sig = self._current_signature()
+        if not (self._loaded and sig == self._signature):
+            seen: set[str] = set()
+            for path in self._files():
+                seen.update(str(doc.get("event_id")) for doc in self._read_file(path))
+            self._ids, self._signature, self._loaded = frozenset(seen), sig, True
         return self._ids
 
-    def docs(self) -> list[dict[str, Any]]:
-        """Every archived document, oldest month first (de-duplicated)."""
-        self._refresh()
-        return list(self._docs)
+    def docs(self, *, since: float | None = None) -> list[dict[str, Any]]:
+        """Archived documents, oldest first, each event once; with ``since`` (unix seconds) only the
+        chunks that hold entries received at or after it are read (and only those entries kept)."""
+        chunks: list[list[dict[str, Any]]] = []
+        for path in reversed(self._files()):
+            docs = self._read_file(path)
+            if since is not None:
+                docs = [d for d in docs if _received(d) >= since]
+            chunks.append(docs)
+            if since is not None and len(docs) == 0:
+                break  # chunks are chronological: older ones hold nothing newer
+        out: list[dict[str, Any]] = []
+        seen: set[str] = set()
+        for docs in reversed(chunks):
+            for doc in docs:
+                if doc.get("event_id") not in seen:
+                    seen.add(doc.get("event_id"))
+                    out.append(doc)
+        return out
 
     def add(self, docs: Iterable[dict[str, Any]]) -> int:
         """Write the not yet archived ``docs`` as a new chunk file; returns how many were written."""
-        self._refresh()
+        ids = set(self.ids())
         fresh: list[dict[str, Any]] = []
-        ids = set(self._ids)
         for doc in docs:
             if doc.get("event_id") not in ids:
-                ids.add(doc.get("event_id"))
+                ids.add(str(doc.get("event_id")))
                 fresh.append(doc)
         if not fresh:
             return 0
@@ -105,9 +116,14 @@ class LedgerArchive:
         number = int(files[-1].stem[6:]) + 1 if files else 1
         path = self.dir / f"sales-{number:06d}.json"
         atomic_write_json(path, {"format": FORMAT, "sales": fresh})
-        # Keep the cache current without parsing everything again.
-        self._docs = self._docs + fresh
-        self._ids = frozenset(ids)
+        self._ids = frozenset(ids)  # current without reading every chunk again
         self._signature = self._current_signature()
         logger.info("moved %d ledger entries from store.json to %s", len(fresh), path)
         return len(fresh)
+
+
+def _received(doc: dict[str, Any]) -> float:
+    try:
+        return datetime.fromisoformat(str(doc.get("received_at"))).timestamp()
+    except ValueError:
+        return float("inf")  # unknown: keep it in every report rather than lose it

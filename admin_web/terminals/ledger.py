@@ -16,6 +16,7 @@ of those callers got a 200, so their retries apply each event exactly once.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import secrets
 import threading
@@ -32,7 +33,7 @@ from admin_web.terminals.archive import LedgerArchive
 from admin_web.terminals.errors import AuthError, KeyFileError, TerminalError
 from admin_web.terminals.keys import SecretBox, load_key
 from device.errors import StorageError
-from device.storage import FileLock, open_db
+from device.storage import AtomicJSONStorage, FileLock, open_db
 
 logger = logging.getLogger(__name__)
 
@@ -87,6 +88,10 @@ class _Pending:
         return self.result is not None or self.error is not None
 
 
+def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
+    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
 def _info(doc: dict[str, Any]) -> TerminalInfo:
     return TerminalInfo(
         terminal_id=doc["terminal_id"],
@@ -118,6 +123,9 @@ class TerminalLedger:
         self.store_path = self.data_dir / STORE_FILE
         self.clock = clock
         self._db = open_db(self.store_path)
+        self._reader = AtomicJSONStorage(self.store_path, read_only=True)
+        self._reader_lock = threading.Lock()
+        self._snapshot: tuple[tuple[int, int, int, int], Tables] | None = None
         self.archive = LedgerArchive(self.data_dir)
         self._file_lock = FileLock(self.store_path, timeout=lock_timeout)
         self._storage_lock = threading.Lock()
@@ -128,6 +136,10 @@ class TerminalLedger:
         self._secret_cache: dict[tuple[str, str], str] = {}
 
     # -- storage --------------------------------------------------------------------------------
+    # Writer side (commit, pair, revoke): always under the FileLock, through self._db's storage.
+    # Reader side (request verification, page): _view(), which never waits for a commit in
+    # progress; a commit holds the store for its fsyncs (tens of ms on a slow disk), and requests
+    # verifying their signature meanwhile must not queue behind it.
     def _read(self) -> Tables:
         with self._storage_lock:
             return self._db.storage.read() or {}
@@ -135,6 +147,21 @@ class TerminalLedger:
     def _write(self, tables: Tables) -> None:
         with self._storage_lock:
             self._db.storage.write(tables)
+            st = os.stat(self.store_path)
+        # Still under the FileLock: no other writer can slip between the write and this stat.
+        self._snapshot = (_stat_key(st), tables)
+
+    def _view(self) -> Tables:
+        """The current tables for read-only use (never mutate them)."""
+        try:
+            st = os.stat(self.store_path)
+        except FileNotFoundError:
+            return {}
+        snapshot = self._snapshot
+        if snapshot is not None and snapshot[0] == _stat_key(st):
+            return snapshot[1]
+        with self._reader_lock:  # written by another handle or process: the reader's own cache
+            return self._reader.read() or {}
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -200,12 +227,12 @@ class TerminalLedger:
         return _info(doc)
 
     def terminals(self) -> list[TerminalInfo]:
-        docs = self._read().get("terminals", {}).values()
+        docs = self._view().get("terminals", {}).values()
         return sorted((_info(d) for d in docs), key=lambda t: (t.revoked_at is not None, t.created_at))
 
     def credentials(self, terminal_id: str) -> tuple[str, str]:
         """(provider, secret) of an active terminal; AuthError for an unknown or revoked one."""
-        found = find_terminal(self._read().get("terminals", {}), terminal_id) if terminal_id else None
+        found = find_terminal(self._view().get("terminals", {}), terminal_id) if terminal_id else None
         if found is None:
             raise AuthError(f"unknown terminal {terminal_id[:64]!r}")
         doc = found[1]
@@ -304,16 +331,25 @@ class TerminalLedger:
         return {**tables, "sales": {k: sales[k] for k in keys[cut:]}}
 
     # -- reads for the admin page and exports ----------------------------------------------------
-    def sales(self) -> list[dict[str, Any]]:
-        """Every ledger document (archive, then store.json), oldest first, each event once."""
+    def sales(self, *, since: float | None = None) -> list[dict[str, Any]]:
+        """Ledger documents (archive, then store.json), oldest first, each event once; with
+        ``since`` (unix seconds) only those received at or after it (store.json's recent entries are
+        always all included)."""
         with self._file_lock:  # a consistent view while entries move to the archive
-            archived = self.archive.docs()
+            archived = self.archive.docs(since=since)
             table = self._read().get("sales", {})
-        seen = {d.get("event_id") for d in archived}
-        return archived + [table[k] for k in sorted(table, key=int) if table[k].get("event_id") not in seen]
+            archived_ids = self.archive.ids()
+        return archived + [table[k] for k in sorted(table, key=int) if table[k].get("event_id") not in archived_ids]
+
+    def count(self) -> int:
+        """How many events the ledger holds (archive and store.json)."""
+        with self._file_lock:
+            archived_ids = self.archive.ids()
+            table = self._read().get("sales", {})
+        return len(archived_ids) + sum(1 for d in table.values() if d.get("event_id") not in archived_ids)
 
     def products(self) -> list[dict[str, Any]]:
-        return list(self._read().get("products", {}).values())
+        return list(self._view().get("products", {}).values())
 
     def negative_stock(self) -> list[dict[str, Any]]:
         """Products whose stock went below zero (sales recorded for stock the shelf did not have)."""

@@ -95,6 +95,9 @@ def _receive(terminal_id: str, provider: str) -> Any:
     except EventError as exc:
         logger.info("terminal %s: invalid event (422): %s", terminal_id, exc)
         return _error(422, "invalid_event", str(exc))
+    except StorageError as exc:
+        logger.error("cannot read the terminals table: %s", exc)
+        return _error(503, "storage", f"the store could not be read, nothing was applied; retry ({exc})")
     if event is None:
         return jsonify(status="ignored")
     try:
@@ -140,22 +143,23 @@ def _conversions(*, days: int | None = REPORT_DAYS) -> tuple[conversion.Conversi
     if days is None:
         return conversion.compute(ledger.sales(), events_dir, window_s=window, loader=loader)
     end = datetime.fromtimestamp(ledger.clock(), UTC)
-    return conversion.compute(
-        ledger.sales(), events_dir, window_s=window, start=end - timedelta(days=days), end=end, loader=loader
-    )
+    start = end - timedelta(days=days)
+    # Sales are reported by payment time; an entry received up to a day after its payment is kept.
+    sales = ledger.sales(since=start.timestamp() - 86400)
+    return conversion.compute(sales, events_dir, window_s=window, start=start, end=end, loader=loader)
 
 
 def _page(**extra: Any) -> str:
     ledger = get_ledger()
-    sales = ledger.sales()
+    recent = ledger.sales(since=ledger.clock() - 86400)[-50:]
     report, _ = _conversions()
     return render_template(
         "terminals/index.html",
         terminals=ledger.terminals(),
         providers=PROVIDERS,
         alerts=ledger.negative_stock(),
-        sales=list(reversed(sales[-50:])),
-        sales_total=len(sales),
+        sales=list(reversed(recent)),
+        sales_total=ledger.count(),
         report=report,
         generic_share=generic_share(),
         format_price=format_price,

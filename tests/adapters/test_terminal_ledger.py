@@ -157,3 +157,18 @@ def test_an_unforeseen_failure_refuses_only_its_own_event(tmp_path: Path) -> Non
     assert [p.result.status if p.result else None for p in batch] == ["applied", None, "applied"]
     assert isinstance(batch[1].error, StorageError)
     assert stock(ledger)["A"] == 8 and [s["event_id"] for s in ledger.sales()] == ["e1", "e3"]
+
+
+def test_count_and_recent_reads_skip_old_chunks(tmp_path: Path) -> None:
+    seed(tmp_path)
+    clock = [1_800_000_000.0]
+    ledger = TerminalLedger(tmp_path, clock=lambda: clock[0], compact_at=3, keep_recent=1)
+    tid = ledger.pair("T").terminal_id
+    for i in range(9):
+        clock[0] += 3600  # one event an hour
+        ledger.submit(sub(tid, f"e{i}"))
+    assert ledger.count() == 9 and len(list((tmp_path / "ledger").glob("*.json"))) >= 2
+    assert [s["event_id"] for s in ledger.sales()] == [f"e{i}" for i in range(9)]
+    recent = [s["event_id"] for s in ledger.sales(since=clock[0] - 2.5 * 3600)]
+    assert recent[-3:] == ["e6", "e7", "e8"] and "e0" not in recent
+    assert ledger.archive.docs(since=clock[0] + 1) == []
