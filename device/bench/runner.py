@@ -35,7 +35,7 @@ STAGES: dict[str, str] = {
     "aggregate": "visit aggregation and gating",
     "recommend": "ranking in-stock products + pairs for the screen",
     "display": "LED update (gpiozero on mock pins: its Python cost) + kiosk screen state",
-    "event_log": "event written (TinyDB, fsync) + presence + loop bookkeeping",
+    "event_log": "event queued for the background writer + presence + loop bookkeeping",
     "frame_to_decision": "controller: frame read to LEDs/screen updated",
     "end_to_end": "whole step() that decided: frame read to decision recorded",
 }
