@@ -99,7 +99,13 @@ def _check(config: Config) -> int:
     models_dir = Path(config.models.dir or MODELS_DIR)
     verify_model(models_dir / DETECTOR_FILES[config.models.detector])
     verify_model(models_dir / config.models.age_gender)
-    FactorModel.load(config.factors_path)
+    if config.factors_path.exists():
+        FactorModel.load(config.factors_path)
+    else:
+        logger.warning(
+            "no factor file at %s: the shelf will rank with the catalogue prior of its products until one is "
+            "installed (smartshelf factors prior --catalog CSV --out %s)", config.factors_path, config.factors_path,
+        )
     print(f"config OK: {config.source or 'defaults'}")
     return 0
 

@@ -212,15 +212,18 @@ class ShelfController:
     def _decide(self, visit: Visit, outcome: Gate, timings: dict[str, float], t0: float) -> Decision:
         t = time.perf_counter()
         candidates = self.store.candidates()
-        ranker = self.rankers.ranker()
-        picks = ranker.rank(
-            outcome.segment,
-            n=self.config.recommend.top_n,
-            candidates=list(candidates),
-            diversity=self.config.recommend.diversity,
-        )
-        products = [candidates[r.item_id] for r in picks]
-        screen_items = [self._screen_item(p, ranker, candidates, picks) for p in products]
+        products: list[Product] = []
+        screen_items: list[dict[str, Any]] = []
+        if candidates:
+            ranker = self.rankers.ranker()
+            picks = ranker.rank(
+                outcome.segment,
+                n=self.config.recommend.top_n,
+                candidates=list(candidates),
+                diversity=self.config.recommend.diversity,
+            )
+            products = [candidates[r.item_id] for r in picks]
+            screen_items = [self._screen_item(p, ranker, candidates, picks) for p in products]
         timings["recommend"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         slots = tuple(dict.fromkeys(p.slot for p in products if p.slot is not None))

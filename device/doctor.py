@@ -333,8 +333,8 @@ def check_factors(ctx: Context) -> str:
 
     path = ctx.config.factors_path
     if not path.exists():
-        raise Fail(
-            f"factor file {path} not found",
+        raise Warn(
+            f"factor file {path} not found: the shelf ranks with the catalogue prior of its products",
             f"make one from the shelf's catalogue: smartshelf factors prior --catalog catalog.csv --out {path} "
             "(as the smartshelf user), or copy a trained factor file there",
         )

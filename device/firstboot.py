@@ -131,23 +131,12 @@ def _atomic_write_text(path: Path, text: str, mode: int) -> None:
 def store_admin_password_hash(data_dir: Path, username: str, pw_hash: str) -> None:
     """Create or replace ``username``'s password hash in the admin's accounts.json."""
     from admin_web.accounts import AccountStore
-    from admin_web.products import now_iso
 
     store = AccountStore(data_dir)
     try:
-        with store._write() as tables:  # the admin's own lock + atomic write of accounts.json
-            users = tables.setdefault("users", {})
-            for doc in users.values():
-                if doc.get("username") == username:
-                    doc.update({"password_hash": pw_hash, "changed_at": now_iso()})
-                    break
-            else:
-                new_id = max((int(k) for k in users), default=0) + 1
-                users[str(new_id)] = {"username": username, "password_hash": pw_hash, "changed_at": now_iso()}
+        store.set_password_hash(username, pw_hash)  # the admin's own validation, lock and atomic write
     finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+        store.close()
 
 
 def _chown_tree(path: Path, user: str | None) -> None:

@@ -72,6 +72,8 @@ class StoreView:
         self.default_slot_pins = dict(default_slot_pins or {})
         self.products: dict[str, Product] = {}
         self.slot_pins: dict[str, int | None] = dict(self.default_slot_pins)
+        #: Incremented whenever the view changes (products or slots), for derived caches.
+        self.version = 0
         self._stamp: tuple[int, int] | None = None
 
     def refresh(self, *, force: bool = False) -> bool:
@@ -85,6 +87,7 @@ class StoreView:
             changed = bool(self.products)
             self.products = {}
             self.slot_pins = dict(self.default_slot_pins)
+            self.version += changed
             return changed
         stamp = (st.st_mtime_ns, st.st_size)
         if stamp == self._stamp and not force:
@@ -103,6 +106,7 @@ class StoreView:
         self._stamp = stamp
         self.products = products
         self.slot_pins = slots or dict(self.default_slot_pins)
+        self.version += 1
         logger.info("store view: %d products, %d slots from %s", len(products), len(self.slot_pins), self.path)
         return True
 

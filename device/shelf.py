@@ -22,6 +22,7 @@ from device.controller import ShelfController
 from device.display.kiosk import KioskServer
 from device.display.leds import Indicator, create_indicator
 from device.display.screen import KioskScreen, NullScreen, Screen
+from device.errors import ModelError
 from device.events import EventLog
 from device.inference import DETECTOR_FILES, create_age_gender, create_detector
 from device.inventory import STORE_FILE, StoreView
@@ -37,25 +38,66 @@ STATUS_FILE = "status.json"
 
 
 class FactorRankers:
-    """RankerSource over a FactorWatcher: a new Ranker whenever the factor file is replaced."""
+    """RankerSource over the factor file: a new Ranker whenever the file is replaced.
 
-    def __init__(self, path: Path) -> None:
-        self.watcher = FactorWatcher(path)
-        self._model: FactorModel = self.watcher.current
-        self._ranker = Ranker(self._model)
+    A shelf that has no factor file yet (a fresh install, before any sales) ranks with the
+    catalogue prior built in memory from the store's own products, rebuilt when the products change,
+    until a factor file appears (then it switches to the file without a restart). A factor file
+    that exists but is corrupt still stops start-up.
+    """
+
+    def __init__(self, path: Path, store: StoreView | None = None) -> None:
+        self.path = Path(path)
+        self.store = store
+        self.watcher: FactorWatcher | None = None
+        self._model: FactorModel | None = None
+        self._ranker: Ranker | None = None
+        self._prior_version = -1
+        if store is None or self.path.exists():
+            self.watcher = FactorWatcher(self.path)
+        else:
+            logger.warning(
+                "no factor file at %s: ranking with the catalogue prior of the store's products until one is "
+                "installed (smartshelf factors prior / retrain)", self.path,
+            )
+            self._build_prior()
+
+    def _build_prior(self) -> None:
+        from device.recommend.prior import prior_from_products
+
+        assert self.store is not None
+        self._prior_version = self.store.version
+        model = prior_from_products(list(self.store.products.values()))
+        if model is not None:
+            self._model, self._ranker = model, Ranker(model)
 
     def ranker(self) -> Ranker:
-        if self.watcher.current is not self._model:
+        if self.watcher is not None and self.watcher.current is not self._model:
             self._model = self.watcher.current
             self._ranker = Ranker(self._model)
+        if self._ranker is None:
+            raise ModelError(f"no factor file at {self.path} and no products with an item id to rank")
         return self._ranker
 
     def maybe_reload(self) -> bool:
-        return self.watcher.maybe_reload()
+        if self.watcher is not None:
+            return self.watcher.maybe_reload()
+        if self.path.exists():
+            try:
+                self.watcher = FactorWatcher(self.path)
+            except ModelError as exc:
+                logger.error("NOT using the new factor file: %s; keeping the catalogue prior", exc)
+                return False
+            logger.info("factor file %s installed; leaving the catalogue prior", self.path)
+            return True
+        if self.store is not None and self.store.version != self._prior_version:
+            self._build_prior()
+            return True
+        return False
 
     def describe(self) -> dict[str, Any]:
-        meta = dict(self._model.metadata)
-        return {"path": str(self.watcher.path), "version": meta}
+        meta = dict(self._model.metadata) if self._model is not None else None
+        return {"path": str(self.path), "in_memory_prior": self.watcher is None, "version": meta}
 
 
 @dataclass
@@ -149,9 +191,9 @@ def build_shelf(
             config.models.age_gender, models_dir=config.models.dir, num_threads=config.models.threads
         )
         closers.append(age_gender.close)
-        rankers = FactorRankers(config.factors_path)
         store = StoreView(data_dir / STORE_FILE, default_slot_pins=config.slots)
         store.refresh(force=True)
+        rankers = FactorRankers(config.factors_path, store)
         if indicator is None:
             indicator = create_indicator(config.leds, store.slot_pins, pin_factory=pin_factory)
         closers.append(indicator.close)

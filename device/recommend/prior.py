@@ -33,6 +33,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -465,3 +466,31 @@ def build_prior(items: Sequence[CatalogItem], *, source: str = "") -> FactorMode
         popularity=np.zeros(len(items), dtype=np.float32),
         metadata=metadata,
     )
+
+
+def prior_from_products(products: Sequence[Any]) -> FactorModel | None:
+    """The catalogue prior of a store's own products (``device.inventory.Product``-like objects with
+    ``item_id``, ``name``, ``gender``, ``category``, ``price`` in minor units); None if none has an item id.
+
+    The device uses it in memory while a shelf has no factor file yet; nothing is written.
+    """
+    items: list[CatalogItem] = []
+    seen: set[str] = set()
+    for p in products:
+        if not p.item_id or p.item_id in seen:
+            continue
+        seen.add(p.item_id)
+        gender = (p.gender or "unisex").strip().lower()
+        category = (p.category or "").strip().lower()
+        items.append(
+            CatalogItem(
+                sku=p.item_id,
+                name=p.name,
+                gender=gender if gender in _GENDER_CODES else "unisex",
+                category=category if category in CATEGORIES else category_of(p.name),
+                price=max(float(p.price or 0) / 100.0, 1.0),
+            )
+        )
+    if not items:
+        return None
+    return build_prior(items, source="store.json (in memory)")

@@ -64,8 +64,14 @@ def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
     assert result.stderr.count("\n") == 1, "one line, no traceback"
 
 
-def test_check_config_refuses_a_missing_factor_file(tmp_path: Path) -> None:
-    config = write_config(tmp_path / "c.toml", tmp_path / "empty", free_port())
+def test_check_config_refuses_a_corrupt_factor_file_but_not_a_missing_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = write_config(tmp_path / "c.toml", data, free_port())
+    result = smartshelf("run", "--config", str(config), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert "catalogue prior" in result.stderr, "a fresh shelf says how it ranks without a factor file"
+    (data / "factors.npz").write_bytes(b"PK\x03\x04 truncated")
     result = smartshelf("run", "--config", str(config), "--check-config")
     assert result.returncode == 1 and "factors.npz" in result.stderr
 

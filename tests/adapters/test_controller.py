@@ -215,6 +215,32 @@ def test_store_changes_are_picked_up_without_restart(shelf, tmp_path: Path) -> N
     assert later and later[0].items[0] == "SKU-w2"
 
 
+def test_a_fresh_shelf_without_factor_file_ranks_with_its_catalogue_prior(tmp_path: Path) -> None:
+    from device.shelf import FactorRankers
+
+    db = open_db(tmp_path / STORE_FILE)
+    db.table("products").insert_multiple(
+        [
+            {"sku": "W", "name": "Women Floral Kurta", "gender": "female", "price": 99900, "stock": 3, "slot": "A1", "item_id": "W"},
+            {"sku": "M", "name": "Men Formal Shirt", "gender": "male", "price": 99900, "stock": 3, "slot": "A2", "item_id": "M"},
+        ]
+    )
+    db.close()
+    store = StoreView(tmp_path / STORE_FILE)
+    store.refresh(force=True)
+    rankers = FactorRankers(tmp_path / "factors.npz", store)
+    assert rankers.describe()["in_memory_prior"] is True
+    from device.types import Segment
+
+    assert rankers.ranker().rank(Segment.parse("female/25-34"), n=1, candidates=["W", "M"])[0].item_id == "W"
+    assert rankers.ranker().rank(Segment.parse("male/25-34"), n=1, candidates=["W", "M"])[0].item_id == "M"
+    assert not list(tmp_path.glob("*.npz")), "the prior lives in memory only"
+    make_factors(tmp_path / "factors.npz")  # a trained file is installed: switch without restart
+    assert rankers.maybe_reload() is True
+    assert rankers.describe()["in_memory_prior"] is False
+    assert rankers.ranker().model.item_ids == tuple(ITEMS)
+
+
 def test_a_failing_step_does_not_stop_the_loop(shelf) -> None:
     controller, _step, _ = shelf([WOMAN] * 3)
     calls = {"n": 0}
