@@ -28,7 +28,7 @@ def test_events_land_in_one_file_per_utc_day(tmp_path: Path) -> None:
     files = sorted(p.name for p in (tmp_path / "events").glob("*.json"))
     assert files == [f"{day_of(day1)}.json", f"{day_of(day1 + 86400)}.json"]
     stored = json.loads((tmp_path / "events" / files[0]).read_text())["_default"]
-    assert list(stored.values())[0]["segment"] == "female/25-34"
+    assert next(iter(stored.values()))["segment"] == "female/25-34"
     log.close()  # safe twice
 
 
