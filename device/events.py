@@ -114,7 +114,7 @@ class EventLog:
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait(self.flush_interval_s)
+                self._cond.wait_for(lambda: self._closed, self.flush_interval_s)
                 closed = self._closed
             self.flush()
             if closed:
