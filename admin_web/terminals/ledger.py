@@ -41,8 +41,8 @@ STORE_FILE = "store.json"
 MAX_BATCH = 256
 #: store.json's sales table is trimmed to KEEP_RECENT entries once it holds more than COMPACT_AT
 #: (older entries move to the ledger archive, see :mod:`admin_web.terminals.archive`).
-COMPACT_AT = 500
-KEEP_RECENT = 200
+COMPACT_AT = 250
+KEEP_RECENT = 50
 _NAME_RE = re.compile(r"^[^\x00-\x1f]{1,64}$")
 
 
@@ -125,7 +125,8 @@ class TerminalLedger:
         self._db = open_db(self.store_path)
         self._reader = AtomicJSONStorage(self.store_path, read_only=True)
         self._reader_lock = threading.Lock()
-        self._snapshot: tuple[tuple[int, int, int, int], Tables] | None = None
+        self._snapshot: tuple[tuple[int, int, int, int] | None, Tables] | None = None
+        self._writing = False
         self.archive = LedgerArchive(self.data_dir)
         self._file_lock = FileLock(self.store_path, timeout=lock_timeout)
         self._storage_lock = threading.Lock()
@@ -146,10 +147,16 @@ class TerminalLedger:
 
     def _write(self, tables: Tables) -> None:
         with self._storage_lock:
-            self._db.storage.write(tables)
-            st = os.stat(self.store_path)
-        # Still under the FileLock: no other writer can slip between the write and this stat.
-        self._snapshot = (_stat_key(st), tables)
+            # Serve readers the on-disk state (as of under this FileLock) while the write is in flight.
+            self._snapshot = (None, self._db.storage.read() or {})
+            self._writing = True
+            try:
+                self._db.storage.write(tables)
+                st = os.stat(self.store_path)
+                # Still under the FileLock: no other writer can slip between the write and this stat.
+                self._snapshot = (_stat_key(st), tables)
+            finally:
+                self._writing = False
 
     def _view(self) -> Tables:
         """The current tables for read-only use (never mutate them)."""
@@ -158,7 +165,9 @@ class TerminalLedger:
         except FileNotFoundError:
             return {}
         snapshot = self._snapshot
-        if snapshot is not None and snapshot[0] == _stat_key(st):
+        if snapshot is not None and (self._writing or snapshot[0] == _stat_key(st)):
+            # While our own write is in flight (renamed but not yet fsynced), the state before it
+            # is a consistent view: the commit re-checks everything that matters under the lock.
             return snapshot[1]
         with self._reader_lock:  # written by another handle or process: the reader's own cache
             return self._reader.read() or {}
