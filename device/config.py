@@ -85,8 +85,11 @@ class ModelsConfig:
 class VisitConfig:
     min_frames: int = 3
     """Face estimates needed before the first decision of a visit."""
-    min_confidence: float = 0.55
+    min_confidence: float = 0.4
     """Below this aggregated confidence the shelf shows non-personalised picks."""
+    decide_within_s: float = 1.0
+    """While the estimate is below min_confidence, wait this long (visit time) for a better one
+    before showing the non-personalised picks (approaching shoppers start small and blurred)."""
     min_age: int = 18
     """Shoppers estimated younger than this get non-personalised picks."""
     leave_after_s: float = 2.5
@@ -182,6 +185,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "visit.min_confidence": (0.0, 1.0),
     "visit.min_age": (0, 120),
     "visit.leave_after_s": (0.1, 600),
+    "visit.decide_within_s": (0.0, 60),
     "visit.max_revisions": (0, 100),
     "visit.min_face_px": (8, 4096),
     "recommend.top_n": (1, 64),

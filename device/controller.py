@@ -205,7 +205,7 @@ class ShelfController:
         estimate = combine(visit.observations, self.config.visit.min_frames, now=now)
         outcome = gate(estimate, self.config.visit, control=visit.control)
         timings["aggregate"] = (time.perf_counter() - t) * 1000
-        if not visit.should_decide(outcome.label, self.config.visit, outcome.reason):
+        if not visit.should_decide(outcome.label, self.config.visit, outcome.reason, now):
             return None
         return self._decide(visit, outcome, timings, t0)
 

@@ -99,12 +99,17 @@ class Visit:
             del self.observations[:-60]
             self.observations_at_decision = min(self.observations_at_decision, 60)
 
-    def should_decide(self, gate_label: str, cfg: VisitConfig, gate_reason: str = "personalised") -> bool:
-        """First decision after ``min_frames``; later only a changed segment, with fresh evidence,
-        at most ``max_revisions`` times, and never a downgrade to generic for low confidence alone."""
+    def should_decide(
+        self, gate_label: str, cfg: VisitConfig, gate_reason: str = "personalised", now: float | None = None
+    ) -> bool:
+        """First decision after ``min_frames`` (a low-confidence one only once ``decide_within_s`` of
+        the visit has passed); later only a changed segment, with fresh evidence, at most
+        ``max_revisions`` times, and never a downgrade to generic for low confidence alone."""
         if len(self.observations) < cfg.min_frames:
             return False
         if self.decisions == 0:
+            if gate_reason == "low_confidence" and now is not None:
+                return now - self.started >= cfg.decide_within_s
             return True
         if gate_label == self.decided_label or self.decisions > cfg.max_revisions:
             return False

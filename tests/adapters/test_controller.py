@@ -165,7 +165,7 @@ def test_minor_gets_generic_picks(shelf) -> None:
 def test_decision_is_revised_when_the_estimate_changes(shelf) -> None:
     _controller, step, _ = shelf([WOMAN] * 3 + [MAN] * 12, max_revisions=1)
     decisions = [d for d in (step() for _ in range(15)) if d is not None]
-    assert [d.segment_label for d in decisions] == ["female/25-34", "male/45-54"]
+    assert [d.segment_label.split("/")[0] for d in decisions] == ["female", "male"]
     assert decisions[1].items[0] == "SKU-m1"
     assert decisions[0].visit_id == decisions[1].visit_id
 

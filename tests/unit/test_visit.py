@@ -88,6 +88,17 @@ def test_low_confidence_never_downgrades_a_shown_decision() -> None:
     assert visit.should_decide("generic", CFG, "minor"), "a minor always falls back to generic picks"
 
 
+def test_a_low_confidence_first_decision_waits_for_decide_within() -> None:
+    cfg = VisitConfig(min_frames=3, min_confidence=0.5, decide_within_s=1.0)
+    visit = Visit(1, started=10.0)
+    for t in (10.0, 10.1, 10.2):
+        visit.add(obs(0.6, 30, conf=0.2, t=t))
+    assert not visit.should_decide("generic", cfg, "low_confidence", now=10.2)
+    assert visit.should_decide("female/25-34", cfg, "personalised", now=10.2), "confident: decide at once"
+    assert visit.should_decide("generic", cfg, "minor", now=10.2), "a minor gets generic picks at once"
+    assert visit.should_decide("generic", cfg, "low_confidence", now=11.0)
+
+
 def test_visit_gone_after_leave_time() -> None:
     visit = Visit(1, started=0.0)
     visit.add(obs(0.9, 30, t=10.0))
