@@ -88,22 +88,40 @@ class ConversionReport:
         return None if p is None or c is None else p - c
 
 
+#: Two decisions with the same visit_id further apart than this are different visits (the device's
+#: visit counter starts again at 1 when the service restarts; a real visit lasts seconds to minutes).
+VISIT_GAP_S = 1800.0
+
+
 def impressions_from_docs(day: str, docs: Iterable[Mapping[str, Any]]) -> list[Impression]:
-    """Impressions of one day file's documents; malformed documents are skipped with a log line."""
-    out: list[Impression] = []
+    """Impressions of one day file's documents, sorted by time; malformed documents are skipped with
+    a log line. The visit key is ``<day>#<visit_id>`` (``#<visit_id>.<n>`` when the id was reused
+    after a device restart)."""
+    rows: list[tuple[float, int, Mapping[str, Any]]] = []
     for doc in docs:
         try:
-            out.append(
-                Impression(
-                    time=float(doc["time"]),
-                    visit=f"{day}#{int(doc['visit_id'])}",
-                    segment=str(doc.get("segment") or "generic"),
-                    variant=str(doc.get("variant") or "personalised"),
-                    items=tuple(str(i) for i in doc.get("items") or ()),
-                )
-            )
+            rows.append((float(doc["time"]), int(doc["visit_id"]), doc))
         except (KeyError, TypeError, ValueError):
             logger.warning("events %s: skipping malformed decision event %.200r", day, doc)
+    rows.sort(key=lambda r: r[0])
+    last_seen: dict[int, float] = {}
+    generation: dict[int, int] = {}
+    out: list[Impression] = []
+    for t, visit_id, doc in rows:
+        if visit_id in last_seen and t - last_seen[visit_id] > VISIT_GAP_S:
+            generation[visit_id] = generation.get(visit_id, 0) + 1
+        last_seen[visit_id] = t
+        n = generation.get(visit_id, 0)
+        items = doc.get("items") or ()
+        out.append(
+            Impression(
+                time=t,
+                visit=f"{day}#{visit_id}" if n == 0 else f"{day}#{visit_id}.{n}",
+                segment=str(doc.get("segment") or "generic"),
+                variant=str(doc.get("variant") or "personalised"),
+                items=tuple(str(i) for i in items) if isinstance(items, (list, tuple)) else (),
+            )
+        )
     return out
 
 

@@ -123,3 +123,12 @@ def test_impression_loader_caches_until_a_day_file_changes(tmp_path: Path) -> No
     assert [i.visit for i in loader.load(start, end)] == ["2026-11-26#1", "2026-11-26#2"]
     path.unlink()
     assert loader.load(start, end) == []
+
+
+def test_a_visit_id_reused_after_a_device_restart_is_another_visit() -> None:
+    docs = [decision(T0, 1, "female/25-34", ["A"]), decision(T0 + 4000, 1, "male/35-44", ["B"]),
+            decision(T0 + 4002, 1, "male/35-44", ["B", "C"]), {"time": "bad"}]
+    imps = impressions_from_docs("2026-11-26", docs)
+    assert [i.visit for i in imps] == ["2026-11-26#1", "2026-11-26#1.1", "2026-11-26#1.1"]
+    rep = conversion.report(imps, [], window_s=600)
+    assert {r.key: r.visits for r in rep.by_segment} == {"female/25-34": 1, "male/35-44": 1}
