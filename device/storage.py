@@ -48,8 +48,9 @@ logger = logging.getLogger(__name__)
 BACKUP_FILES: tuple[str, ...] = ("store.json", "accounts.json")
 #: Admin-owned secrets copied as they are and restored 0600 (the key that opens the terminals' secrets).
 BACKUP_SECRET_FILES: tuple[str, ...] = ("terminal.key",)
-#: Admin-owned folders copied whole (product images uploaded by staff; never camera images).
-BACKUP_DIRS: tuple[str, ...] = ("images",)
+#: Admin-owned folders copied whole: product images uploaded by staff (never camera images) and
+#: the sales ledger's archived chunks (older sales moved out of store.json by the terminals ledger).
+BACKUP_DIRS: tuple[str, ...] = ("images", "ledger")
 
 
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
@@ -373,7 +374,7 @@ def write_transaction(db: TinyDB) -> Iterator[dict[str, dict[str, Any]]]:
 # -- backup / restore ---------------------------------------------------------------------------
 def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write a ``.tar.gz`` of the admin-owned files to ``dest_dir`` (default ``<data_dir>/backups``):
-    store.json, accounts.json, terminal.key (if present) and images/.
+    store.json, accounts.json, terminal.key (if present), images/ and ledger/.
 
     Each JSON file is read under its file lock, so the copy is a consistent snapshot. The archive is
     created 0600 (it holds password hashes and terminal secrets). Returns the archive's path.

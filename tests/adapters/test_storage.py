@@ -181,21 +181,27 @@ def test_backup_and_restore_round_trip(tmp_path: Path) -> None:
     (data / "images").mkdir()
     (data / "images" / "a.png").write_bytes(b"\x89PNG fake")
     (data / "terminal.key").write_bytes(b"k" * 32)
+    (data / "ledger").mkdir()
+    (data / "ledger" / "sales-000001.json").write_text('{"sales": []}')
     (data / "events").mkdir()
     (data / "events" / "2026-01-01.json").write_text("{}")  # device-owned: not in the backup
     archive = backup(data, tmp_path / "out")
     assert archive.stat().st_mode & 0o777 == 0o600
     with tarfile.open(archive) as tar:
-        assert sorted(tar.getnames()) == ["accounts.json", "images/a.png", "store.json", "terminal.key"]
+        assert sorted(tar.getnames()) == [
+            "accounts.json", "images/a.png", "ledger/sales-000001.json", "store.json", "terminal.key"
+        ]
 
     db.table("products").update({"stock": 99})
     (data / "images" / "a.png").write_bytes(b"changed")
     (data / "terminal.key").unlink()
+    (data / "ledger" / "sales-000001.json").unlink()
     safety = restore(archive, data)
     assert safety is not None and safety.exists()
     assert open_db(data / "store.json").table("products").all()[0]["stock"] == 1
     assert (data / "images" / "a.png").read_bytes() == b"\x89PNG fake"
     assert (data / "terminal.key").read_bytes() == b"k" * 32
+    assert (data / "ledger" / "sales-000001.json").read_text() == '{"sales": []}'
     assert (data / "terminal.key").stat().st_mode & 0o777 == 0o600
     # the still-open handle sees the restored file (mtime/inode changed)
     assert db.table("products").all()[0]["stock"] == 1
