@@ -291,7 +291,8 @@ summary() {
     say "self-check:             sudo -u $SERVICE_USER smartshelf doctor --config $ETC_DIR/config.toml"
     say "logs:                   journalctl -u smartshelf-device -u smartshelf-admin -f"
     if [[ ! -f "$DATA_DIR/factors.npz" ]]; then
-        say "note: no factor file $DATA_DIR/factors.npz yet; the device service starts once there is one:"
+        say "note: no factor file $DATA_DIR/factors.npz yet: the shelf ranks with a catalogue prior of the products"
+        say "      entered on the admin page until one is installed, e.g. from a catalogue CSV:"
         say "      sudo -u $SERVICE_USER smartshelf factors prior --catalog catalog.csv --out $DATA_DIR/factors.npz"
     fi
 }
