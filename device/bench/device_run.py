@@ -33,7 +33,8 @@ BENCH_LEAVE_AFTER_S = 0.1
 
 
 def bench_config(data_dir: Path, replay_dir: Path) -> Any:
-    """The demo config with every frame deciding: min_frames 1, shopper gone after 0.1 s of frame time."""
+    """The demo config with every frame deciding: min_frames 1, no wait for a confident estimate
+    (decide_within_s 0), shopper gone after 0.1 s of frame time."""
     import dataclasses
 
     from device.config import KioskConfig, LedsConfig, PresenceConfig, VisitConfig
@@ -44,7 +45,7 @@ def bench_config(data_dir: Path, replay_dir: Path) -> Any:
         camera=dataclasses.replace(config.camera, source=str(replay_dir), loop=True),
         # Motion presence stays in the path; a long hold keeps the (mostly still) shopper present.
         presence=PresenceConfig(type="camera_motion", hold_s=600.0),
-        visit=VisitConfig(min_frames=1, leave_after_s=BENCH_LEAVE_AFTER_S, max_revisions=100),
+        visit=VisitConfig(min_frames=1, leave_after_s=BENCH_LEAVE_AFTER_S, max_revisions=100, decide_within_s=0.0),
         # Real gpiozero LEDs on mock pins. Idle "off": here every frame ends a visit, and restarting 12
         # software "breathe" threads per frame would measure the forced visit churn, not the shelf.
         leds=LedsConfig(type="gpio", pwm=True, idle="off"),

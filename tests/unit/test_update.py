@@ -122,7 +122,8 @@ def test_doctor_regression_refuses_and_keeps_current(tmp_path: Path, config: Pat
 
 
 def test_doctor_with_the_same_failures_as_before_goes_on(tmp_path: Path, config: Path) -> None:
-    """A check failing for reasons outside the release (no factor file yet) does not block updates."""
+    """A check failing for reasons outside the release (a bad factor file in the data dir) does not block updates."""
+    (tmp_path / "data" / "factors.npz").write_bytes(b"not a factor file")
     first = read_source(make_tree(tmp_path / "src1"))
     updater(tmp_path)[0].update(first)
     second = read_source(make_tree(tmp_path / "src2", marker="2"))
@@ -131,14 +132,15 @@ def test_doctor_with_the_same_failures_as_before_goes_on(tmp_path: Path, config:
     prefix = tmp_path / "opt"
     assert current(prefix) == f"releases/{second.release_name}"
     assert os.readlink(prefix / "previous") == f"releases/{first.release_name}"
-    assert "factors" in out.getvalue()  # the factor file is missing in both
+    assert "factors" in out.getvalue()  # the factor file is bad for both releases
 
 
 def test_first_install_with_failing_doctor_is_refused(tmp_path: Path, config: Path) -> None:
+    (tmp_path / "data" / "factors.npz").write_bytes(b"not a factor file")
     src = read_source(make_tree(tmp_path / "src"))
     up, _ = updater(tmp_path, doctor=True, config=config)
     with pytest.raises(UpdateError, match="staying on no release"):
-        up.update(src)  # the factor file is missing: with nothing to compare to, that fails
+        up.update(src)  # the factor file is bad: with nothing to compare to, that fails
     assert not (tmp_path / "opt" / "current").exists()
 
 
