@@ -60,7 +60,7 @@ def test_crop_scale_follows_the_keypoints():
 
 
 def test_box_is_used_without_keypoints():
-    frame, face = _frame_with_eyes(0.0)
+    _, face = _frame_with_eyes(0.0)
     m = alignment_matrix(Face(box=face.box, score=0.9), 64)
     x, y, _ = face.box[0] + face.box[2] / 2, face.box[1] + face.box[3] / 2, 1
     assert np.allclose(m @ np.array([x, y, 1.0]), [32, 32])
