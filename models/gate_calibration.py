@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from device.inference import create_age_gender, create_detector
-from device.types import AGE_BRACKETS
+from device.types import AGE_BRACKETS, age_bracket
 from models.data import DEFAULT_DATA, list_samples, read_rgb
 
 THRESHOLDS = (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
@@ -35,7 +35,7 @@ def measure(data: Path, limit: int, seed: int = 0) -> dict[str, np.ndarray]:
             if not faces:
                 continue
             est = model.estimate(frame, faces[0])
-            truth = AGE_BRACKETS.index(_bracket(sample.age))
+            truth = AGE_BRACKETS.index(age_bracket(sample.age))
             guess = AGE_BRACKETS.index(est.age_bracket)
             conf.append(est.confidence)
             gender_ok.append((est.p_female >= 0.5) == (sample.female == 1))
@@ -45,16 +45,12 @@ def measure(data: Path, limit: int, seed: int = 0) -> dict[str, np.ndarray]:
             {"conf": conf, "gender": gender_ok, "within1": within1, "exact": exact}.items()}
 
 
-def _bracket(age: float) -> str:
-    from device.types import age_bracket
-
-    return age_bracket(age)
-
-
 def table(m: dict[str, np.ndarray]) -> str:
     lines = [
-        f"{len(m['conf'])} validation faces (age >= 13) with a detected face; confidence quartiles "
-        f"{np.quantile(m['conf'], [0.25, 0.5, 0.75]).round(3).tolist()}",
+        (
+            f"{len(m['conf'])} validation faces (age >= 13) with a detected face; confidence quartiles "
+            f"{np.quantile(m['conf'], [0.25, 0.5, 0.75]).round(3).tolist()}"
+        ),
         "",
         "| min_confidence | personalised | gender acc | bracket exact | within one | gender acc of the rest |",
         "|---|---|---|---|---|---|",
