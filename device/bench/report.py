@@ -378,7 +378,8 @@ def markdown(result: dict[str, Any]) -> str:
             f"{info['pi4_estimate_ms']:.2f} |"
         )
     add(
-        f"\nPer frame with one face (default detector + int8 age/gender): {mc['per_frame_macs'] / 1e6:.1f} M MACs, "
+        f"\nPer frame with one face (default detector + int8 age/gender on the crop and its mirror image, "
+        f"{mc['age_gender_runs_per_face']} inferences): {mc['per_frame_macs'] / 1e6:.1f} M MACs, "
         f"about {mc['per_frame_pi4_estimate_ms']:.1f} ms of model time on a Pi 4 (estimate, plus pre/post-processing). "
         f"A frame without a face runs the detector twice (a retry with a border), "
         f"{2 * mc['models']['BlazeFace short range (detector, default)']['macs'] / 1e6:.1f} M MACs. "
