@@ -15,6 +15,7 @@ the store could not be written (nothing applied: retry).
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -213,8 +214,24 @@ def export(name: str) -> Any:
     )
 
 
+#: The dashboard's conversion panel is reused for this long unless a sale arrives (the report
+#: reads 30 days of events; recomputing it on every dashboard view was its main cost).
+PANEL_TTL_S = 10.0
+
+
+def _panel_report() -> conversion.ConversionReport:
+    ledger = get_ledger()
+    sales = ledger.sales(since=ledger.clock() - 86400)
+    key = (len(sales), sales[-1].get("event_id") if sales else None, ledger.count())
+    cache = current_app.extensions.setdefault(EXTENSION + ".panel", {})
+    now = time.monotonic()
+    if cache.get("key") != key or now - cache.get("at", -PANEL_TTL_S) >= PANEL_TTL_S:
+        cache.update(key=key, at=now, report=_conversions()[0])
+    return cache["report"]
+
+
 def _dashboard_panel() -> dict[str, Any] | None:
-    report, _ = _conversions()
+    report = _panel_report()
     html = render_template(
         "terminals/panel.html",
         report=report,
