@@ -17,14 +17,13 @@ from __future__ import annotations
 import logging
 import math
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 
 from device.errors import ImageError, ModelError
 from device.inference.align import align_face
-from device.inference.runtime import dequantize, load_interpreter, quantize
+from device.inference.runtime import InterpreterModel, dequantize, load_interpreter, quantize
 from device.types import Demographic, Face, Frame
 
 logger = logging.getLogger(__name__)
@@ -52,7 +51,7 @@ def demographic_from_logits(gender_logits: np.ndarray, age_logits: np.ndarray) -
     return Demographic(p_female=p_female, age=mean, confidence=confidence, age_std=std)
 
 
-class AgeGenderModel:
+class AgeGenderModel(InterpreterModel):
     """Estimate gender and age of a face. The interpreter is built once; ``close()`` is safe twice."""
 
     def __init__(self, model_path: Path, *, num_threads: int = 2, flip_average: bool = True) -> None:
@@ -107,13 +106,3 @@ class AgeGenderModel:
         a = dequantize(self._interpreter.get_tensor(self._age["index"]), self._age)
         return g.reshape(-1), a.reshape(-1)
 
-    def close(self) -> None:
-        self._interpreter = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()

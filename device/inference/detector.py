@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self
+from typing import Any, Literal
 
 import numpy as np
 
 from device.errors import ImageError, ModelError
 from device.inference import anchors as anc
-from device.inference.runtime import load_interpreter
+from device.inference.runtime import InterpreterModel, load_interpreter
 from device.types import Face, Frame
 
 logger = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ def check_frame(frame: Any) -> np.ndarray:
     return frame
 
 
-class BlazeFaceDetector:
+class BlazeFaceDetector(InterpreterModel):
     """Find faces in RGB frames with a BlazeFace TFLite model; largest face first.
 
     The interpreter is built once here. ``close()`` is safe twice; also a context manager.
@@ -110,16 +109,6 @@ class BlazeFaceDetector:
         faces.sort(key=lambda f: f.area, reverse=True)
         return faces
 
-    def close(self) -> None:
-        self._interpreter = None
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
 
     # -- internals --------------------------------------------------------------------------------
     def _detect_padded(self, frame: np.ndarray, *, pad: float) -> list[Face]:

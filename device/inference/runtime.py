@@ -12,7 +12,8 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from types import TracebackType
+from typing import Any, Self
 
 from device.errors import HardwareUnavailable, ModelError
 
@@ -128,3 +129,21 @@ def dequantize(values: Any, detail: dict[str, Any]) -> Any:
         return arr.astype(np.float32)
     scale, zero = detail["quantization"]
     return (arr.astype(np.float32) - zero) * scale
+
+
+class InterpreterModel:
+    """Base of the models that own one TFLite interpreter: ``close()`` (safe twice) drops it, and
+    every model is a context manager."""
+
+    _interpreter: Any = None
+
+    def close(self) -> None:
+        self._interpreter = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
