@@ -148,6 +148,7 @@ class ShelfController:
         logger.info("camera %s by staff", "paused" if paused else "resumed")
         self._end_visit()
         if paused:
+            self.camera.close()  # really off: no frame is read until staff resume it
             self.screen.notice("The camera of this shelf is paused.")
         else:
             self.screen.idle()
@@ -164,14 +165,16 @@ class ShelfController:
         if now >= self._next_reload:
             self.reload()
             self._next_reload = now + 1.0
+        if self.paused:
+            return None
         timings: dict[str, float] = {}
         t0 = time.perf_counter()
         frame = self.camera.read()
         timings["capture"] = (time.perf_counter() - t0) * 1000
         if frame is not None:
             self.stats.tick(now)
-        if self.paused or frame is None:
-            if self.visit is not None and (self.paused or self.visit.gone(now, self.config.visit)):
+        if frame is None:
+            if self.visit is not None and self.visit.gone(now, self.config.visit):
                 self._end_visit()
             return None
         if not self.presence.present(frame, now):

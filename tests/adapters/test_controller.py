@@ -188,8 +188,14 @@ def test_pause_identify_and_reload_commands(shelf, tmp_path: Path) -> None:
     while t.is_alive():
         step()
     assert results["pause"] == {"ok": True, "paused": True}
+    frames_before = controller.stats.frames
     assert all(step() is None for _ in range(5)), "a paused camera decides nothing"
+    assert controller.stats.frames == frames_before, "a paused camera reads no frame at all"
     assert controller.screen.snapshot()[1]["mode"] == "notice"
+    controller.set_paused(False)
+    step()
+    assert controller.stats.frames == frames_before + 1, "resuming reopens the camera"
+    controller.set_paused(True)
 
     t = threading.Thread(target=call, args=("identify", {"slot": "S3", "seconds": 1}))
     t.start()
