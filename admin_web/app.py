@@ -116,12 +116,13 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.extensions.setdefault("smartshelf.nav", [])
     app.extensions.setdefault("smartshelf.dashboard_panels", [])
 
+    from admin_web.terminals.views import init_app as init_terminals
     from admin_web.views import api, auth, insight, inventory, privacy, slots
 
     for module in (auth, inventory, slots, insight, privacy, api):
         app.register_blueprint(module.bp)
-    # Payment terminals, sales ledger and conversions (admin_web/terminals/, another area) register here:
-    from admin_web.terminals.views import init_app as init_terminals; init_terminals(app)  # noqa: E702
+    # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
+    init_terminals(app)
 
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)
