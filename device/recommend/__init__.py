@@ -4,6 +4,6 @@ Training, evaluation and the catalogue prior live in submodules that the device 
 """
 
 from device.recommend.factors import FORMAT_VERSION, FactorModel, FactorWatcher
-from device.recommend.ranker import Ranker, RankerProtocol, ReloadingRanker
+from device.recommend.ranker import Ranker, RankerProtocol
 
-__all__ = ["FORMAT_VERSION", "FactorModel", "FactorWatcher", "Ranker", "RankerProtocol", "ReloadingRanker"]
+__all__ = ["FORMAT_VERSION", "FactorModel", "FactorWatcher", "Ranker", "RankerProtocol"]

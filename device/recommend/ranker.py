@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 import numpy.typing as npt
 
-from device.recommend.factors import FactorModel, FactorWatcher
+from device.recommend.factors import FactorModel
 from device.types import Recommendation, Segment
 
 logger = logging.getLogger(__name__)
@@ -177,33 +177,3 @@ def _mmr(unit: np.ndarray, scores: np.ndarray, n: int, diversity: float) -> list
         np.maximum(max_sim, row, out=max_sim)
         near += row >= NEAR_DUPLICATE
     return chosen
-
-
-class ReloadingRanker:
-    """A :class:`Ranker` over a :class:`FactorWatcher`: checks the file's mtime before each ranking
-    and keeps the last good model if a new file is bad."""
-
-    def __init__(self, watcher: FactorWatcher) -> None:
-        self.watcher = watcher
-        self._ranker = Ranker(watcher.current)
-
-    @property
-    def ranker(self) -> Ranker:
-        if self.watcher.maybe_reload() or self._ranker.model is not self.watcher.current:
-            self._ranker = Ranker(self.watcher.current)
-        return self._ranker
-
-    def rank(
-        self,
-        segment: Segment | None,
-        *,
-        n: int,
-        candidates: Sequence[str] | None = None,
-        diversity: float = 0.3,
-    ) -> list[Recommendation]:
-        return self.ranker.rank(segment, n=n, candidates=candidates, diversity=diversity)
-
-    def pairs_with(
-        self, item_id: str, *, n: int, candidates: Sequence[str] | None = None
-    ) -> list[Recommendation]:
-        return self.ranker.pairs_with(item_id, n=n, candidates=candidates)

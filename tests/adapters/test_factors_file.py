@@ -12,7 +12,6 @@ import pytest
 
 from device.errors import ModelError
 from device.recommend.factors import FactorModel, FactorWatcher, compute_checksum
-from device.recommend.ranker import ReloadingRanker
 from device.recommend.testing import make_model
 from device.types import Segment
 
@@ -176,13 +175,16 @@ def test_watcher_start_up_fails_on_a_bad_file(tmp_path: Path) -> None:
         FactorWatcher(tmp_path / "f.npz")
 
 
-def test_reloading_ranker_follows_the_file(tmp_path: Path) -> None:
+def test_the_device_ranker_follows_the_file(tmp_path: Path) -> None:
+    from device.shelf import FactorRankers
+
     path = model_a().save(tmp_path / "f.npz")
-    ranker = ReloadingRanker(FactorWatcher(path))
-    assert ranker.rank(Segment.parse("female/25-34"), n=2)[0].item_id.startswith("item")
+    rankers = FactorRankers(path)
+    assert rankers.ranker().rank(Segment.parse("female/25-34"), n=2)[0].item_id.startswith("item")
     model_b().save(path)
     bump_mtime(path, 1)
-    assert {r.item_id for r in ranker.rank(None, n=3)} == {"x", "y", "z"}
+    assert rankers.maybe_reload()
+    assert {r.item_id for r in rankers.ranker().rank(None, n=3)} == {"x", "y", "z"}
 
 
 def test_checksum_is_a_stable_contract() -> None:
