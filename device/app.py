@@ -11,11 +11,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from device.config import DEFAULT_CONFIG_PATH, Config, load_config
 from device.errors import ImageError, SmartShelfError
 from device.types import Decision
+
+if TYPE_CHECKING:
+    from device.display.leds import TerminalIndicator
 
 logger = logging.getLogger(__name__)
 
@@ -154,7 +157,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                 frame_time[0] += period
                 i += 1
                 if decision is not None:
-                    _print_decision(decision, shelf, as_json=args.json)
+                    _print_decision(decision, shelf, indicator, as_json=args.json)
                 if not args.fast:
                     time.sleep(max(0.0, period - (time.monotonic() - started)))
             if not args.json:
@@ -168,7 +171,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_decision(decision: Decision, shelf: Any, *, as_json: bool) -> None:
+def _print_decision(decision: Decision, shelf: Any, leds: TerminalIndicator, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(decision_json(decision)), flush=True)
         return
@@ -179,7 +182,7 @@ def _print_decision(decision: Decision, shelf: Any, *, as_json: bool) -> None:
           f"{decision.reason})")
     for name in names:
         print(f"  -> {name}")
-    print(f"  LEDs: {shelf.controller.indicator.render() if hasattr(shelf.controller.indicator, 'render') else decision.slots}")
+    print(f"  LEDs: {leds.render()}")
     print(f"  timings: {timing}", flush=True)
 
 
@@ -187,16 +190,10 @@ def _print_decision(decision: Decision, shelf: Any, *, as_json: bool) -> None:
 def cmd_analyze(args: argparse.Namespace) -> int:
     import cv2
 
-    from device.inference import create_age_gender, create_detector
+    from device.shelf import open_models
 
     config = _config_from(args.config)
-    detector = create_detector(
-        config.models.detector,
-        models_dir=config.models.dir,
-        score_threshold=config.models.detector_score,
-        num_threads=config.models.threads,
-    )
-    age_gender = create_age_gender(config.models.age_gender, models_dir=config.models.dir, num_threads=config.models.threads)
+    detector, age_gender = open_models(config.models)
     failed = 0
     try:
         for path in args.images:

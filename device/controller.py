@@ -26,7 +26,7 @@ from device.inventory import Product, StoreView
 from device.recommend.ranker import Ranker
 from device.sensors.camera import ReconnectingCamera
 from device.sensors.presence import PresenceSensor
-from device.types import Decision, Frame, Recommendation, Segment
+from device.types import Decision, Frame, Recommendation
 from device.visit import Gate, Observation, Visit, combine, gate
 
 logger = logging.getLogger(__name__)
@@ -307,8 +307,5 @@ class ShelfController:
                 on_step(decision)
             stop.wait(max(0.0, period - (time.monotonic() - started)))
 
-    def describe_segment(self) -> str:
-        return self.current.segment_label if self.current else "none"
 
-
-__all__ = ["LoopStats", "RankerSource", "Segment", "ShelfController"]
+__all__ = ["LoopStats", "RankerSource", "ShelfController"]

@@ -117,9 +117,3 @@ class StoreView:
             if product.stock > 0 and product.slot is not None and product.item_id is not None:
                 out.setdefault(product.item_id, product)
         return out
-
-    def by_item(self, item_id: str) -> Product | None:
-        for product in self.products.values():
-            if product.item_id == item_id:
-                return product
-        return None

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from device import __version__
-from device.config import Config
+from device.config import Config, ModelsConfig
 from device.controller import ShelfController
 from device.display.kiosk import KioskServer
 from device.display.leds import Indicator, create_indicator
@@ -25,6 +25,8 @@ from device.display.screen import KioskScreen, NullScreen, Screen
 from device.errors import ModelError
 from device.events import EventLog
 from device.inference import DETECTOR_FILES, create_age_gender, create_detector
+from device.inference.age_gender import AgeGenderModel
+from device.inference.detector import BlazeFaceDetector
 from device.inventory import STORE_FILE, StoreView
 from device.recommend.factors import FactorModel, FactorWatcher
 from device.recommend.ranker import Ranker
@@ -157,6 +159,18 @@ class Shelf:
         self.closers.clear()
 
 
+def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector, AgeGenderModel]:
+    """The face detector and age/gender model named by ``[models]``, hashes verified (caller closes)."""
+    detector = create_detector(
+        cfg.detector, models_dir=cfg.dir, score_threshold=cfg.detector_score, num_threads=cfg.threads
+    )
+    try:
+        return detector, create_age_gender(cfg.age_gender, models_dir=cfg.dir, num_threads=cfg.threads)
+    except BaseException:
+        detector.close()
+        raise
+
+
 def _previously_paused(status_path: Path) -> bool:
     try:
         return bool(json.loads(status_path.read_text()).get("paused", False))
@@ -180,17 +194,8 @@ def build_shelf(
     data_dir.mkdir(parents=True, exist_ok=True)
     closers: list[Callable[[], None]] = []
     try:
-        detector = create_detector(
-            config.models.detector,
-            models_dir=config.models.dir,
-            score_threshold=config.models.detector_score,
-            num_threads=config.models.threads,
-        )
-        closers.append(detector.close)
-        age_gender = create_age_gender(
-            config.models.age_gender, models_dir=config.models.dir, num_threads=config.models.threads
-        )
-        closers.append(age_gender.close)
+        detector, age_gender = open_models(config.models)
+        closers += [detector.close, age_gender.close]
         store = StoreView(data_dir / STORE_FILE, default_slot_pins=config.slots)
         store.refresh(force=True)
         rankers = FactorRankers(config.factors_path, store)
