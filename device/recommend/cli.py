@@ -32,6 +32,11 @@ def register(subparsers: Any) -> None:
     p.add_argument("--test-fraction", type=float, default=0.2, help="share of users held out (default 0.2)")
     p.add_argument("--no-surprise", action="store_true", help="skip scikit-surprise even when installed")
     p.add_argument("--no-rmse", action="store_true", help="skip the rating-prediction part")
+    p.add_argument(
+        "--learning-curve",
+        action="store_true",
+        help="also: segment popularity on growing subsets of the train users, and its fitted asymptote",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -192,6 +197,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     base = next(s for s in summary if s["method"] == "segment popularity")["ndcg@10"]
     for s in summary:
         s["ndcg_vs_segment_popularity"] = s["ndcg@10"] / base - 1.0 if base > 0 else 0.0
+    curve = None
+    if args.learning_curve:
+        from device.recommend.evaluate import segment_popularity_learning_curve
+
+        curve = segment_popularity_learning_curve(data, seeds=seeds, test_fraction=args.test_fraction)
     out = {
         "data": str(args.movielens),
         "users": data.n_users,
@@ -205,6 +215,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             for r in rmse
         ],
     }
+    if curve is not None:
+        out["learning_curve"] = {
+            "train_users": list(curve.n_users),
+            "segment_popularity_ndcg@10": [round(v, 4) for v in curve.ndcg],
+            "asymptote": curve.asymptote,
+            "exponent": curve.exponent,
+            "asymptote_vs_segment_popularity": curve.asymptote_vs_full,
+        }
     if args.json:
         _print_json(out)
         return 0
@@ -227,6 +245,14 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         for r in rmse:
             value = f"{r.rmse:7.4f}" if r.rmse is not None else "    n/a"
             print(f"{r.name:34s} {value} {r.train_seconds:8.2f}  {r.detail}")
+    if curve is not None:
+        print("\nSegment popularity on random subsets of the train users (same test users)")
+        for n, v in zip(curve.n_users, curve.ndcg):
+            print(f"  {n:6d} train users  NDCG@10 {v:.4f}")
+        print(
+            f"  fitted a - b/n^{curve.exponent:.2f}: unlimited users -> NDCG@10 {curve.asymptote:.4f} "
+            f"({100 * curve.asymptote_vs_full:+.1f}% over segment popularity on all train users)"
+        )
     return 0
 
 

@@ -98,6 +98,67 @@ def evaluate_ranking(data: Interactions, *, seed: int = 0, test_fraction: float 
     return results
 
 
+@dataclass(frozen=True)
+class LearningCurve:
+    """Segment popularity's NDCG@10 on the test users against the number of train users it counts."""
+
+    n_users: tuple[int, ...]
+    ndcg: tuple[float, ...]
+    asymptote: float  # fitted NDCG@10 with unlimited train users (a in a - b / n**c)
+    exponent: float  # fitted c
+
+    @property
+    def asymptote_vs_full(self) -> float:
+        """The asymptote relative to segment popularity on all the train users (e.g. 0.08 = +8%)."""
+        return self.asymptote / self.ndcg[-1] - 1.0
+
+
+def fit_learning_curve(n_users: npt.ArrayLike, ndcg: npt.ArrayLike) -> tuple[float, float, float]:
+    """Least-squares fit of ``ndcg = a - b / n**c`` (c on a grid over 0.25-1.5); returns (a, b, c)."""
+    n, y = np.asarray(n_users, np.float64), np.asarray(ndcg, np.float64)
+    best: tuple[float, float, float, float] | None = None
+    for c in np.linspace(0.25, 1.5, 51):
+        x = np.stack([np.ones_like(n), -(n**-c)], axis=1)
+        (a, b), *_ = np.linalg.lstsq(x, y, rcond=None)
+        sse = float(((x @ np.array([a, b]) - y) ** 2).sum())
+        if best is None or sse < best[0]:
+            best = (sse, float(a), float(b), float(c))
+    assert best is not None
+    return best[1], best[2], best[3]
+
+
+def segment_popularity_learning_curve(
+    data: Interactions,
+    *,
+    seeds: list[int],
+    test_fraction: float = 0.2,
+    fractions: tuple[float, ...] = (0.2, 0.3, 0.45, 0.65, 1.0),
+    repeats: int = 8,
+) -> LearningCurve:
+    """How segment popularity improves with more train users (random subsets of them, same test users).
+
+    Segment popularity with unlimited users is the best any ranking from gender + age bracket alone can
+    do (it is P(liked | segment)); the fitted asymptote says how much of the gap to that is sampling
+    noise that more shoppers per segment would remove.
+    """
+    sums: dict[int, list[float]] = {}
+    for seed in seeds:
+        train_rows, test_rows = split_users(data.n_users, test_fraction, seed)
+        test = data.subset_users(test_rows)
+        rng = np.random.default_rng(1000 + seed)
+        for fraction in fractions:
+            size = int(round(fraction * train_rows.size))
+            draws = [train_rows] if size >= train_rows.size else [
+                np.sort(rng.choice(train_rows, size, replace=False)) for _ in range(repeats)
+            ]
+            values = [_ranking_metrics(segment_popularity(data.subset_users(rows)), test)[1] for rows in draws]
+            sums.setdefault(size, []).append(float(np.mean(values)))
+    sizes = sorted(sums)
+    means = [float(np.mean(sums[n])) for n in sizes]
+    a, _, c = fit_learning_curve(sizes, means)
+    return LearningCurve(tuple(sizes), tuple(means), a, c)
+
+
 # ----------------------------------------------------------------------------- rating prediction
 def _groups(index: np.ndarray, n: int) -> list[np.ndarray]:
     order = np.argsort(index, kind="stable")

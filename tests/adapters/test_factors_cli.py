@@ -147,6 +147,17 @@ def test_evaluate_on_a_small_movielens_dir(tmp_path: Path, capsys: pytest.Captur
     assert "segment popularity" in capsys.readouterr().out
 
 
+def test_evaluate_learning_curve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ml = write_movielens(tmp_path / "ml", two_group_interactions(n_users=160, seed=3))
+    args = ["factors", "evaluate", "--movielens", str(ml), "--seed", "1", "--no-rmse", "--learning-curve"]
+    assert run([*args, "--json"]) == 0
+    curve = json.loads(capsys.readouterr().out)["learning_curve"]
+    assert curve["train_users"] == sorted(curve["train_users"]) and curve["train_users"][-1] == 128
+    assert len(curve["segment_popularity_ndcg@10"]) == 5
+    assert run(args) == 0
+    assert "unlimited users" in capsys.readouterr().out
+
+
 def test_prior_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "c.csv").write_text(
         "sku,name,brand,gender,category,price,colour\n"
