@@ -64,6 +64,8 @@ def export_all(model, rep: np.ndarray, out: Path, info: dict) -> dict[str, Path]
             "epochs",
             "teacher",
             "teacher_weight",
+            "teacher_gender_weight",
+            "fit_on",
             "train_images",
             "val_images",
             "best_val",

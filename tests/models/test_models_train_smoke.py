@@ -10,7 +10,8 @@ from models import data as D
 
 
 @pytest.mark.slow
-def test_train_one_tiny_epoch(tmp_path):
+@pytest.mark.parametrize("fit_on", ["train", "train+val"])
+def test_train_one_tiny_epoch(tmp_path, fit_on):
     pytest.importorskip("tensorflow")
     if not D.DEFAULT_DATA.is_dir():
         pytest.skip(f"shared face data {D.DEFAULT_DATA} not present")
@@ -35,11 +36,17 @@ def test_train_one_tiny_epoch(tmp_path):
             "--quiet",
             "--width",
             "8",
+            "--fit-on",
+            fit_on,
         ]
     )
     assert rc == 0
     manifest = json.loads((tmp_path / "manifest.json").read_text())["models"]
     assert {m["file"] for m in manifest} == {"age_gender_int8.tflite", "age_gender_float32.tflite"}
+    training = manifest[0]["training"]
+    assert training["fit_on"] == fit_on
+    # train+val keeps the last epoch: no validation score to report
+    assert (training["best_val"] is None) == (fit_on == "train+val")
     import numpy as np
 
     from device.inference.age_gender import AgeGenderModel
