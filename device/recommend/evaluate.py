@@ -147,11 +147,15 @@ def segment_popularity_learning_curve(
         test = data.subset_users(test_rows)
         rng = np.random.default_rng(1000 + seed)
         for fraction in fractions:
-            size = int(round(fraction * train_rows.size))
-            draws = [train_rows] if size >= train_rows.size else [
-                np.sort(rng.choice(train_rows, size, replace=False)) for _ in range(repeats)
+            size = round(fraction * train_rows.size)
+            draws = (
+                [train_rows]
+                if size >= train_rows.size
+                else [np.sort(rng.choice(train_rows, size, replace=False)) for _ in range(repeats)]
+            )
+            values = [
+                _ranking_metrics(segment_popularity(data.subset_users(rows)), test)[1] for rows in draws
             ]
-            values = [_ranking_metrics(segment_popularity(data.subset_users(rows)), test)[1] for rows in draws]
             sums.setdefault(size, []).append(float(np.mean(values)))
     sizes = sorted(sums)
     means = [float(np.mean(sums[n])) for n in sizes]
