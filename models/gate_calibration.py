@@ -7,7 +7,7 @@ gender accuracy of the faces sent to the generic picks. The test split is never 
     python -m models.gate_calibration [--limit 800] [--data ../shared/data/faces/utkface_crop]
     python -m models.gate_calibration --models-dir models/work/run-train-only
 
-A model fitted on train+val (``models.train --fit-on train+val``, the committed one) has seen the
+A model fitted on train+val (``models.train``'s default, the committed one) has seen the
 validation faces and looks more confident on them than on new faces: calibrate with the train-only
 run of the same recipe (``--models-dir``, a folder with its own ``manifest.json``) instead.
 """

@@ -9,7 +9,7 @@ Every run is ``models.train``'s own ``fit_model`` with ``--fit-on train`` (best 
 validation split, mirror-averaged as on the device); results are averaged over the seeds, because
 a single run's validation gender accuracy moves by about a point from seed to seed. Nothing here
 reads the test split: ``--pack`` leaves it out. The recipe that wins is then fitted on train + val
-by ``python -m models.train --fit-on train+val OPTIONS``. Runs in parallel worker processes
+by ``python -m models.train OPTIONS`` (``--fit-on train+val``, its default). Runs in parallel worker processes
 (``--jobs``); each appends its result to ``--out`` (JSON lines) as soon as it finishes, so an
 interrupted sweep keeps what it finished. Keras runs on whichever backend ``KERAS_BACKEND`` names
 (TensorFlow by default; JAX or PyTorch on a GPU machine without TensorFlow).

