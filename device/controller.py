@@ -204,7 +204,8 @@ class ShelfController:
             self.visit = Visit(self._visit_counter, started=now, control=control)
             logger.debug("visit %d started", self._visit_counter)
         visit = self.visit
-        visit.add(Observation(estimate, face.box[2], now))
+        x, y, w, h = face.box
+        visit.add(Observation(estimate, w, now, centre=(x + w / 2, y + h / 2)))
         estimate = combine(visit.observations, self.config.visit.min_frames, now=now)
         outcome = gate(estimate, self.config.visit, control=visit.control)
         timings["aggregate"] = (time.perf_counter() - t) * 1000

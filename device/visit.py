@@ -6,7 +6,7 @@ No I/O and no clock of its own: every function takes ``now`` so tests drive it w
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from device.config import VisitConfig
 from device.types import Demographic, Segment
@@ -15,6 +15,11 @@ from device.types import Demographic, Segment
 FULL_WEIGHT_FACE_PX = 120
 #: An estimate this many seconds old counts half as much as a fresh one.
 RECENCY_HALF_LIFE_S = 1.5
+#: A face moving faster than this (face widths per second) is someone walking, not standing at the shelf:
+#: its estimates count less (motion blur, turned head) and the visit is less sure until they stop.
+STEADY_SPEED = 1.0
+#: Speed is measured over this much time.
+SPEED_WINDOW_S = 0.3
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,10 +27,18 @@ class Observation:
     estimate: Demographic
     face_px: int
     time: float
+    centre: tuple[float, float] | None = None  # face centre in the frame (pixels)
+    speed: float = 0.0  # face widths per second over the last SPEED_WINDOW_S (set by Visit.add)
+
+    @property
+    def steadiness(self) -> float:
+        """1 for a shopper standing still, falling towards 0 the faster the face moves."""
+        return 1.0 / (1.0 + max(0.0, self.speed - STEADY_SPEED))
 
     @property
     def weight(self) -> float:
-        return max(self.estimate.confidence, 0.05) * min(1.0, self.face_px / FULL_WEIGHT_FACE_PX)
+        size = min(1.0, self.face_px / FULL_WEIGHT_FACE_PX)
+        return max(self.estimate.confidence, 0.05) * size * self.steadiness
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,11 +55,13 @@ class Gate:
 
 
 def combine(observations: list[Observation], min_frames: int, *, now: float | None = None) -> Demographic:
-    """Weighted (confidence x face size x recency) mean of the estimates, with a combined confidence.
+    """Weighted (confidence x face size x steadiness x recency) mean of the estimates, with a combined
+    confidence.
 
     The confidence is the weighted mean per-frame confidence, lowered when frames disagree on
-    gender and when there are fewer frames than ``min_frames``. With ``now``, older estimates
-    fade with a half-life of RECENCY_HALF_LIFE_S.
+    gender, when there are fewer frames than ``min_frames`` and while the shopper is walking rather
+    than standing (mean steadiness). With ``now``, older estimates fade with a half-life of
+    RECENCY_HALF_LIFE_S.
     """
     if not observations:
         raise ValueError("combine() needs at least one observation")
@@ -54,6 +69,8 @@ def combine(observations: list[Observation], min_frames: int, *, now: float | No
         weights = [o.weight for o in observations]
     else:
         weights = [o.weight * 0.5 ** (max(0.0, now - o.time) / RECENCY_HALF_LIFE_S) for o in observations]
+    unsteady = [w / o.steadiness for w, o in zip(weights, observations)]  # the same without steadiness
+    steadiness = sum(weights) / sum(unsteady)
     total = sum(weights)
     p_female = sum(w * o.estimate.p_female for w, o in zip(weights, observations)) / total
     age = sum(w * o.estimate.age for w, o in zip(weights, observations)) / total
@@ -63,7 +80,7 @@ def combine(observations: list[Observation], min_frames: int, *, now: float | No
     p_spread = math.sqrt(sum(w * (o.estimate.p_female - p_female) ** 2 for w, o in zip(weights, observations)) / total)
     agreement = max(0.0, 1.0 - p_spread)
     coverage = min(1.0, len(observations) / max(1, min_frames))
-    confidence = mean_conf * agreement * coverage
+    confidence = mean_conf * agreement * coverage * steadiness
     return Demographic(p_female=p_female, age=age, confidence=confidence, age_std=age_std)
 
 
@@ -92,6 +109,20 @@ class Visit:
     observations_at_decision: int = 0
 
     def add(self, observation: Observation) -> None:
+        if observation.centre is not None:
+            # Speed over the last SPEED_WINDOW_S, not frame to frame: the detector's box jitters by a few
+            # pixels every frame, which at 30 fps would look like walking; a walk adds up, jitter does not.
+            earlier = [
+                o
+                for o in self.observations
+                if o.centre is not None and 0 < observation.time - o.time <= SPEED_WINDOW_S
+            ]
+            if earlier:
+                ref = earlier[0]
+                moved = math.dist(ref.centre, observation.centre) / max(observation.face_px, 1)  # type: ignore[arg-type]
+                observation = replace(observation, speed=moved / (observation.time - ref.time))
+                if len(self.observations) == 1:  # the visit's first face had nothing to measure against
+                    self.observations[0] = replace(self.observations[0], speed=observation.speed)
         self.observations.append(observation)
         self.last_seen = observation.time
         # A visit can last minutes; recent frames describe the shopper best.

@@ -40,7 +40,7 @@ data_dir = "{data_dir}"
 [camera]
 type = "replay"
 source = "{FRAMES_DIR}"
-fps = 30.0
+fps = 10.0
 [presence]
 type = "always"
 [leds]

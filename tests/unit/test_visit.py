@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from device.config import VisitConfig
@@ -104,3 +106,37 @@ def test_visit_gone_after_leave_time() -> None:
     visit.add(obs(0.9, 30, t=10.0))
     assert not visit.gone(11.9, CFG)
     assert visit.gone(12.1, CFG)
+
+
+def _walk(visit: Visit, p_female: float, xs: list[float], t0: float, fps: float = 10.0) -> None:
+    for i, x in enumerate(xs):
+        est = Demographic(p_female=p_female, age=30, confidence=0.8)
+        visit.add(Observation(est, 80, t0 + i / fps, centre=(x, 200.0)))
+
+
+def test_speed_is_face_widths_per_second_between_a_visits_faces() -> None:
+    visit = Visit(1, started=0.0)
+    _walk(visit, 0.9, [100, 122, 144], t0=0.0)  # 22 px per frame at 10 fps, 80 px faces
+    assert visit.observations[1].speed == pytest.approx(22 / 80 * 10)
+    assert visit.observations[0].speed == visit.observations[1].speed  # the first face had no reference
+    assert visit.observations[2].speed == pytest.approx(44 / 80 * 10 / 2)  # over the 0.3 s window
+    assert visit.observations[2].steadiness < 0.5
+    still = Visit(2, started=0.0)
+    _walk(still, 0.9, [300, 302, 299], t0=0.0)
+    assert all(o.steadiness == 1.0 for o in still.observations)
+
+
+def test_a_walking_shopper_is_less_certain_and_counts_less_than_a_standing_one() -> None:
+    walking, standing = Visit(1, started=0.0), Visit(2, started=0.0)
+    _walk(walking, 0.9, [100, 125, 150, 175], t0=0.0)
+    _walk(standing, 0.9, [300, 301, 300, 302], t0=0.0)
+    assert combine(walking.observations, 3).confidence < 0.5 * combine(standing.observations, 3).confidence
+    # Six frames walking in (estimates say male), then three standing (female): the standing frames
+    # decide; counted as if everybody stood still, the walking frames would outvote them.
+    visit = Visit(3, started=0.0)
+    _walk(visit, 0.1, [100, 125, 150, 175, 200, 225, 250, 275], t0=0.0)
+    _walk(visit, 0.9, [300, 301, 300, 302, 301], t0=0.8)
+    assert visit.observations[0].steadiness < 0.5, "the first face takes the speed measured from the second"
+    assert combine(visit.observations, 3, now=1.2).gender is Gender.FEMALE
+    as_if_still = [replace(o, speed=0.0) for o in visit.observations]
+    assert combine(as_if_still, 3, now=1.2).gender is Gender.MALE
