@@ -211,3 +211,51 @@ def teacher_labels(
 
 
 TEACHER_AGES = np.array([0.25] + list(range(1, 81)), dtype=np.float32)
+
+
+#: Photo sizes for the "farther shopper" evaluations: a UTKFace face fills about 55% of its photo,
+#: so 110 px puts a face of about 60 px in the frame and 80 px one of about 44 px.
+SMALL_FACE_SIDES = (110, 80)
+
+
+def small_face_frame(
+    img: np.ndarray, side: int, rng: np.random.Generator, jpeg_quality: int = 82
+) -> np.ndarray:
+    """A shopper farther from the camera: the photo shrunk to ``side`` px, JPEG-compressed like a camera
+    stream, mirrored outwards by half its size for context and centred in a 640x480 frame of a random
+    plain colour. RGB uint8."""
+    import cv2
+
+    small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", small[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, jpeg_quality])
+    if not ok:
+        raise RuntimeError("OpenCV could not JPEG-encode a frame")
+    small = cv2.imdecode(buf, cv2.IMREAD_COLOR)[:, :, ::-1]
+    pad = side // 2
+    big = cv2.copyMakeBorder(small, pad, pad, pad, pad, cv2.BORDER_REFLECT)
+    frame = np.empty((480, 640, 3), np.uint8)
+    frame[:] = rng.integers(80, 200, 3, dtype=np.uint8)
+    y, x = 240 - big.shape[0] // 2, 320 - big.shape[1] // 2
+    frame[y : y + big.shape[0], x : x + big.shape[1]] = big
+    return frame
+
+
+def small_face_crops(
+    samples: list[Sample], side: int, size: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Device crops (detector + ``align_face``) of each sample as a smaller face in a frame
+    (:func:`small_face_frame`); returns ``(crops, index)`` for the samples the detector found."""
+    from device.inference import create_detector
+    from device.inference.align import align_face
+
+    rng = np.random.default_rng(seed)
+    crops, index = [], []
+    with create_detector("short_range") as detector:
+        for i, s in enumerate(samples):
+            frame = small_face_frame(read_rgb(s.path), side, rng)
+            faces = detector.detect(frame)
+            if faces:
+                crops.append(align_face(frame, faces[0], size))
+                index.append(i)
+    empty = np.zeros((0, size, size, 3), np.uint8)
+    return (np.stack(crops) if crops else empty), np.asarray(index, dtype=np.int64)

@@ -66,6 +66,7 @@ def export_all(model, rep: np.ndarray, out: Path, info: dict) -> dict[str, Path]
             "teacher_weight",
             "teacher_gender_weight",
             "gender_loss_weight",
+            "lowres_p",
             "fit_on",
             "seed",
             "train_images",

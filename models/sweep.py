@@ -34,20 +34,35 @@ logger = logging.getLogger("models.sweep")
 
 
 # ------------------------------------------------------------------------------------------ packing
-def pack(data: T.TrainingData, path: Path) -> int:
-    """Write the train + val part of ``data`` to one compressed file (crops as lossless WebP)."""
+def _encode(crops: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Crops as one buffer of lossless WebP images and their offsets."""
     import cv2
 
-    keep = data.split != "test"
     blobs = []
-    for crop in data.crops[keep]:
+    for crop in crops:
         ok, buf = cv2.imencode(".webp", crop[:, :, ::-1], [cv2.IMWRITE_WEBP_QUALITY, 101])  # 101: lossless
         if not ok:
             raise RuntimeError("OpenCV could not encode a crop as WebP")
         blobs.append(buf.tobytes())
     offsets = np.cumsum([0] + [len(b) for b in blobs]).astype(np.int64)
+    return np.frombuffer(b"".join(blobs), np.uint8), offsets
+
+
+def _decode(blob: np.ndarray, offsets: np.ndarray, size: int) -> np.ndarray:
+    import cv2
+
+    out = np.zeros((len(offsets) - 1, size, size, 3), np.uint8)
+    for i in range(len(offsets) - 1):
+        out[i] = cv2.imdecode(blob[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)[:, :, ::-1]
+    return out
+
+
+def pack(data: T.TrainingData, path: Path) -> int:
+    """Write the train + val part of ``data`` to one compressed file (crops as lossless WebP)."""
+    keep = data.split != "test"
+    blob, offsets = _encode(data.crops[keep])
     arrays: dict[str, np.ndarray] = {
-        "webp": np.frombuffer(b"".join(blobs), np.uint8),
+        "webp": blob,
         "offsets": offsets,
         "size": np.array(data.crops.shape[1]),
         "age": data.age[keep],
@@ -58,29 +73,34 @@ def pack(data: T.TrainingData, path: Path) -> int:
         arrays["masks"] = data.masks[keep]
     if data.teacher is not None:
         arrays.update({f"teacher_{k}": v[keep] for k, v in data.teacher.items()})
+    new_index = np.cumsum(keep) - 1  # sample index in the full data -> index in the pack
+    for name, (crops, index) in data.extra_val.items():
+        arrays[f"extra_{name}_webp"], arrays[f"extra_{name}_offsets"] = _encode(crops)
+        arrays[f"extra_{name}_index"] = new_index[index]
     np.savez_compressed(path, **arrays)
     return int(keep.sum())
 
 
 def unpack(path: Path) -> T.TrainingData:
-    import cv2
-
     with np.load(path, allow_pickle=False) as z:
-        blob, offsets = z["webp"], z["offsets"]
-        crops = np.stack(
-            [
-                cv2.imdecode(blob[offsets[i] : offsets[i + 1]], cv2.IMREAD_COLOR)[:, :, ::-1]
-                for i in range(len(offsets) - 1)
-            ]
-        )
+        size = int(z["size"])
         teacher = {k[len("teacher_") :]: z[k] for k in z.files if k.startswith("teacher_")} or None
+        extra = {
+            k[len("extra_") : -len("_webp")]: (
+                _decode(z[k], z[k.replace("_webp", "_offsets")], size),
+                z[k.replace("_webp", "_index")],
+            )
+            for k in z.files
+            if k.startswith("extra_") and k.endswith("_webp")
+        }
         return T.TrainingData(
-            crops=np.ascontiguousarray(crops),
+            crops=_decode(z["webp"], z["offsets"], size),
             masks=z["masks"] if "masks" in z.files else None,
             age=z["age"],
             female=z["female"],
             split=z["split"],
             teacher=teacher,
+            extra_val=extra,
         )
 
 
@@ -121,6 +141,7 @@ def _run_one(job: tuple[dict[str, Any], int, str, str | None, str]) -> dict[str,
         "config": config,
         "seed": seed,
         "best_val": info["best_val"],
+        "extra_val": info["extra_val"],
         "seconds": round(time.time() - started),
     }
     with open(out, "a", encoding="utf-8") as fh:
@@ -132,22 +153,31 @@ def summarize_rows(rows: list[dict[str, Any]]) -> str:
     """One line per config: mean and spread over seeds of the best-epoch validation scores."""
     by: dict[str, list[dict[str, Any]]] = {}
     for r in rows:
-        by.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r["best_val"])
+        by.setdefault(json.dumps(r["config"], sort_keys=True), []).append(r)
+    extras = sorted({name for r in rows for name in r.get("extra_val") or {}})
     lines = [
-        "| recipe | seeds | val gender acc. (13+) | age MAE (y) | bracket exact | score |",
-        "|---|---|---|---|---|---|",
+        "| recipe | seeds | val gender acc. (13+) | age MAE (y) | bracket exact | score |"
+        + "".join(f" {name}: gender / MAE |" for name in extras),
+        "|---|---|---|---|---|---|" + "---|" * len(extras),
     ]
     table = []
-    for key, vals in by.items():
+    for key, runs in by.items():
+        vals = [r["best_val"] for r in runs]
         g = np.array([v["gender_acc_13plus"] for v in vals]) * 100
         mae = np.array([v["age_mae"] for v in vals])
         ex = np.array([v["bracket_exact"] for v in vals]) * 100
         score = float(np.mean([T.val_score(v) for v in vals]))
-        table.append((score, key, len(vals), g, mae, ex))
-    for score, key, n, g, mae, ex in sorted(table, reverse=True):
+        cells = ""
+        for name in extras:
+            got = [r["extra_val"][name] for r in runs if name in (r.get("extra_val") or {})]
+            eg = np.mean([m["gender_acc_13plus"] for m in got]) * 100 if got else float("nan")
+            em = np.mean([m["age_mae"] for m in got]) if got else float("nan")
+            cells += f" {eg:.2f} / {em:.2f} |"
+        table.append((score, key, len(vals), g, mae, ex, cells))
+    for score, key, n, g, mae, ex, cells in sorted(table, key=lambda t: t[0], reverse=True):
         lines.append(
             f"| {key} | {n} | {g.mean():.2f} ± {g.std():.2f} | {mae.mean():.2f} ± {mae.std():.2f} | "
-            f"{ex.mean():.1f} | {score:.2f} |"
+            f"{ex.mean():.1f} | {score:.2f} |{cells}"
         )
     return "\n".join(lines)
 
@@ -168,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     base = T.parse_args(rest)  # any other models.train option applies to every run
     if args.pack:
-        n = pack(T.load_training_data(base), args.pack)
+        n = pack(T.load_training_data(base, small_faces=True), args.pack)
         logger.info(
             "wrote %s: %d train + val samples (%.1f MB)", args.pack, n, args.pack.stat().st_size / 1e6
         )

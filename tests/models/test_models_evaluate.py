@@ -17,6 +17,7 @@ def test_evaluate_quick_run(capsys, tmp_path, monkeypatch):
     out = capsys.readouterr().out
     assert "BlazeFace short range" in out and "Haar cascade" in out
     assert "| int8 |" in out and "per true gender and per true age bracket" in out
+    assert "px in a frame" in out  # the farther-shopper rows
     readme = tmp_path / "README.md"
     readme.write_text(f"before\n{evaluate.BEGIN}\nold\n{evaluate.END}\nafter\n")
     evaluate.write_readme("NEW TABLE", readme)

@@ -37,6 +37,7 @@ def test_pack_keeps_train_and_val_exactly_and_drops_test(tmp_path) -> None:
         female=np.array([1, 0, 1, 0, 1, 0]),
         split=np.array(["train", "val", "test", "train", "test", "val"]),
         teacher={"p_female": np.linspace(0, 1, n).astype(np.float32), "ok": np.ones(n, bool)},
+        extra_val={"val_small": (rng.integers(0, 256, (2, 16, 16, 3), dtype=np.uint8), np.array([1, 5]))},
     )
     assert sweep.pack(data, tmp_path / "p.npz") == 4
     back = sweep.unpack(tmp_path / "p.npz")
@@ -48,6 +49,9 @@ def test_pack_keeps_train_and_val_exactly_and_drops_test(tmp_path) -> None:
     assert back.teacher is not None and np.array_equal(
         back.teacher["p_female"], data.teacher["p_female"][keep]
     )
+    crops, index = back.extra_val["val_small"]
+    assert np.array_equal(crops, data.extra_val["val_small"][0])
+    assert list(index) == [1, 3]  # samples 1 and 5 of the full data are 1 and 3 of the pack
 
 
 def test_summary_averages_seeds_and_ranks_by_the_validation_score() -> None:
