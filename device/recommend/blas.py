@@ -49,7 +49,9 @@ def _openblas_controls() -> tuple[Callable[[], int], Callable[[int], None]] | No
 
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
-    """Within the block, OpenBLAS uses one thread (restored after); a no-op where it cannot be controlled."""
+    """Within the block, OpenBLAS uses one thread (restored after); a no-op where it cannot be controlled.
+
+    Also a decorator (``@single_threaded_blas()``): every call of the function runs in a fresh block."""
     controls = _openblas_controls()
     if controls is None:
         yield

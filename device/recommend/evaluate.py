@@ -231,6 +231,7 @@ def _rmse(pred: np.ndarray, truth: np.ndarray) -> float:
     return float(np.sqrt(np.mean((pred - truth) ** 2)))
 
 
+@single_threaded_blas()
 def evaluate_rmse(
     data: Interactions,
     *,
@@ -240,20 +241,6 @@ def evaluate_rmse(
     surprise: bool = True,
 ) -> list[RmseResult]:
     """RMSE on ``holdout`` of the train users' ratings (see the module docstring)."""
-    with single_threaded_blas():
-        return _evaluate_rmse(
-            data, seed=seed, test_fraction=test_fraction, holdout=holdout, surprise=surprise
-        )
-
-
-def _evaluate_rmse(
-    data: Interactions,
-    *,
-    seed: int = 0,
-    test_fraction: float = 0.2,
-    holdout: float = 0.1,
-    surprise: bool = True,
-) -> list[RmseResult]:
     train_rows, _ = split_users(data.n_users, test_fraction, seed)
     train_data = data.subset_users(train_rows)
     rng = np.random.default_rng(seed + 1)

@@ -154,6 +154,7 @@ def _atomic_copy(source: Path, target: Path) -> None:
             os.unlink(tmp)
 
 
+@single_threaded_blas()
 def retrain(
     data: Interactions,
     current_path: str | os.PathLike[str],
@@ -167,32 +168,6 @@ def retrain(
     min_holdout: int = 20,
 ) -> RetrainReport:
     """Validate a retrained model against the current file and swap it in only if not worse."""
-    with single_threaded_blas():
-        return _retrain(
-            data,
-            Path(current_path),
-            holdout=holdout,
-            tolerance=tolerance,
-            candidate_out=candidate_out,
-            force=force,
-            seed=seed,
-            level=level,
-            min_holdout=min_holdout,
-        )
-
-
-def _retrain(
-    data: Interactions,
-    current_path: Path,
-    *,
-    holdout: float,
-    tolerance: float,
-    candidate_out: str | os.PathLike[str] | None,
-    force: bool,
-    seed: int,
-    level: str,
-    min_holdout: int,
-) -> RetrainReport:
     current_path = Path(current_path)
     current: FactorModel | None = None
     if current_path.exists():

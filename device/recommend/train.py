@@ -478,6 +478,7 @@ def _build_user_model(data: Interactions, params: TrainParams, metadata: dict) -
     )
 
 
+@single_threaded_blas()
 def train(
     data: Interactions,
     *,
@@ -492,19 +493,6 @@ def train(
     ``level``: "user" (users are shoppers: SVD of the user x item matrix), "segment" (users are
     segments or single sales: SVD of the segment x item purchase shares) or "auto" (see
     :func:`is_segment_level`)."""
-    with single_threaded_blas():
-        return _train(data, space=space, n_folds=n_folds, seed=seed, params=params, level=level)
-
-
-def _train(
-    data: Interactions,
-    *,
-    space: SearchSpace | None,
-    n_folds: int,
-    seed: int,
-    params: TrainParams | None,
-    level: str,
-) -> FactorModel:
     started = time.perf_counter()
     validation: dict[str, object] = {}
     if params is None:

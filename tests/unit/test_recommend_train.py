@@ -214,3 +214,20 @@ def test_single_threaded_blas_restores_the_thread_count() -> None:
     with single_threaded_blas():
         assert get() == 1
     assert get() == before
+
+
+def test_single_threaded_blas_as_a_decorator_covers_every_call() -> None:
+    from device.recommend.blas import _openblas_controls, single_threaded_blas
+
+    controls = _openblas_controls()
+    if controls is None:
+        pytest.skip("OpenBLAS thread control not available here")
+    get, _ = controls
+    before = get()
+
+    @single_threaded_blas()
+    def threads_inside() -> int:
+        return get()
+
+    assert [threads_inside(), threads_inside()] == [1, 1]  # the context is re-entered on each call
+    assert get() == before
