@@ -12,13 +12,13 @@ Command: ``smartshelf factors demo-data --myntra ../shared/data/myntra/myntra_pr
 from __future__ import annotations
 
 import csv
-import os
-import tempfile
+import io
 from pathlib import Path
 
 from device.recommend.data import DataError
 from device.recommend.factors import _file_mode
 from device.recommend.prior import CatalogItem, build_prior, category_of
+from device.storage import atomic_write_bytes
 
 #: (Myntra gender, category, how many).
 QUOTAS: tuple[tuple[str, str, int], ...] = (
@@ -111,20 +111,11 @@ def select_demo_rows(myntra_csv: Path) -> list[dict[str, str]]:
 
 
 def _write_csv_atomic(path: Path, rows: list[dict[str, str]]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "w", newline="", encoding="utf-8") as handle:
-            writer = csv.DictWriter(handle, fieldnames=FIELDS, lineterminator="\n")
-            writer.writeheader()
-            writer.writerows(rows)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=FIELDS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_bytes(path, text.getvalue().encode("utf-8"), mode=_file_mode())
 
 
 def write_demo_data(myntra_csv: Path, out_dir: Path) -> tuple[Path, Path]:

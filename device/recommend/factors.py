@@ -23,10 +23,10 @@ the file uses ``global_vector``.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import os
-import tempfile
 import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -36,7 +36,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from device.errors import ModelError, StorageError
+from device.errors import ModelError
+from device.storage import atomic_write_bytes
 from device.types import Segment
 
 logger = logging.getLogger(__name__)
@@ -96,36 +97,10 @@ def _file_mode() -> int:
 
 
 def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write an .npz next to ``path`` in a temp file, fsync it, then ``os.replace`` it into place."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise StorageError(f"cannot write factor file {path}: {exc}") from exc
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(handle, **arrays)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, path)
-        try:
-            dir_fd = os.open(directory, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dir_fd)
-        except OSError:
-            pass
-        finally:
-            os.close(dir_fd)
-    except OSError as exc:
-        raise StorageError(f"cannot write factor file {path}: {exc}") from exc
-    finally:
-        if os.path.exists(tmp_name):
-            os.unlink(tmp_name)
+    """Write an .npz atomically and durably (``device.storage.atomic_write_bytes``), readable by all."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    atomic_write_bytes(path, buffer.getvalue(), mode=_file_mode())
 
 
 def _readonly(array: np.ndarray) -> np.ndarray:

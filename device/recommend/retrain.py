@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import logging
 import os
-import shutil
-import tempfile
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -33,6 +31,7 @@ from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel, _file_mode
 from device.recommend.metrics import SparseRelevance, hit_rate, precision_ndcg, top_n
 from device.recommend.train import TrainParams, build_model, is_segment_level, search
+from device.storage import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -140,20 +139,6 @@ def _choose_params(data: Interactions, seed: int, level: str) -> TrainParams:
         return fallback
 
 
-def _atomic_copy(source: Path, target: Path) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        os.fchmod(fd, _file_mode())
-        with os.fdopen(fd, "wb") as out, open(source, "rb") as src:
-            shutil.copyfileobj(src, out)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, target)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 @single_threaded_blas()
 def retrain(
     data: Interactions,
@@ -221,8 +206,12 @@ def retrain(
         raise RetrainRefused(message, report)
     if current_path.exists():
         try:
-            _atomic_copy(current_path, current_path.with_name(current_path.name + ".prev"))
-        except OSError as exc:
+            atomic_write_bytes(
+                current_path.with_name(current_path.name + ".prev"),
+                current_path.read_bytes(),
+                mode=_file_mode(),
+            )
+        except OSError as exc:  # StorageError is an OSError
             logger.warning("could not keep a backup of %s: %s", current_path, exc)
     final.save(current_path)
     if current_scores is None:
