@@ -35,7 +35,14 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--learning-curve",
         action="store_true",
-        help="also: segment popularity on growing subsets of the train users, and its fitted asymptote",
+        help="also: segment popularity and the best method on growing subsets of the train users, and "
+        "segment popularity's fitted asymptote",
+    )
+    p.add_argument(
+        "--curve-method-repeats",
+        type=int,
+        default=2,
+        help="subsets per size on which the best method is trained for --learning-curve (default 2; 0 skips it)",
     )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_evaluate)
@@ -199,9 +206,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         s["ndcg_vs_segment_popularity"] = s["ndcg@10"] / base - 1.0 if base > 0 else 0.0
     curve = None
     if args.learning_curve:
-        from device.recommend.evaluate import segment_popularity_learning_curve
+        from device.recommend.evaluate import learning_curve
 
-        curve = segment_popularity_learning_curve(data, seeds=seeds, test_fraction=args.test_fraction)
+        curve = learning_curve(
+            data, seeds=seeds, test_fraction=args.test_fraction, method_repeats=args.curve_method_repeats
+        )
     out = {
         "data": str(args.movielens),
         "users": data.n_users,
@@ -222,6 +231,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "asymptote": curve.asymptote,
             "exponent": curve.exponent,
             "asymptote_vs_segment_popularity": curve.asymptote_vs_full,
+            "best_method_ndcg@10": [round(v, 4) for v in curve.method_ndcg],
+            "best_method_vs_segment_popularity": [round(v, 4) for v in curve.method_gain],
         }
     if args.json:
         _print_json(out)
@@ -246,9 +257,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             value = f"{r.rmse:7.4f}" if r.rmse is not None else "    n/a"
             print(f"{r.name:34s} {value} {r.train_seconds:8.2f}  {r.detail}")
     if curve is not None:
-        print("\nSegment popularity on random subsets of the train users (same test users)")
-        for n, v in zip(curve.n_users, curve.ndcg):
-            print(f"  {n:6d} train users  NDCG@10 {v:.4f}")
+        print("\nOn random subsets of the train users (same test users): NDCG@10")
+        print(f"  {'train users':>11s} {'segpop':>8s} {'best':>8s} {'vs segpop':>10s}")
+        for i, (n, v) in enumerate(zip(curve.n_users, curve.ndcg)):
+            if curve.method_ndcg:
+                print(f"  {n:11d} {v:8.4f} {curve.method_ndcg[i]:8.4f} {100 * curve.method_gain[i]:+9.1f}%")
+            else:
+                print(f"  {n:11d} {v:8.4f}")
         print(
             f"  fitted a - b/n^{curve.exponent:.2f}: unlimited users -> NDCG@10 {curve.asymptote:.4f} "
             f"({100 * curve.asymptote_vs_full:+.1f}% over segment popularity on all train users)"

@@ -63,6 +63,19 @@ def segment_popularity(data: Interactions) -> npt.NDArray[np.float64]:
     return scores + glob / (glob.max() + 1.0)
 
 
+def segment_most_rated(data: Interactions) -> npt.NDArray[np.float64]:
+    """(16 x items): ratings of any value among the segment's train users ("most rated"); ties by global
+    ratings. A weaker baseline than :func:`segment_popularity` (it also counts dislikes), reported beside
+    it because "popularity" often means interaction counts; comparisons are made against the likes."""
+    seen = np.zeros((data.n_users, data.n_items))
+    seen[data.users, data.items] = 1.0
+    glob = seen.sum(axis=0)
+    scores = np.zeros((len(SEGMENT_LABELS), data.n_items))
+    known = data.user_segment >= 0
+    np.add.at(scores, data.user_segment[known], seen[known])
+    return scores + glob / (glob.max() + 1.0)
+
+
 def _ranking_metrics(scores: np.ndarray, test: Interactions) -> tuple[float, float, float]:
     rel = relevance_matrix(test)
     known = test.user_segment >= 0
@@ -84,15 +97,11 @@ def evaluate_ranking(data: Interactions, *, seed: int = 0, test_fraction: float 
         results.append(MethodResult(name, p, n, h, seconds, detail))
 
     def svd(space: SearchSpace) -> Callable[[], tuple[np.ndarray, str]]:
-        def fit() -> tuple[np.ndarray, str]:
-            model = train(train_data, space=space, seed=seed)
-            scores = np.stack([model.scores(label) for label in SEGMENT_LABELS])
-            return scores, ", ".join(f"{k}={v}" for k, v in model.metadata["params"].items())
-
-        return fit
+        return lambda: _best_method_scores(train_data, seed, space)
 
     timed("global popularity", lambda: (global_popularity(train_data), ""))
     timed("segment popularity", lambda: (segment_popularity(train_data), ""))
+    timed("segment popularity, most rated", lambda: (segment_most_rated(train_data), ""))
     timed("plain SVD segment vectors", svd(PLAIN_SPACE))
     timed("SVD + age/gender kernel (best)", svd(SearchSpace()))
     return results
@@ -100,12 +109,20 @@ def evaluate_ranking(data: Interactions, *, seed: int = 0, test_fraction: float 
 
 @dataclass(frozen=True)
 class LearningCurve:
-    """Segment popularity's NDCG@10 on the test users against the number of train users it counts."""
+    """NDCG@10 on the test users against the number of train users the methods are fitted on.
+
+    ``ndcg``: segment popularity (mean over ``repeats`` random subsets per size and over the splits);
+    ``method_ndcg``: the best method (SVD + age/gender kernel, parameters validated on each subset) on the
+    first ``method_repeats`` of those subsets, and ``method_gain`` its NDCG relative to segment popularity
+    on the same subsets (e.g. 0.05 = +5%).
+    """
 
     n_users: tuple[int, ...]
     ndcg: tuple[float, ...]
-    asymptote: float  # fitted NDCG@10 with unlimited train users (a in a - b / n**c)
+    asymptote: float  # fitted NDCG@10 of segment popularity with unlimited train users (a in a - b / n**c)
     exponent: float  # fitted c
+    method_ndcg: tuple[float, ...] = ()
+    method_gain: tuple[float, ...] = ()
 
     @property
     def asymptote_vs_full(self) -> float:
@@ -127,21 +144,31 @@ def fit_learning_curve(n_users: npt.ArrayLike, ndcg: npt.ArrayLike) -> tuple[flo
     return best[1], best[2], best[3]
 
 
-def segment_popularity_learning_curve(
+def _best_method_scores(train_data: Interactions, seed: int, space: SearchSpace) -> tuple[np.ndarray, str]:
+    model = train(train_data, space=space, seed=seed)
+    scores = np.stack([model.scores(label) for label in SEGMENT_LABELS])
+    return scores, ", ".join(f"{k}={v}" for k, v in model.metadata["params"].items())
+
+
+def learning_curve(
     data: Interactions,
     *,
     seeds: list[int],
     test_fraction: float = 0.2,
     fractions: tuple[float, ...] = (0.2, 0.3, 0.45, 0.65, 1.0),
     repeats: int = 8,
+    method_repeats: int = 2,
 ) -> LearningCurve:
-    """How segment popularity improves with more train users (random subsets of them, same test users).
+    """How segment popularity and the best method improve with more train users (random subsets of the
+    train users of each split, the same test users).
 
     Segment popularity with unlimited users is the best any ranking from gender + age bracket alone can
     do (it is P(liked | segment)); the fitted asymptote says how much of the gap to that is sampling
-    noise that more shoppers per segment would remove.
+    noise that more shoppers per segment would remove. ``method_repeats=0`` skips the best method (each
+    subset costs one validated training).
     """
-    sums: dict[int, list[float]] = {}
+    segpop: dict[int, list[float]] = {}
+    paired: dict[int, list[tuple[float, float]]] = {}
     for seed in seeds:
         train_rows, test_rows = split_users(data.n_users, test_fraction, seed)
         test = data.subset_users(test_rows)
@@ -153,14 +180,22 @@ def segment_popularity_learning_curve(
                 if size >= train_rows.size
                 else [np.sort(rng.choice(train_rows, size, replace=False)) for _ in range(repeats)]
             )
-            values = [
-                _ranking_metrics(segment_popularity(data.subset_users(rows)), test)[1] for rows in draws
-            ]
-            sums.setdefault(size, []).append(float(np.mean(values)))
-    sizes = sorted(sums)
-    means = [float(np.mean(sums[n])) for n in sizes]
+            values = []
+            for i, rows in enumerate(draws):
+                subset = data.subset_users(rows)
+                base = _ranking_metrics(segment_popularity(subset), test)[1]
+                values.append(base)
+                if i < method_repeats:
+                    best = _ranking_metrics(_best_method_scores(subset, seed, SearchSpace())[0], test)[1]
+                    paired.setdefault(size, []).append((best, base))
+            segpop.setdefault(size, []).append(float(np.mean(values)))
+    sizes = sorted(segpop)
+    means = [float(np.mean(segpop[n])) for n in sizes]
     a, _, c = fit_learning_curve(sizes, means)
-    return LearningCurve(tuple(sizes), tuple(means), a, c)
+    pairs = [np.array(paired[n]) for n in sizes] if paired else []
+    method = [float(p[:, 0].mean()) for p in pairs]
+    gain = [float(p[:, 0].mean() / p[:, 1].mean() - 1.0) for p in pairs]
+    return LearningCurve(tuple(sizes), tuple(means), a, c, tuple(method), tuple(gain))
 
 
 # ----------------------------------------------------------------------------- rating prediction

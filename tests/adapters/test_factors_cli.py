@@ -131,6 +131,7 @@ def test_evaluate_on_a_small_movielens_dir(tmp_path: Path, capsys: pytest.Captur
     assert set(methods) == {
         "global popularity",
         "segment popularity",
+        "segment popularity, most rated",
         "plain SVD segment vectors",
         "SVD + age/gender kernel (best)",
     }
@@ -151,10 +152,20 @@ def test_evaluate_learning_curve(tmp_path: Path, capsys: pytest.CaptureFixture[s
     ml = write_movielens(tmp_path / "ml", two_group_interactions(n_users=160, seed=3))
     args = ["factors", "evaluate", "--movielens", str(ml), "--seed", "1", "--no-rmse", "--learning-curve"]
     assert run([*args, "--json"]) == 0
-    curve = json.loads(capsys.readouterr().out)["learning_curve"]
+    out = json.loads(capsys.readouterr().out)
+    curve = out["learning_curve"]
     assert curve["train_users"] == sorted(curve["train_users"]) and curve["train_users"][-1] == 128
     assert len(curve["segment_popularity_ndcg@10"]) == 5
+    # The best method is trained on the same subsets; with tastes split by gender it is close to the top
+    # even on the smallest subset, and its gain is measured against segment popularity on those subsets.
+    assert len(curve["best_method_ndcg@10"]) == len(curve["best_method_vs_segment_popularity"]) == 5
+    assert min(curve["best_method_ndcg@10"]) > 0.5
+    full = {r["method"]: r["ndcg@10"] for r in out["ranking"]}
+    assert curve["best_method_ndcg@10"][-1] == pytest.approx(full["SVD + age/gender kernel (best)"], abs=1e-4)
     assert run(args) == 0
+    out = capsys.readouterr().out
+    assert "unlimited users" in out and "vs segpop" in out
+    assert run([*args, "--curve-method-repeats", "0"]) == 0
     assert "unlimited users" in capsys.readouterr().out
 
 
