@@ -16,7 +16,7 @@ import importlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import numpy.typing as npt
@@ -67,13 +67,7 @@ def segment_most_rated(data: Interactions) -> npt.NDArray[np.float64]:
     """(16 x items): ratings of any value among the segment's train users ("most rated"); ties by global
     ratings. A weaker baseline than :func:`segment_popularity` (it also counts dislikes), reported beside
     it because "popularity" often means interaction counts; comparisons are made against the likes."""
-    seen = np.zeros((data.n_users, data.n_items))
-    seen[data.users, data.items] = 1.0
-    glob = seen.sum(axis=0)
-    scores = np.zeros((len(SEGMENT_LABELS), data.n_items))
-    known = data.user_segment >= 0
-    np.add.at(scores, data.user_segment[known], seen[known])
-    return scores + glob / (glob.max() + 1.0)
+    return segment_popularity(replace(data, like_threshold=None))  # every interaction counts as a like
 
 
 def _ranking_metrics(scores: np.ndarray, test: Interactions) -> tuple[float, float, float]:
