@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -74,33 +74,22 @@ class Interactions:
 
     def subset_rows(self, mask: npt.NDArray[np.bool_]) -> Interactions:
         """Same users and items, only the interactions where ``mask`` is true."""
-        return Interactions(
-            user_ids=self.user_ids,
-            item_ids=self.item_ids,
+        return replace(
+            self,
             users=self.users[mask],
             items=self.items[mask],
             values=self.values[mask],
             times=self.times[mask],
-            user_segment=self.user_segment,
-            like_threshold=self.like_threshold,
-            source=self.source,
-            item_names=self.item_names,
         )
 
     def per_row(self) -> Interactions:
         """Every interaction as its own user (one sale line = one shopper of the row's segment)."""
         n = self.users.size
-        return Interactions(
+        return replace(
+            self,
             user_ids=tuple(f"row{i}" for i in range(n)),
-            item_ids=self.item_ids,
             users=np.arange(n, dtype=np.int64),
-            items=self.items,
-            values=self.values,
-            times=self.times,
             user_segment=self.user_segment[self.users],
-            like_threshold=self.like_threshold,
-            source=self.source,
-            item_names=self.item_names,
         )
 
     def subset_users(self, user_rows: npt.NDArray[np.int64]) -> Interactions:
@@ -109,17 +98,14 @@ class Interactions:
         remap = np.full(self.n_users, -1, dtype=np.int64)
         remap[user_rows] = np.arange(user_rows.size)
         keep = remap[self.users] >= 0
-        return Interactions(
+        return replace(
+            self,
             user_ids=tuple(self.user_ids[u] for u in user_rows),
-            item_ids=self.item_ids,
             users=remap[self.users[keep]],
             items=self.items[keep],
             values=self.values[keep],
             times=self.times[keep],
             user_segment=self.user_segment[user_rows],
-            like_threshold=self.like_threshold,
-            source=self.source,
-            item_names=self.item_names,
         )
 
 
