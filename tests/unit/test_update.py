@@ -74,6 +74,17 @@ def current(prefix: Path) -> str:
     return os.readlink(prefix / "current")
 
 
+def _device_import(release: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Where the release's own python imports ``device`` from (stdout: the module file)."""
+    return subprocess.run(
+        [str(release / "venv" / "bin" / "python"), "-c", "import device; print(device.__file__)"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=cwd,
+    )
+
+
 def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) -> None:
     src = read_source(make_tree(tmp_path / "src"))
     up, _out = updater(tmp_path)
@@ -87,13 +98,7 @@ def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) ->
     launcher = prefix / "current" / "venv" / "bin" / "smartshelf"
     result = subprocess.run([str(launcher), "--version"], capture_output=True, text=True, check=False)
     assert result.returncode == 0 and "smartshelf" in result.stdout, result.stderr
-    where = subprocess.run(
-        [str(release / "venv" / "bin" / "python"), "-c", "import device; print(device.__file__)"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    where = _device_import(release, tmp_path)
     assert where.stdout.strip().startswith(str(release)), where.stdout + where.stderr
     # idempotent
     up2, out2 = updater(tmp_path)
@@ -339,11 +344,5 @@ def test_install_from_a_wheel(tmp_path: Path) -> None:
         [str(launcher), "--version"], capture_output=True, text=True, check=False, cwd=tmp_path
     )
     assert result.returncode == 0, result.stderr
-    where = subprocess.run(
-        [str(release / "venv" / "bin" / "python"), "-c", "import device; print(device.__file__)"],
-        capture_output=True,
-        text=True,
-        check=False,
-        cwd=tmp_path,
-    )
+    where = _device_import(release, tmp_path)
     assert "/site-packages/device/" in where.stdout and where.stdout.startswith(str(release)), where.stdout
