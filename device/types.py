@@ -13,7 +13,7 @@ Frame = npt.NDArray[np.uint8]
 
 #: Age brackets used everywhere (segments, events, reports). Lower bounds in years.
 AGE_BRACKETS: tuple[str, ...] = ("0-12", "13-17", "18-24", "25-34", "35-44", "45-54", "55-64", "65+")
-_BRACKET_LOWER: tuple[int, ...] = (0, 13, 18, 25, 35, 45, 55, 65)
+BRACKET_LOWER: tuple[int, ...] = (0, 13, 18, 25, 35, 45, 55, 65)
 
 
 class Gender(str, enum.Enum):
@@ -27,7 +27,7 @@ GENDERS: tuple[Gender, ...] = (Gender.FEMALE, Gender.MALE)
 def age_bracket(age: float) -> str:
     """Bracket label of an age in years (negative ages are treated as 0)."""
     index = 0
-    for i, lower in enumerate(_BRACKET_LOWER):
+    for i, lower in enumerate(BRACKET_LOWER):
         if age >= lower:
             index = i
     return AGE_BRACKETS[index]
@@ -44,8 +44,8 @@ def bracket_index(label: str) -> int:
 def bracket_midpoint(label: str) -> float:
     """A representative age for a bracket (used when only the bracket is known)."""
     i = bracket_index(label)
-    upper = _BRACKET_LOWER[i + 1] - 1 if i + 1 < len(_BRACKET_LOWER) else 75
-    return (_BRACKET_LOWER[i] + upper) / 2.0
+    upper = BRACKET_LOWER[i + 1] - 1 if i + 1 < len(BRACKET_LOWER) else 75
+    return (BRACKET_LOWER[i] + upper) / 2.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -44,6 +44,20 @@ def register(subparsers: Any) -> None:
         default=2,
         help="subsets per size on which the best method is trained for --learning-curve (default 2; 0 skips it)",
     )
+    p.add_argument(
+        "--camera-error",
+        action="store_true",
+        help="also: NDCG@10 when the test users' gender and age come from a camera with the committed "
+        "model's error (hard segment vs expected over the estimate)",
+    )
+    p.add_argument(
+        "--age-sd", type=float, help="age error (sd, years) for --camera-error (default: the model's, 6.2)"
+    )
+    p.add_argument(
+        "--gender-accuracy",
+        type=float,
+        help="gender accuracy for --camera-error (default: the model's, 0.945)",
+    )
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=_cmd_evaluate)
 
@@ -204,6 +218,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     base = next(s for s in summary if s["method"] == "segment popularity")["ndcg@10"]
     for s in summary:
         s["ndcg_vs_segment_popularity"] = s["ndcg@10"] / base - 1.0 if base > 0 else 0.0
+    camera = _camera_error(args, data, seeds) if args.camera_error else None
     curve = None
     if args.learning_curve:
         from device.recommend.evaluate import learning_curve
@@ -234,6 +249,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             "best_method_ndcg@10": [round(v, 4) for v in curve.method_ndcg],
             "best_method_vs_segment_popularity": [round(v, 4) for v in curve.method_gain],
         }
+    if camera is not None:
+        out["camera_error"] = camera
     if args.json:
         _print_json(out)
         return 0
@@ -256,6 +273,13 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         for r in rmse:
             value = f"{r.rmse:7.4f}" if r.rmse is not None else "    n/a"
             print(f"{r.name:34s} {value} {r.train_seconds:8.2f}  {r.detail}")
+    if camera is not None:
+        print(
+            f"\nWith the camera's error (age sd {camera['age_sd']} y, gender accuracy {camera['gender_accuracy']}; "
+            f"{camera['draws']} draws per test user): NDCG@10"
+        )
+        for row in camera["rows"]:
+            print(f"  {row['method']:62s} {row['ndcg@10']:.4f}")
     if curve is not None:
         print("\nOn random subsets of the train users (same test users): NDCG@10")
         print(f"  {'train users':>11s} {'segpop':>8s} {'best':>8s} {'vs segpop':>10s}")
@@ -269,6 +293,37 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
             f"({100 * curve.asymptote_vs_full:+.1f}% over segment popularity on all train users)"
         )
     return 0
+
+
+def _camera_error(args: argparse.Namespace, data: Any, seeds: list[int]) -> dict[str, Any]:
+    import numpy as np
+
+    from device.recommend.data import DataError, movielens_ages
+    from device.recommend.evaluate import (
+        CAMERA_AGE_SD,
+        CAMERA_DRAWS,
+        CAMERA_GENDER_ACCURACY,
+        evaluate_camera_error,
+    )
+
+    age_sd = CAMERA_AGE_SD if args.age_sd is None else args.age_sd
+    accuracy = CAMERA_GENDER_ACCURACY if args.gender_accuracy is None else args.gender_accuracy
+    if age_sd <= 0 or not 0.5 < accuracy < 1.0:
+        raise DataError(
+            f"--age-sd must be > 0 and --gender-accuracy in (0.5, 1), got {age_sd} and {accuracy}"
+        )
+    ages = movielens_ages(args.movielens)
+    runs = [
+        evaluate_camera_error(
+            data, ages, seed=s, test_fraction=args.test_fraction, age_sd=age_sd, gender_accuracy=accuracy
+        )
+        for s in seeds
+    ]
+    rows = [
+        {"method": name, "ndcg@10": float(np.mean([run[j][1] for run in runs]))}
+        for j, (name, _) in enumerate(runs[0])
+    ]
+    return {"age_sd": age_sd, "gender_accuracy": accuracy, "draws": CAMERA_DRAWS, "rows": rows}
 
 
 def _cmd_prior(args: argparse.Namespace) -> int:

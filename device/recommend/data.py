@@ -146,6 +146,31 @@ def _segment_label_index(label: str, *, where: str) -> int:
         raise DataError(f"{where}: {exc}") from None
 
 
+def _movielens_users(directory: Path) -> list[tuple[str, str, str, str]]:
+    """(user id, age text, gender text, "file line N") for every line of ``u.user``."""
+    rows = []
+    with open(directory / "u.user", encoding="latin-1") as handle:
+        for line_no, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            parts = line.rstrip("\n").split("|")
+            if len(parts) < 3:
+                raise DataError(f"{directory / 'u.user'} line {line_no}: expected id|age|gender|...")
+            rows.append((parts[0], parts[1], parts[2], f"{directory / 'u.user'} line {line_no}"))
+    return rows
+
+
+def movielens_ages(directory: str | Path) -> npt.NDArray[np.float64]:
+    """Age in years of each user of ``u.user``, in :func:`load_movielens`'s user order (NaN: not given)."""
+    ages = []
+    for _user, age, _gender, where in _movielens_users(Path(directory)):
+        try:
+            ages.append(float(age) if age.strip() else math.nan)
+        except ValueError:
+            raise DataError(f"{where}: age {age!r} is not a number") from None
+    return np.asarray(ages, dtype=np.float64)
+
+
 def load_movielens(directory: str | Path) -> Interactions:
     """MovieLens-100K original format: ``u.data`` (tab), ``u.user`` and ``u.item`` (pipe, latin-1)."""
     directory = Path(directory)
@@ -154,17 +179,9 @@ def load_movielens(directory: str | Path) -> Interactions:
             raise DataError(f"MovieLens directory {directory} has no {name}")
     users: list[str] = []
     segments: list[int] = []
-    with open(directory / "u.user", encoding="latin-1") as handle:
-        for line_no, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            parts = line.rstrip("\n").split("|")
-            if len(parts) < 3:
-                raise DataError(f"{directory / 'u.user'} line {line_no}: expected id|age|gender|...")
-            users.append(parts[0])
-            segments.append(
-                segment_index_of(parts[2], parts[1], where=f"{directory / 'u.user'} line {line_no}")
-            )
+    for user, age, gender, where in _movielens_users(directory):
+        users.append(user)
+        segments.append(segment_index_of(gender, age, where=where))
     item_ids: list[str] = []
     names: list[str] = []
     if (directory / "u.item").is_file():

@@ -17,6 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
@@ -24,7 +25,9 @@ import numpy.typing as npt
 from device.recommend.blas import single_threaded_blas
 from device.recommend.data import SEGMENT_LABELS, Interactions
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
+from device.recommend.mixture import segment_mixture
 from device.recommend.train import PLAIN_SPACE, SearchSpace, relevance_matrix, split_users, train
+from device.types import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -98,6 +101,90 @@ def evaluate_ranking(data: Interactions, *, seed: int = 0, test_fraction: float 
     timed("segment popularity, most rated", lambda: (segment_most_rated(train_data), ""))
     timed("plain SVD segment vectors", svd(PLAIN_SPACE))
     timed("SVD + age/gender kernel (best)", svd(SearchSpace()))
+    return results
+
+
+# ----------------------------------------------------------------------------- camera error
+#: The committed age/gender model's error on its test split (``python -m models.evaluate``): age MAE
+#: 4.95 years is a normal error with sd 4.95 * sqrt(pi / 2) = 6.2 years; gender accuracy 94.5%.
+CAMERA_AGE_SD = 6.2
+CAMERA_GENDER_ACCURACY = 0.945
+#: Estimates drawn per test user.
+CAMERA_DRAWS = 5
+
+
+def simulate_estimates(
+    ages: np.ndarray, female: np.ndarray, age_sd: float, gender_accuracy: float, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """(estimated age, p_female) as a camera with this error would report them, calibrated.
+
+    Age: true age + Normal(0, age_sd), reported with spread ``age_sd``. Gender: a score
+    ``z ~ Normal(+d, 1)`` for women and ``Normal(-d, 1)`` for men with ``d`` such that ``z > 0`` is right
+    ``gender_accuracy`` of the time; ``p_female = sigmoid(2 d z)`` is then the exact posterior.
+    """
+    d = NormalDist().inv_cdf(gender_accuracy)
+    estimated_age = ages + rng.normal(0.0, age_sd, ages.size)
+    z = rng.normal(np.where(female, d, -d), 1.0)
+    return estimated_age, 1.0 / (1.0 + np.exp(-2.0 * d * z))
+
+
+def _user_ndcg(user_scores: np.ndarray, test: Interactions, rows: np.ndarray) -> float:
+    return precision_ndcg(top_n(user_scores, 10), relevance_matrix(test)[rows], 10)[1]
+
+
+def evaluate_camera_error(
+    data: Interactions,
+    ages: npt.NDArray[np.float64],
+    *,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    age_sd: float = CAMERA_AGE_SD,
+    gender_accuracy: float = CAMERA_GENDER_ACCURACY,
+    draws: int = CAMERA_DRAWS,
+) -> list[tuple[str, float]]:
+    """NDCG@10 on the test users when their gender and age come from a camera with this error.
+
+    For segment popularity and the best method: the true segment; the estimated one (what a shelf that
+    trusts the most likely segment shows); and the expected scores over the segments the estimate may
+    belong to (:func:`device.recommend.mixture.segment_mixture`, what the device ranks by with
+    ``blend_segments``). Each test user's estimate is drawn ``draws`` times. Same split as
+    :func:`evaluate_ranking` with the same seed.
+    """
+    train_rows, test_rows = split_users(data.n_users, test_fraction, seed)
+    train_data, test_data = data.subset_users(train_rows), data.subset_users(test_rows)
+    rows = np.flatnonzero((test_data.user_segment >= 0) & np.isfinite(ages[test_rows]))
+    true_segment = test_data.user_segment[rows]
+    female = np.array([SEGMENT_LABELS[s].startswith("female/") for s in true_segment])
+    # Segment popularity as like rates (likes per train user of the segment), so that mixing segments of
+    # different sizes weighs each by its probability, not by its head count; each row's order is unchanged.
+    users_per_segment = np.bincount(
+        train_data.user_segment[train_data.user_segment >= 0], minlength=len(SEGMENT_LABELS)
+    )
+    tables = {
+        "segment popularity": segment_popularity(train_data) / np.maximum(users_per_segment, 1)[:, None],
+        "SVD + age/gender kernel (best)": _best_method_scores(train_data, seed, SearchSpace())[0],
+    }
+    rng = np.random.default_rng(seed)
+    estimates = [
+        simulate_estimates(ages[test_rows][rows], female, age_sd, gender_accuracy, rng) for _ in range(draws)
+    ]
+    index = {label: i for i, label in enumerate(SEGMENT_LABELS)}
+    results: list[tuple[str, float]] = []
+    for name, table in tables.items():
+        hard, blended = [], []
+        for est_age, p_female in estimates:
+            segments = [
+                index[str(Segment.of("female" if p >= 0.5 else "male", a))] for a, p in zip(est_age, p_female)
+            ]
+            weights = np.zeros((rows.size, len(SEGMENT_LABELS)))
+            for u, (a, p) in enumerate(zip(est_age, p_female)):
+                for label, w in segment_mixture(float(p), float(a), age_sd).items():
+                    weights[u, index[label]] = w
+            hard.append(_user_ndcg(table[segments], test_data, rows))
+            blended.append(_user_ndcg(weights @ table, test_data, rows))
+        results.append((f"{name}, true segment", _user_ndcg(table[true_segment], test_data, rows)))
+        results.append((f"{name}, estimated segment", float(np.mean(hard))))
+        results.append((f"{name}, expected over the estimate", float(np.mean(blended))))
     return results
 
 

@@ -204,6 +204,17 @@ class FactorModel:
             return self.global_vector
         return self.segment_vectors[row]
 
+    def mixture_vector(self, weights: Mapping[str, float]) -> FloatArray:
+        """``sum_s w_s v_s / sum_s w_s`` over segment labels (see :mod:`device.recommend.mixture`): the
+        vector whose scores are the expected scores when the shopper is segment s with probability w_s."""
+        total = sum(weights.values())
+        if not weights or total <= 0 or min(weights.values()) < 0:
+            raise ValueError(f"segment weights must be positive and not all zero, got {dict(weights)}")
+        vector = np.zeros_like(self.global_vector)
+        for label, weight in weights.items():
+            vector += (weight / total) * self.segment_vector(label)
+        return vector
+
     def scores(self, segment: Segment | str | None) -> FloatArray:
         """Scores of every item for a segment (``None``: generic), float32 (n,)."""
         return self.item_factors @ self.segment_vector(segment) + self.popularity

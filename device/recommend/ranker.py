@@ -1,13 +1,13 @@
 """Ranking on the device: a dot product, a candidate filter and maximal-marginal-relevance diversity.
 
-Pure numpy, no I/O. ``Ranker(model).rank(segment, n=3, candidates=in_stock_ids)``.
+Pure numpy, no I/O. ``Ranker(model).rank(segment, n=3, candidates=in_stock_ids[, mixture=weights])``.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -37,6 +37,7 @@ class RankerProtocol(Protocol):
         n: int,
         candidates: Sequence[str] | None = None,
         diversity: float = 0.3,
+        mixture: Mapping[str, float] | None = None,
     ) -> list[Recommendation]: ...
 
 
@@ -86,8 +87,12 @@ class Ranker:
         n: int,
         candidates: Sequence[str] | None = None,
         diversity: float = 0.3,
+        mixture: Mapping[str, float] | None = None,
     ) -> list[Recommendation]:
         """Best ``n`` items for ``segment`` among ``candidates`` (all items if None), best first.
+
+        ``mixture`` (segment label -> probability, from :func:`device.recommend.mixture.segment_mixture`),
+        when given, ranks by the expected score over those segments instead of ``segment``'s alone.
 
         ``diversity`` in [0, 1] is the MMR trade-off: 0 ranks by score alone; higher values penalise
         items similar (cosine of item factors) to those already picked. Independently of it, no more
@@ -99,7 +104,7 @@ class Ranker:
         if not 0.0 <= diversity <= 1.0:
             raise ValueError(f"diversity must be in [0, 1], got {diversity}")
         model = self.model
-        vector = model.segment_vector(segment)
+        vector = model.mixture_vector(mixture) if mixture else model.segment_vector(segment)
         rows = self._rows(candidates)
         if rows is None:
             scores = model.item_factors @ vector + model.popularity

@@ -169,6 +169,36 @@ def test_evaluate_learning_curve(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "unlimited users" in capsys.readouterr().out
 
 
+def test_evaluate_camera_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ml = write_movielens(tmp_path / "ml", two_group_interactions(n_users=160, seed=3))
+    args = ["factors", "evaluate", "--movielens", str(ml), "--seed", "1", "--no-rmse", "--camera-error"]
+
+    def rows(*extra: str) -> dict[str, float]:
+        assert run([*args, *extra, "--json"]) == 0
+        camera = json.loads(capsys.readouterr().out)["camera_error"]
+        return {r["method"]: r["ndcg@10"] for r in camera["rows"]}
+
+    # Tastes split by gender (no item liked by both): a camera wrong on 40% of genders loses much of what
+    # knowing the segment is worth, hard segment or expected over both genders alike.
+    poor = rows("--gender-accuracy", "0.6")
+    for method in ("segment popularity", "SVD + age/gender kernel (best)"):
+        assert poor[f"{method}, estimated segment"] < poor[f"{method}, true segment"] - 0.1
+        assert poor[f"{method}, expected over the estimate"] < poor[f"{method}, true segment"] - 0.1
+    # A nearly perfect camera changes nothing.
+    sharp = rows("--gender-accuracy", "0.9999", "--age-sd", "0.01")
+    for method in ("segment popularity", "SVD + age/gender kernel (best)"):
+        assert sharp[f"{method}, estimated segment"] == pytest.approx(
+            sharp[f"{method}, true segment"], abs=0.01
+        )
+        assert sharp[f"{method}, expected over the estimate"] == pytest.approx(
+            sharp[f"{method}, true segment"], abs=0.01
+        )
+    assert run(args) == 0
+    assert "With the camera's error (age sd 6.2 y, gender accuracy 0.945" in capsys.readouterr().out
+    with pytest.raises(SmartShelfError, match="gender-accuracy"):
+        run([*args, "--gender-accuracy", "1.5"])
+
+
 def test_prior_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     (tmp_path / "c.csv").write_text(
         "sku,name,brand,gender,category,price,colour\n"
