@@ -112,6 +112,9 @@ class RecommendConfig:
     """"Pairs well with" items shown per pick on the screen."""
     generic_share: float = 0.0
     """A/B test: share of visits (0-1) shown non-personalised picks to measure uplift."""
+    blend_segments: bool = True
+    """Rank for the expected segment under the estimate's uncertainty (gender probability x age-bracket
+    probability from the age and its spread); false: the single most likely segment only."""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from device.display.screen import Screen
 from device.events import EventLog, event_from_decision
 from device.inference import AgeGender, FaceDetector
 from device.inventory import Product, StoreView
+from device.recommend.mixture import segment_mixture
 from device.recommend.ranker import Ranker
 from device.sensors.camera import ReconnectingCamera
 from device.sensors.presence import PresenceSensor
@@ -225,6 +226,7 @@ class ShelfController:
                 n=self.config.recommend.top_n,
                 candidates=list(candidates),
                 diversity=self.config.recommend.diversity,
+                mixture=self._mixture(outcome),
             )
             products = [candidates[r.item_id] for r in picks]
             screen_items = [self._screen_item(p, ranker, candidates, picks) for p in products]
@@ -266,6 +268,15 @@ class ShelfController:
             {k: round(v, 2) for k, v in timings.items()},
         )
         return decision
+
+    def _mixture(self, outcome: Gate) -> dict[str, float] | None:
+        """The segments this personalised estimate may belong to, weighted (None: rank for the segment)."""
+        if outcome.segment is None or not self.config.recommend.blend_segments:
+            return None
+        e = outcome.estimate
+        mixture = segment_mixture(e.p_female, e.age, e.age_std, min_age=self.config.visit.min_age)
+        logger.debug("segment mixture %s", {k: round(v, 2) for k, v in mixture.items()})
+        return mixture
 
     def _screen_item(
         self, product: Product, ranker: Ranker, candidates: dict[str, Product], picks: list[Recommendation]

@@ -95,13 +95,19 @@ def make_store(path: Path, stock: dict[str, int] | None = None) -> None:
 
 @pytest.fixture
 def shelf(tmp_path: Path):
-    def build(script: list[Demographic | None], *, stock: dict[str, int] | None = None, **visit: object):
+    def build(
+        script: list[Demographic | None],
+        *,
+        stock: dict[str, int] | None = None,
+        recommend: dict[str, object] | None = None,
+        **visit: object,
+    ):
         make_factors(tmp_path / "factors.npz")
         make_store(tmp_path / STORE_FILE, stock)
         config = Config(
             shelf=ShelfConfig(data_dir=tmp_path),
             visit=VisitConfig(**{"min_frames": 3, "leave_after_s": 1.0, **visit}),  # type: ignore[arg-type]
-            recommend=RecommendConfig(top_n=2, diversity=0.0, pairs_n=1),
+            recommend=RecommendConfig(**{"top_n": 2, "diversity": 0.0, "pairs_n": 1, **(recommend or {})}),  # type: ignore[arg-type]
         )
         now = [0.0]
         faces = ScriptedFaces(script)
@@ -160,6 +166,17 @@ def test_minor_gets_generic_picks(shelf) -> None:
     decision = next(d for d in (step() for _ in range(4)) if d is not None)
     assert decision.segment is None and decision.reason == "minor"
     assert decision.items[0] == "SKU-g1", "generic picks follow the global vector"
+
+
+@pytest.mark.parametrize(("blend", "third"), [(True, "SKU-m2"), (False, "SKU-g1")])
+def test_an_unsure_gender_hedges_the_picks_unless_blending_is_off(shelf, blend: bool, third: str) -> None:
+    unsure = Demographic(p_female=0.55, age=30, confidence=0.9)
+    _controller, step, _ = shelf([unsure] * 4, recommend={"top_n": 3, "blend_segments": blend})
+    decision = next(d for d in (step() for _ in range(4)) if d is not None)
+    assert decision.segment_label == "female/25-34", "events record the most likely segment either way"
+    # Expected score with 45% male: m2 (0.1*0.55 + 0.9*0.45 = 0.46) comes third. For "female" alone the men's
+    # items score 0 and w3 is a near-duplicate of w1 (at most two of those), so g1 (0.3) comes third.
+    assert decision.items == ("SKU-w1", "SKU-w2", third)
 
 
 def test_decision_is_revised_when_the_estimate_changes(shelf) -> None:
