@@ -1,6 +1,6 @@
 """How sure the estimate is, as weights over segments. Pure: no I/O.
 
-A shopper estimated at 24 +/- 6 years is not a "18-24" for certain: about 45% of that belief lies in
+A shopper estimated at 24 +/- 6 years is not a "18-24" for certain: about 40% of that belief lies in
 25-34. Because a score is linear in the segment vector, the expected score under that belief is the
 score of the expected vector ``sum_s w_s v_s``: ranking by it ranks by what this shopper most likely
 likes, and it is still one dot product per item on the device (see ``FactorModel.mixture_vector``).
