@@ -9,16 +9,13 @@ likes, and it is still one dot product per item on the device (see ``FactorModel
 from __future__ import annotations
 
 import math
+from statistics import NormalDist
 
 from device.types import AGE_BRACKETS, BRACKET_LOWER, Gender, age_bracket
 
 #: Segments with less weight than this are dropped (and the rest renormalised): they would not change a
 #: pick, and a short mixture is cheap and readable in logs.
 MIN_WEIGHT = 0.02
-
-
-def _normal_cdf(x: float) -> float:
-    return 0.5 * (1.0 + math.erf(x / math.sqrt(2.0)))
 
 
 def bracket_probabilities(age: float, age_std: float, *, min_age: float = 0.0) -> dict[str, float]:
@@ -32,12 +29,11 @@ def bracket_probabilities(age: float, age_std: float, *, min_age: float = 0.0) -
     allowed = [i for i, upper in enumerate(uppers) if upper > min_age]
     if age_std <= 0:
         return {AGE_BRACKETS[max(AGE_BRACKETS.index(age_bracket(age)), allowed[0])]: 1.0}
+    cdf = NormalDist(age, age_std).cdf  # cdf(-inf) = 0, cdf(inf) = 1
     mass: dict[str, float] = {}
     for i in allowed:
         lower = -math.inf if i == allowed[0] else BRACKET_LOWER[i]
-        hi = _normal_cdf((uppers[i] - age) / age_std) if math.isfinite(uppers[i]) else 1.0
-        lo = _normal_cdf((lower - age) / age_std) if math.isfinite(lower) else 0.0
-        mass[AGE_BRACKETS[i]] = max(hi - lo, 0.0)
+        mass[AGE_BRACKETS[i]] = max(cdf(uppers[i]) - cdf(lower), 0.0)
     total = sum(mass.values())
     return {bracket: m / total for bracket, m in mass.items()}
 
