@@ -37,44 +37,14 @@ def test_recommend_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     factors[:, 0] += np.linspace(0, 0.01, 6)  # keep the items distinct for the diversity rule
     vectors = {label: ([1.0, 0.0] if label.startswith("female/") else [0.0, 1.0]) for label in SEGMENT_LABELS}
     make_model(factors, item_ids=list("abcdef"), segment_vectors=vectors).save(tmp_path / "f.npz")
-    assert (
-        run(
-            [
-                "recommend",
-                "--factors",
-                str(tmp_path / "f.npz"),
-                "--age",
-                "29",
-                "--gender",
-                "female",
-                "--top",
-                "2",
-                "--diversity",
-                "0",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    assert json.loads(capsys.readouterr().out) == {"items": ["a", "b"], "segment": "female/25-34"}
-    assert (
-        run(
-            [
-                "recommend",
-                "--factors",
-                str(tmp_path / "f.npz"),
-                "--age",
-                "70",
-                "--gender",
-                "male",
-                "--top",
-                "3",
-                "--json",
-            ]
-        )
-        == 0
-    )
-    out = json.loads(capsys.readouterr().out)
+
+    def recommend(*args: str) -> dict:
+        assert run(["recommend", "--factors", str(tmp_path / "f.npz"), *args, "--json"]) == 0
+        return json.loads(capsys.readouterr().out)
+
+    out = recommend("--age", "29", "--gender", "female", "--top", "2", "--diversity", "0")
+    assert out == {"items": ["a", "b"], "segment": "female/25-34"}
+    out = recommend("--age", "70", "--gender", "male", "--top", "3")
     # d, e, f point the same way: the third pick is not a third near-identical item.
     assert out == {"items": ["d", "e", "a"], "segment": "male/65+"}
 
