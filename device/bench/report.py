@@ -53,7 +53,13 @@ def _plots(result: dict[str, Any], out_dir: Path) -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    written = []
+    written: list[str] = []
+
+    def save(fig: Any, name: str) -> None:
+        fig.tight_layout()
+        fig.savefig(out_dir / name, dpi=100)
+        plt.close(fig)
+        written.append(name)
 
     # 1. stages
     names = [n for n in result["stage_descriptions"]]
@@ -68,10 +74,7 @@ def _plots(result: dict[str, Any], out_dir: Path) -> list[str]:
     ax.set_xlabel("ms per frame")
     ax.set_title("Per-stage latency (device process)")
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out_dir / "stages.png", dpi=100)
-    plt.close(fig)
-    written.append("stages.png")
+    save(fig, "stages.png")
 
     # 2. peers
     pe = result["peers"]
@@ -103,10 +106,7 @@ def _plots(result: dict[str, Any], out_dir: Path) -> list[str]:
             ax.set_yscale("log")
     for ax in axes[len(groups) :]:
         ax.axis("off")
-    fig.tight_layout()
-    fig.savefig(out_dir / "peers.png", dpi=100)
-    plt.close(fig)
-    written.append("peers.png")
+    save(fig, "peers.png")
 
     # 3. scaling
     sc = result["scaling"]
@@ -133,10 +133,7 @@ def _plots(result: dict[str, Any], out_dir: Path) -> list[str]:
     axes[2].loglog(xs, [r["p95"] for r in rows], "o--", label="p95")
     axes[2].set(xlabel="records already in the file", ylabel="ms per insert", title="TinyDB event write")
     axes[2].legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(out_dir / "scaling.png", dpi=100)
-    plt.close(fig)
-    written.append("scaling.png")
+    save(fig, "scaling.png")
 
     # 4. events per day
     rows = sc["events_per_day"]["rows"]
@@ -146,10 +143,7 @@ def _plots(result: dict[str, Any], out_dir: Path) -> list[str]:
         ax.text(i, r["bytes"] / 1e6, f"{r['decisions']:,} events", ha="center", va="bottom", fontsize=8)
     ax.set_ylabel("MB per day")
     ax.set_title(f"Events file size per day ({sc['events_per_day']['opening_hours']:.0f} opening hours)")
-    fig.tight_layout()
-    fig.savefig(out_dir / "events.png", dpi=100)
-    plt.close(fig)
-    written.append("events.png")
+    save(fig, "events.png")
     return written
 
 
