@@ -99,6 +99,18 @@ def wait_for_port(host: str, port: int, proc: subprocess.Popen[str], log: Path, 
     raise SystemExit(f"the admin server did not listen on {host}:{port} within {timeout} s")
 
 
+def stop_server(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
+    """Terminate a server process and wait for it; kill it if it has not exited after ``timeout`` s."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def login(host: str, port: int) -> str:
     """Log in like a browser; return the session cookie header value."""
     conn = http.client.HTTPConnection(host, port, timeout=10)
@@ -194,11 +206,7 @@ def run(products: int = 2000, events: int = 5000, clients: int = 8, seconds: flo
                     t.join()
                 wall = time.perf_counter() - started
         finally:
-            server.terminate()
-            try:
-                server.wait(10)
-            except subprocess.TimeoutExpired:
-                server.kill()
+            stop_server(server)
             server_log.close()
     report: dict[str, Any] = {"products": products, "events": events, "clients": clients, "threads": threads,
                               "seconds": round(wall, 2), "errors": len(errors), "targets": {}}

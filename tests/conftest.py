@@ -7,12 +7,13 @@ user ``admin``; the device URL points at a closed loopback port (the device is "
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from admin_web.loadtest import free_port
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct horse battery"
@@ -20,9 +21,7 @@ ADMIN_PASSWORD = "correct horse battery"
 
 def closed_port() -> int:
     """A loopback port nothing listens on (bound then released)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -13,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from admin_web.loadtest import free_port
 from device.demo.store import FRAMES_DIR, prepare_demo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -23,12 +23,6 @@ def smartshelf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[
     return subprocess.run(
         [sys.executable, "-m", "device.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def write_config(path: Path, data_dir: Path, port: int, extra: str = "") -> Path:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -23,18 +22,13 @@ from pathlib import Path
 
 import pytest
 
+from admin_web.loadtest import free_port, stop_server, wait_for_port
 from admin_web.terminals import simulator
 from device.storage import atomic_write_json
 
 SKUS = [f"SKU-{i}" for i in range(8)]
 START_STOCK = 500
 
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Server:
@@ -53,16 +47,7 @@ class Server:
                  "--host", "127.0.0.1", "--port", str(self.port), "--threads", "16"],
                 stdout=log, stderr=log,
             )
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise AssertionError(f"server exited: {self.log.read_text()[-2000:]}")
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
-                return
-            except OSError:
-                time.sleep(0.05)
-        raise AssertionError("server did not start listening within 20 s")
+        wait_for_port("127.0.0.1", self.port, self.proc, self.log, timeout=20)
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -70,13 +55,8 @@ class Server:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_server(self.proc)
 
 
 def seed_store(data_dir: Path) -> None:

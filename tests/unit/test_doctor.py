@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from admin_web.loadtest import free_port
 from device import doctor
 from device.config import load_config
 from device.doctor import CheckResult, Context, make_context, run_checks, run_one
@@ -227,12 +228,6 @@ def test_time_sync(tmp_path: Path) -> None:
     fake.write_text("#!/bin/sh\necho yes\n")
     [r] = one("time_sync", ctx)
     assert r.status == "ok"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_admin_port(tmp_path: Path) -> None:

@@ -7,15 +7,15 @@ Screenshots go to $SMARTSHELF_ARTIFACTS (default: the test's tmp dir).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from admin_web.loadtest import free_port, stop_server, wait_for_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "browser test password"
@@ -26,19 +26,13 @@ pytestmark = [
 ]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[str]:
     from admin_web.accounts import AccountStore
 
     data_dir = tmp_path / "data"
     AccountStore(data_dir).set_password("admin", PASSWORD)
-    port = _free_port()
+    port = free_port()
     log_path = tmp_path / "server.log"
     log = log_path.open("w")  # a file, not a pipe: an unread pipe could stall the server
     proc = subprocess.Popen(
@@ -46,24 +40,10 @@ def server(tmp_path: Path) -> Iterator[str]:
          "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"admin server exited: {log_path.read_text()[-2000:]}")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail("admin server did not start listening within 30 s")
-                time.sleep(0.1)
+        wait_for_port("127.0.0.1", port, proc, log_path)
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
         log.close()
 
 
