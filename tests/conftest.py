@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from admin_web.loadtest import free_port
+from tools.loadtest import free_port
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct horse battery"

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from device.bench.runner import STAGES
-from device.cli import main
+from tools.bench.runner import STAGES
+from smartshelf.cli import main
 
 pytest.importorskip("matplotlib", reason="the bench extra (matplotlib) draws the report's plots")
 
@@ -112,7 +112,7 @@ def test_report_and_plots_written(bench: tuple[dict[str, Any], Path]) -> None:
 
 
 def test_table_output(bench: tuple[dict[str, Any], Path]) -> None:
-    from device.bench.report import console_table
+    from tools.bench.report import console_table
 
     result, _ = bench
     table = console_table(result)
@@ -124,8 +124,8 @@ def test_table_output(bench: tuple[dict[str, Any], Path]) -> None:
 def test_missing_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import importlib.util
 
-    from device.bench import runner
-    from device.errors import SmartShelfError
+    from tools.bench import runner
+    from smartshelf.core.errors import SmartShelfError
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -137,8 +137,8 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_device_process_failure_is_a_clear_error() -> None:
-    from device.bench import runner
-    from device.errors import SmartShelfError
+    from tools.bench import runner
+    from smartshelf.core.errors import SmartShelfError
 
     with pytest.raises(
         SmartShelfError, match=r"device benchmark process failed \(exit 2\)[\s\S]*--frames must be >= 1"

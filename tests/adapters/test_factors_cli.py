@@ -9,11 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.errors import SmartShelfError
+from smartshelf.core.errors import SmartShelfError
 from device.recommend import cli
 from device.recommend.data import SEGMENT_LABELS
 from device.recommend.factors import FactorModel
-from device.recommend.testing import (
+from tools.recommender import cli as recommender_cli
+from tools.recommender.synthetic import (
     flipped_taste_model,
     make_model,
     two_group_interactions,
@@ -23,9 +24,11 @@ from device.recommend.testing import (
 
 
 def run(argv: list[str]) -> int:
-    """Parse with the module's own sub-commands (as device.cli does) and run the handler."""
+    """Parse with the shipped and the development sub-commands (as smartshelf.cli does) and run the handler."""
     parser = argparse.ArgumentParser(prog="smartshelf")
-    cli.register(parser.add_subparsers(dest="command"))
+    subparsers = parser.add_subparsers(dest="command")
+    cli.register(subparsers)
+    recommender_cli.register(subparsers)
     args = parser.parse_args(argv)
     return args.func(args)
 

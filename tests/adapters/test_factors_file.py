@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from device.errors import ModelError
+from smartshelf.core.errors import ModelError
 from device.recommend.factors import FactorModel, FactorWatcher, compute_checksum
-from device.recommend.testing import make_model
-from device.types import Segment
+from tools.recommender.synthetic import make_model
+from smartshelf.core.types import Segment
 
 
 def model_a() -> FactorModel:

@@ -10,7 +10,7 @@ import pytest
 from device.recommend.data import SEGMENT_LABELS, load_csv
 from device.recommend.factors import FactorModel
 from device.recommend.retrain import RetrainRefused, retrain
-from device.recommend.testing import (
+from tools.recommender.synthetic import (
     flipped_taste_model,
     make_model,
     two_group_interactions,
@@ -77,7 +77,7 @@ def test_first_install_and_segment_only_ledger(tmp_path: Path) -> None:
 def test_unreadable_current_file_is_not_replaced_without_force(tmp_path: Path) -> None:
     ledger, users = write_ledger(tmp_path, flip_recent=False)
     (tmp_path / "factors.npz").write_bytes(b"junk")
-    from device.errors import ModelError
+    from smartshelf.core.errors import ModelError
 
     with pytest.raises(ModelError):
         retrain(load_csv(ledger, users), tmp_path / "factors.npz")

@@ -8,9 +8,9 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from device.config import LedsConfig
+from smartshelf.core.config import LedsConfig
 from device.display import GpioIndicator, NullIndicator, TerminalIndicator, create_indicator
-from device.errors import ConfigError, HardwareUnavailable
+from smartshelf.core.errors import ConfigError, HardwareUnavailable
 
 
 @pytest.fixture

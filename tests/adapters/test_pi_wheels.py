@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from device.update import SYSTEM_PACKAGES, requirement_name
+from smartshelf.installer.update import SYSTEM_PACKAGES, requirement_name
 
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64")

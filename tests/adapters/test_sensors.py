@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from device.config import CameraConfig, PresenceConfig
-from device.errors import CameraError, HardwareUnavailable
+from smartshelf.core.config import CameraConfig, PresenceConfig
+from smartshelf.core.errors import CameraError, HardwareUnavailable
 from device.sensors import ReconnectingCamera, create_camera, create_presence
 from device.sensors.presence import CameraMotion
 from device.sensors.replay import ReplayCamera

@@ -231,7 +231,7 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
 
     repo = tmp_path / "repo"
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "work", ".cache")
-    for name in ("device", "admin_web", "models", "systemd"):
+    for name in ("smartshelf", "device", "admin_web", "models", "systemd"):
         shutil.copytree(ROOT / name, repo / name, ignore=ignore)
     for name in ("setup.sh", "pyproject.toml", "config.example.toml"):
         shutil.copy2(ROOT / name, repo / name)

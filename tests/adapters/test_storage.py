@@ -1,4 +1,4 @@
-"""device.storage: atomic writes, parse cache, cross-handle freshness, corrupt-file recovery, backup."""
+"""smartshelf.core.storage: atomic writes, parse cache, cross-handle freshness, corrupt-file recovery, backup."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from device.errors import StorageError
-from device.storage import (
+from smartshelf.core.errors import StorageError
+from smartshelf.core.storage import (
     AtomicJSONStorage,
     FileLock,
     atomic_write_bytes,
@@ -56,7 +56,7 @@ def test_read_uses_cache_until_file_changes(tmp_path: Path, monkeypatch: pytest.
     assert isinstance(storage, AtomicJSONStorage)
     parses = []
     real_loads = json.loads
-    monkeypatch.setattr("device.storage.json.loads", lambda raw: parses.append(1) or real_loads(raw))
+    monkeypatch.setattr("smartshelf.core.storage.json.loads", lambda raw: parses.append(1) or real_loads(raw))
     for _ in range(5):
         assert db.table("products").all() == [{"sku": "A"}]
     assert parses == []  # written by this handle: served from the cache
@@ -106,7 +106,7 @@ def test_corrupt_file_is_set_aside_and_last_good_copy_restored(
     db.table("products").insert({"sku": "A"})
     db.table("products").insert({"sku": "B"})  # .bak now holds the version with A
     path.write_bytes(b'{"products": {"1": {"sku": "A"}, "2": {"sku"')  # torn by a bad disk
-    with caplog.at_level(logging.ERROR, logger="device.storage"):
+    with caplog.at_level(logging.ERROR, logger="smartshelf.core.storage"):
         fresh = open_db(path)
         skus = [d["sku"] for d in fresh.table("products").all()]
     assert skus == ["A"]

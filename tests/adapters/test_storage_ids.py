@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from device.storage import open_db
+from smartshelf.core.storage import open_db
 
 
 def test_insert_multiple_gives_every_document_its_own_id(tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from device.storage import open_db
+from smartshelf.core.storage import open_db
 
 ROUNDS = 200
 

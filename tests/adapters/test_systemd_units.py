@@ -118,7 +118,7 @@ def test_kiosk_unit_points_chromium_at_the_device_page() -> None:
 
 def test_unit_commands_parse_with_the_cli() -> None:
     """ExecStart/ExecStartPre arguments are accepted by the real `smartshelf` parser."""
-    from device.cli import build_parser
+    from smartshelf.cli import build_parser
 
     parser = build_parser()
     for unit in SYSTEM_UNITS + ONESHOT_UNITS:

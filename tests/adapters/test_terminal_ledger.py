@@ -13,7 +13,7 @@ from admin_web.terminals.apply import Submission
 from admin_web.terminals.errors import AuthError, TerminalError
 from admin_web.terminals.events import event_from_dict
 from admin_web.terminals.ledger import TerminalLedger
-from device.storage import atomic_write_json
+from smartshelf.core.storage import atomic_write_json
 
 
 def seed(data_dir: Path, stock: int = 100) -> None:
@@ -122,7 +122,7 @@ def test_lost_key_file_refuses_instead_of_guessing(tmp_path: Path) -> None:
 
 
 def test_cli_pair_list_revoke_export(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from device.cli import main
+    from smartshelf.cli import main
 
     seed(tmp_path)
     assert main(["terminal", "pair", "--data-dir", str(tmp_path), "--name", "Till 9", "--json"]) == 0
@@ -146,7 +146,7 @@ def test_cli_pair_list_revoke_export(tmp_path: Path, capsys: pytest.CaptureFixtu
 
 def test_an_unforeseen_failure_refuses_only_its_own_event(tmp_path: Path) -> None:
     from admin_web.terminals.ledger import _Pending
-    from device.errors import StorageError
+    from smartshelf.core.errors import StorageError
 
     atomic_write_json(tmp_path / "store.json", {"products": {
         "1": {"sku": "A", "name": "A", "stock": 10}, "2": {"sku": "BAD", "name": "broken doc", "stock": "ten"}}})

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from admin_web.loadtest import free_port, stop_server, wait_for_port
-from admin_web.terminals import simulator
-from device.storage import atomic_write_json
+from tools.loadtest import free_port, stop_server, wait_for_port
+import tools.terminal_simulator as simulator
+from smartshelf.core.storage import atomic_write_json
 
 SKUS = [f"SKU-{i}" for i in range(8)]
 START_STOCK = 500
@@ -43,7 +43,7 @@ class Server:
     def start(self) -> None:
         with self.log.open("ab") as log:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "device.cli", "admin", "--data-dir", str(self.data_dir),
+                [sys.executable, "-m", "smartshelf.cli", "admin", "--data-dir", str(self.data_dir),
                  "--host", "127.0.0.1", "--port", str(self.port), "--threads", "16"],
                 stdout=log, stderr=log,
             )
@@ -71,7 +71,7 @@ def seed_store(data_dir: Path) -> None:
 
 def pair(data_dir: Path) -> tuple[str, str]:
     out = subprocess.run(
-        [sys.executable, "-m", "device.cli", "terminal", "pair", "--data-dir", str(data_dir), "--name", "Till 1", "--json"],
+        [sys.executable, "-m", "smartshelf.cli", "terminal", "pair", "--data-dir", str(data_dir), "--name", "Till 1", "--json"],
         check=True, capture_output=True, text=True,
     )
     creds = json.loads(out.stdout)
@@ -174,7 +174,7 @@ def test_sigkill_mid_run_then_retry_is_exact(server: tuple[Server, str, str]) ->
 def test_simulate_command_prints_a_summary(server: tuple[Server, str, str]) -> None:
     srv, terminal_id, secret = server
     out = subprocess.run(
-        [sys.executable, "-m", "device.cli", "terminal", "simulate", "--url", srv.url, "--terminal-id", terminal_id,
+        [sys.executable, "-m", "smartshelf.cli", "terminal", "simulate", "--url", srv.url, "--terminal-id", terminal_id,
          "--skus", "SKU-1,SKU-2", "--count", "50", "--duplicates", "0.1", "--rate", "500/s", "--concurrency", "4",
          "--json"],
         check=False, capture_output=True, text=True, timeout=60,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from device.config import Config, ConfigError, load_config, parse_config
+from smartshelf.core.config import Config, ConfigError, load_config, parse_config
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from admin_web.loadtest import free_port
-from device import doctor
-from device.config import load_config
-from device.doctor import CheckResult, Context, make_context, run_checks, run_one
+from tools.loadtest import free_port
+from smartshelf.installer import doctor
+from smartshelf.core.config import load_config
+from smartshelf.installer.doctor import CheckResult, Context, make_context, run_checks, run_one
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = ROOT / "device" / "demo" / "frames"
@@ -178,7 +178,7 @@ def test_models_verified_against_manifest(tmp_path: Path) -> None:
 
 
 def test_factor_file(tmp_path: Path) -> None:
-    from device.recommend.testing import make_model
+    from tools.recommender.synthetic import make_model
 
     ctx = ctx_for(tmp_path)
     [r] = one("factors", ctx)
@@ -269,7 +269,7 @@ def run_cli(*argv: str) -> tuple[int, str]:
 
 
 def test_cli_text_and_json(tmp_path: Path) -> None:
-    from device.recommend.testing import make_model
+    from tools.recommender.synthetic import make_model
 
     port = free_port()
     path = write_config(
@@ -293,7 +293,7 @@ def test_cli_text_and_json(tmp_path: Path) -> None:
 
 
 def test_cli_rejects_unknown_skip() -> None:
-    from device.errors import ConfigError
+    from smartshelf.core.errors import ConfigError
 
     with pytest.raises(ConfigError, match="not a check"):
         run_cli("--skip", "camra")

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from device.config import load_config
-from device.errors import ConfigError
-from device.firstboot import apply, parse_firstboot, strip_table
+from smartshelf.core.config import load_config
+from smartshelf.core.errors import ConfigError
+from smartshelf.installer.firstboot import apply, parse_firstboot, strip_table
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -133,7 +133,7 @@ def test_file_without_firstboot_table_is_a_plain_config(tmp_path: Path) -> None:
 
 def test_hash_password_cli_makes_a_usable_line() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "device.cli", "firstboot", "--hash-password"],
+        [sys.executable, "-m", "smartshelf.cli", "firstboot", "--hash-password"],
         input="correct horse battery\n",
         capture_output=True,
         text=True,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from models.gate_calibration import table
+from models.training.gate_calibration import table
 
 
 def test_table_counts_only_faces_at_or_above_each_threshold() -> None:
@@ -24,7 +24,7 @@ def test_table_counts_only_faces_at_or_above_each_threshold() -> None:
 def test_a_model_fitted_on_the_validation_split_is_recognised(tmp_path) -> None:
     import json
 
-    from models.gate_calibration import fitted_on_validation
+    from models.training.gate_calibration import fitted_on_validation
 
     def manifest(fit_on: str | None) -> None:
         training = {"epochs": 40} if fit_on is None else {"epochs": 40, "fit_on": fit_on}

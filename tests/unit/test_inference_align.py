@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from device.errors import ImageError
+from smartshelf.core.errors import ImageError
 from device.inference.align import align_face, alignment_matrix
-from device.types import Face
+from smartshelf.core.types import Face
 
 
 def _frame_with_eyes(angle_deg: float, centre=(150.0, 110.0), half=30.0):

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from device.errors import HardwareUnavailable, ModelError
+from smartshelf.core.errors import HardwareUnavailable, ModelError
 from device.inference.age_gender import AGE_BINS, demographic_from_logits
 from device.inference.runtime import dequantize, load_interpreter, quantize, sha256_of, verify_model
 

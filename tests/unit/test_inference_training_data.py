@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from models import data as D
-from models import train as T
+from models.training import data as D
+from models.training import train as T
 
 
 def test_split_is_fixed_and_roughly_70_15_15():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from device.recommend.data import SEGMENT_LABELS, Interactions
-from device.recommend.evaluate import segment_most_rated, segment_popularity
+from tools.recommender.evaluate import segment_most_rated, segment_popularity
 
 WOMEN_25 = SEGMENT_LABELS.index("female/25-34")
 MEN_25 = SEGMENT_LABELS.index("male/25-34")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from device.recommend.evaluate import fit_learning_curve
+from tools.recommender.evaluate import fit_learning_curve
 
 
 def test_fit_recovers_a_known_curve() -> None:

@@ -10,7 +10,7 @@ import pytest
 from device.recommend import train as train_mod
 from device.recommend.data import SEGMENT_LABELS, DataError, load_csv
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
-from device.recommend.testing import two_group_interactions, write_admin_export
+from tools.recommender.synthetic import two_group_interactions, write_admin_export
 from device.recommend.train import SearchSpace, TrainParams, build_model, fit_svd, search, train
 
 SMALL_SPACE = SearchSpace(

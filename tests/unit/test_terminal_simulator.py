@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from admin_web.terminals.events import event_from_dict
-from admin_web.terminals.simulator import Summary, plan_events
+from tools.terminal_simulator import Summary, plan_events
 
 
 def test_plan_has_the_asked_duplicates_after_their_originals() -> None:

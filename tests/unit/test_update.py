@@ -1,6 +1,6 @@
 """`smartshelf update` with a temp prefix: install, doctor gate, atomic switch, restart rollback.
 
-Releases are made from a copy of this project's own tree (device/, admin_web/, models/,
+Releases are made from a copy of this project's own tree (smartshelf/, device/, admin_web/, models/,
 pyproject.toml). The release venvs use --no-deps plus this venv's site-packages, so no package
 index is needed and each install takes a couple of seconds.
 """
@@ -19,8 +19,8 @@ from pathlib import Path
 
 import pytest
 
-from device.errors import SmartShelfError
-from device.update import (
+from smartshelf.core.errors import SmartShelfError
+from smartshelf.installer.update import (
     RELEASE_FILE,
     Options,
     UpdateError,
@@ -36,7 +36,7 @@ PURELIB = Path(sysconfig.get_paths()["purelib"])
 
 def make_tree(dest: Path, marker: str = "1") -> Path:
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "work", ".cache")
-    for name in ("device", "admin_web", "models"):
+    for name in ("smartshelf", "device", "admin_web", "models"):
         shutil.copytree(ROOT / name, dest / name, ignore=ignore)
     shutil.copy2(ROOT / "pyproject.toml", dest / "pyproject.toml")
     (dest / "RELEASE-MARKER").write_text(marker)
@@ -209,7 +209,7 @@ def test_cli_dry_run_changes_nothing(tmp_path: Path) -> None:
         [
             sys.executable,
             "-m",
-            "device.update",
+            "smartshelf.installer.update",
             "--from",
             str(tmp_path / "src"),
             "--prefix",
@@ -306,7 +306,7 @@ def build_wheel(tree: Path, dest: Path, version: str = "0.9.0") -> Path:
 
     dist = f"smartshelf-{version}.dist-info"
     files: dict[str, bytes] = {}
-    for package in ("device", "admin_web"):
+    for package in ("smartshelf", "device", "admin_web"):
         for path in sorted((tree / package).rglob("*")):
             if path.is_file() and "__pycache__" not in path.parts:
                 files[str(path.relative_to(tree))] = path.read_bytes()
@@ -316,7 +316,7 @@ def build_wheel(tree: Path, dest: Path, version: str = "0.9.0") -> Path:
     files[f"{dist}/WHEEL"] = (
         b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
     )
-    files[f"{dist}/entry_points.txt"] = b"[console_scripts]\nsmartshelf = device.cli:main\n"
+    files[f"{dist}/entry_points.txt"] = b"[console_scripts]\nsmartshelf = smartshelf.cli:main\n"
     record = []
     for name, data in files.items():
         digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()

@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from device.cli import main
-from device.storage import open_db
+from smartshelf.cli import main
+from smartshelf.core.storage import open_db
 
 
 def _run(argv: list[str], monkeypatch: pytest.MonkeyPatch, stdin: str = "") -> int:
@@ -64,7 +64,7 @@ def test_backup_and_restore_commands(tmp_path: Path, monkeypatch: pytest.MonkeyP
 
 
 def test_cli_import_does_not_load_flask() -> None:
-    code = "import sys, device.cli; device.cli.build_parser(); print('flask' in sys.modules)"
+    code = "import sys, smartshelf.cli; smartshelf.cli.build_parser(); print('flask' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
 
@@ -101,7 +101,7 @@ def test_app_reads_smartshelf_config(tmp_path: Path) -> None:
 def test_app_start_recovers_or_refuses_a_corrupt_store(tmp_path: Path) -> None:
     from admin_web import create_app
     from admin_web.repository import InventoryRepository
-    from device.errors import StorageError
+    from smartshelf.core.errors import StorageError
 
     repo = InventoryRepository(tmp_path)
     repo.create_product({"sku": "A", "name": "A", "price": 1, "stock": 1})
@@ -121,7 +121,7 @@ def test_app_start_recovers_or_refuses_a_corrupt_store(tmp_path: Path) -> None:
 
 
 def test_serve_action_and_options_parse() -> None:
-    from device.cli import build_parser
+    from smartshelf.cli import build_parser
 
     parser = build_parser()
     for argv in (["admin", "serve", "--config", "/c.toml", "--port", "9000"], ["admin", "--port", "9000"]):

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from device.storage import open_db
+from smartshelf.core.storage import open_db
 
 PRODUCT = {"sku": "TEE-1", "name": "Cotton tee", "price": 49900, "stock": 7, "brand": "Acme", "gender": "unisex"}
 

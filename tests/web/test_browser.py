@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from admin_web.loadtest import free_port, stop_server, wait_for_port
+from tools.loadtest import free_port, stop_server, wait_for_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "browser test password"
@@ -36,7 +36,7 @@ def server(tmp_path: Path) -> Iterator[str]:
     log_path = tmp_path / "server.log"
     log = log_path.open("w")  # a file, not a pipe: an unread pipe could stall the server
     proc = subprocess.Popen(
-        [sys.executable, "-m", "device.cli", "admin", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+        [sys.executable, "-m", "smartshelf.cli", "admin", "--data-dir", str(data_dir), "--host", "127.0.0.1",
          "--port", str(port)],
         stdout=subprocess.DEVNULL, stderr=log, text=True)
     try:

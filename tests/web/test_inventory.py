@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from device.storage import open_db
+from smartshelf.core.storage import open_db
 
 MYNTRA = Path(__file__).resolve().parents[3] / "shared" / "data" / "myntra" / "myntra_products_catalog.csv"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from device.storage import atomic_write_json, open_db
+from smartshelf.core.storage import atomic_write_json, open_db
 
 
 class FakeDevice:
@@ -235,7 +235,7 @@ def test_event_reader_raw_events_are_cached_per_file_version(app: Any, monkeypat
     assert [e["items"] for e in got] == [["B"], ["A"]]  # sorted by time
     parses: list[int] = []
     real = json.loads
-    monkeypatch.setattr("device.storage.json.loads", lambda raw: parses.append(1) or real(raw))
+    monkeypatch.setattr("smartshelf.core.storage.json.loads", lambda raw: parses.append(1) or real(raw))
     assert reader.events_between(start, start + 86400) == got and parses == []  # unchanged: no parse
     _write_events(data_dir, [_event(start + 10, "generic", ["C"], 3)])
     assert [e["items"] for e in reader.events_between(start, start + 86400)] == [["C"]]

@@ -1,6 +1,6 @@
 """The device half of ``smartshelf bench``, run in its own process so its peak RSS is honest.
 
-``python -m device.bench.device_run OUT.json --frames N --spawned-at EPOCH`` builds the real shelf
+``python -m tools.bench.device_run OUT.json --frames N --spawned-at EPOCH`` builds the real shelf
 with :func:`device.shelf.build_shelf` (replay camera over the demo frames that contain the shopper,
 camera-motion presence, BlazeFace, the int8 age/gender model, the demo factor file and store, gpiozero
 LEDs on MockFactory pins, the kiosk screen state without its HTTP server, the TinyDB event log) and
@@ -37,7 +37,7 @@ def bench_config(data_dir: Path, replay_dir: Path) -> Any:
     (decide_within_s 0), shopper gone after 0.1 s of frame time."""
     import dataclasses
 
-    from device.config import KioskConfig, LedsConfig, PresenceConfig, VisitConfig
+    from smartshelf.core.config import KioskConfig, LedsConfig, PresenceConfig, VisitConfig
     from device.demo.store import prepare_demo
 
     config = prepare_demo(data_dir, loop=True)
@@ -63,7 +63,7 @@ def run(
 
     from device.demo.store import FRAMES_DIR
     from device.display.screen import KioskScreen
-    from device.errors import SmartShelfError
+    from smartshelf.core.errors import SmartShelfError
     from device.inference.align import align_face
     from device.shelf import build_shelf
 
@@ -187,7 +187,7 @@ def run(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m device.bench.device_run")
+    parser = argparse.ArgumentParser(prog="python -m tools.bench.device_run")
     parser.add_argument("out", type=Path)
     parser.add_argument("--frames", type=int, default=300)
     parser.add_argument(

@@ -1,6 +1,6 @@
 """``smartshelf bench``: measure every stage of the shelf and its peers in one run.
 
-The device half runs in its own process (:mod:`device.bench.device_run`) so that its peak RSS is the
+The device half runs in its own process (:mod:`tools.bench.device_run`) so that its peak RSS is the
 device's own; peers, scaling and the report (matplotlib) run here afterwards.
 """
 
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.bench import peers, scaling
-from device.bench.stats import summarize
-from device.errors import SmartShelfError
+from tools.bench import peers, scaling
+from tools.bench.stats import summarize
+from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ def _child_env() -> dict[str, str]:
 
 
 def run_device_process(frames: int, face_frames: list[str] | None = None) -> dict[str, Any]:
-    """Run :mod:`device.bench.device_run` in a fresh interpreter and return its JSON.
+    """Run :mod:`tools.bench.device_run` in a fresh interpreter and return its JSON.
 
     ``face_frames``: the demo frames to replay (those with the shopper); default the whole clip."""
     with tempfile.TemporaryDirectory(prefix="smartshelf-bench-") as tmp:
@@ -97,7 +97,7 @@ def run_device_process(frames: int, face_frames: list[str] | None = None) -> dic
             [
                 sys.executable,
                 "-m",
-                "device.bench.device_run",
+                "tools.bench.device_run",
                 str(out),
                 "--frames",
                 str(frames),
@@ -208,9 +208,9 @@ def run_bench(
     *, quick: bool, out_dir: Path, peer_python: Path | None = None, command: str = ""
 ) -> dict[str, Any]:
     """Run every measurement, write ``out_dir/report.md`` and its plots, return the result object."""
-    from device.bench.modelcost import PI4_RATE_SOURCE, model_costs
-    from device.bench.report import late_day_estimate, write_report
-    from device.config import ModelsConfig
+    from tools.bench.modelcost import PI4_RATE_SOURCE, model_costs
+    from tools.bench.report import late_day_estimate, write_report
+    from smartshelf.core.config import ModelsConfig
     from device.inference import DETECTOR_FILES, MODELS_DIR, create_detector
 
     if importlib.util.find_spec("matplotlib") is None:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
-from device.errors import ConfigError
+from smartshelf.core.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path("/etc/smartshelf/config.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/smartshelf")

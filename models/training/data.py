@@ -5,7 +5,7 @@ Labels come from UTKFace-style file names ``AGE_GENDER_RACE_DATE.jpg.chip.jpg`` 
 set can replace the research set with one command.
 
 Split (fixed, documented, independent of file order): ``sha1(file name)`` as an integer modulo 100:
-0-69 train, 70-84 validation, 85-99 test. Test is only read by ``models.evaluate``.
+0-69 train, 70-84 validation, 85-99 test. Test is only read by ``models.training.evaluate``.
 
 Crops are made with the SAME BlazeFace detector and :func:`device.inference.align.align_face` that
 the device uses. They are cached as ``models/work/crops-<size>-<hash>.npz`` (git-ignored,
@@ -24,7 +24,7 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = (REPO / ".." / "shared" / "data" / "faces" / "utkface_crop").resolve()
 WORK_DIR = REPO / "models" / "work"
 MODELS_DIR = REPO / "models"
@@ -92,7 +92,7 @@ def crop_dataset(
     """
     from device.inference import create_detector
     from device.inference.align import align_face
-    from device.types import Face
+    from smartshelf.core.types import Face
 
     key = hashlib.sha1(("\n".join(str(s.path) for s in samples) + f"|{size}|v3").encode()).hexdigest()[:12]
     cache_path = WORK_DIR / f"crops-{size}-{key}.npz"
@@ -134,7 +134,7 @@ def outside_masks(samples: list[Sample], size: int, *, cache: bool = True) -> np
 
     from device.inference import create_detector
     from device.inference.align import alignment_matrix
-    from device.types import Face
+    from smartshelf.core.types import Face
 
     key = hashlib.sha1(("\n".join(str(s.path) for s in samples) + f"|{size}|mask-v3").encode()).hexdigest()[
         :12

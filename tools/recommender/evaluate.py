@@ -27,7 +27,7 @@ from device.recommend.data import SEGMENT_LABELS, Interactions
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
 from device.recommend.mixture import segment_mixture
 from device.recommend.train import PLAIN_SPACE, SearchSpace, relevance_matrix, split_users, train
-from device.types import Segment
+from smartshelf.core.types import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ def evaluate_ranking(data: Interactions, *, seed: int = 0, test_fraction: float 
 
 
 # ----------------------------------------------------------------------------- camera error
-#: The committed age/gender model's error on its test split (``python -m models.evaluate``): age MAE
+#: The committed age/gender model's error on its test split (``python -m models.training.evaluate``): age MAE
 #: 4.95 years is a normal error with sd 4.95 * sqrt(pi / 2) = 6.2 years; gender accuracy 94.5%.
 CAMERA_AGE_SD = 6.2
 CAMERA_GENDER_ACCURACY = 0.945

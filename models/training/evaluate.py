@@ -1,8 +1,8 @@
 """Evaluate the committed models on the TEST split and compare with peers.
 
-    python -m models.evaluate                 # full test split, prints markdown tables
-    python -m models.evaluate --limit 200     # quick run
-    python -m models.evaluate --write-readme  # also replace the table between the markers in models/README.md
+    python -m models.training.evaluate                 # full test split, prints markdown tables
+    python -m models.training.evaluate --limit 200     # quick run
+    python -m models.training.evaluate --write-readme  # also replace the table between the markers in models/README.md
 
 Reports, on the test split of ``models/data.py`` (sha1(file name) % 100 >= 85):
 * age/gender, float32 vs int8: gender accuracy (true age >= 13), age MAE, age bracket exact and
@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from device.types import AGE_BRACKETS, Face, age_bracket, bracket_index
-from models import data as D
+from smartshelf.core.types import AGE_BRACKETS, Face, age_bracket, bracket_index
+from models.training import data as D
 
-logger = logging.getLogger("models.evaluate")
+logger = logging.getLogger("models.training.evaluate")
 
 BEGIN, END = "<!-- EVAL:BEGIN -->", "<!-- EVAL:END -->"
 

@@ -1,6 +1,6 @@
 """``smartshelf bench``: one run that measures every stage of the shelf against its peers.
 
-Registers the sub-command only; the measurement code (:mod:`device.bench.runner`) is imported by
+Registers the sub-command only; the measurement code (:mod:`tools.bench.runner`) is imported by
 the handler, so ``smartshelf --help`` stays light.
 """
 
@@ -35,8 +35,8 @@ def register(subparsers: Any) -> None:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from device.bench.report import console_table
-    from device.bench.runner import run_bench
+    from tools.bench.report import console_table
+    from tools.bench.runner import run_bench
 
     argv = ["smartshelf", "bench"] + (["--quick"] if args.quick else []) + (["--json"] if args.json else [])
     if args.out != DEFAULT_OUT:

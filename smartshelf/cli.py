@@ -1,4 +1,5 @@
-"""The ``smartshelf`` console script: a thin dispatcher over per-area command modules.
+"""The ``smartshelf`` console script, the one place where the rooms are assembled: a thin dispatcher
+over per-area command modules.
 
 Each module in COMMAND_MODULES exposes ``register(subparsers)``, which adds its sub-command(s)
 and sets ``func(args) -> int`` on the parser. Modules must not import hardware libraries or flask
@@ -9,25 +10,31 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
 
-from device import __version__
-from device.errors import SmartShelfError
+from smartshelf.core import __version__
+from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
 
+#: What ships: the shelf runtime, the staff app and the installer's commands.
 COMMAND_MODULES: tuple[str, ...] = (
     "device.app",
     "device.recommend.cli",
     "admin_web.terminals.cli",
     "admin_web.cli",
-    "device.doctor",
-    "device.update",
-    "device.firstboot",
-    "device.bench",
+    "smartshelf.installer.doctor",
+    "smartshelf.installer.update",
+    "smartshelf.installer.firstboot",
 )
+
+#: Development commands (bench, factors evaluate, terminal simulate, ...): registered only where the
+#: ``tools`` package is importable, i.e. in a development checkout (``./setup.sh --dev`` puts the
+#: checkout on the venv's path). The wheel that ships to a shelf does not contain it.
+DEV_COMMAND_MODULE = "tools.cli"
 
 
 def configure_logging(debug: bool = False) -> None:
@@ -49,6 +56,8 @@ def build_parser() -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(subparsers)
+    if importlib.util.find_spec(DEV_COMMAND_MODULE.partition(".")[0]) is not None:
+        importlib.import_module(DEV_COMMAND_MODULE).register(subparsers)
     return parser
 
 

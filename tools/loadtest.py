@@ -1,4 +1,4 @@
-"""Load test of the real admin server: ``python -m admin_web.loadtest``.
+"""Load test of the real admin server: ``python -m tools.loadtest``.
 
 Seeds a temp data dir with N products (default 2,000, from the Myntra catalogue when available,
 else synthetic) and a day of decision events, starts the production server (``smartshelf admin``, waitress) in
@@ -39,7 +39,7 @@ def seed(data_dir: Path, n_products: int, n_events: int, rng: random.Random) -> 
     from admin_web.accounts import AccountStore
     from admin_web.csvio import parse_products_csv
     from admin_web.repository import InventoryRepository
-    from device.storage import atomic_write_json
+    from smartshelf.core.storage import atomic_write_json
 
     products: list[dict[str, Any]] = []
     if MYNTRA.exists():
@@ -181,7 +181,7 @@ def run(products: int = 2000, events: int = 5000, clients: int = 8, seconds: flo
         # the real production entry point, in its own process (its own GIL, like on the Pi)
         server_log = (data_dir / "server.log").open("w")  # a file, not a pipe: a full pipe would stall it
         server = subprocess.Popen(
-            [sys.executable, "-m", "device.cli", "admin", "serve", "--data-dir", str(data_dir),
+            [sys.executable, "-m", "smartshelf.cli", "admin", "serve", "--data-dir", str(data_dir),
              "--host", "127.0.0.1", "--port", str(port), "--threads", str(threads)],
             stdout=subprocess.DEVNULL, stderr=server_log, text=True)
         try:
@@ -227,7 +227,7 @@ def run(products: int = 2000, events: int = 5000, clients: int = 8, seconds: flo
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m admin_web.loadtest", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m tools.loadtest", description=__doc__.splitlines()[0])
     parser.add_argument("--products", type=int, default=2000)
     parser.add_argument("--events", type=int, default=5000, help="decision events spread over 3 days")
     parser.add_argument("--clients", type=int, default=8, help="concurrent client threads")

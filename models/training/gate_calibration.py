@@ -4,10 +4,10 @@ For each threshold it prints the share of adult faces (age >= 13) that would be 
 the accuracy of those personalised estimates (gender, age bracket exact and within one), plus the
 gender accuracy of the faces sent to the generic picks. The test split is never used here.
 
-    python -m models.gate_calibration [--limit 800] [--data ../shared/data/faces/utkface_crop]
-    python -m models.gate_calibration --models-dir models/work/run-train-only
+    python -m models.training.gate_calibration [--limit 800] [--data ../shared/data/faces/utkface_crop]
+    python -m models.training.gate_calibration --models-dir models/work/run-train-only
 
-A model fitted on train+val (``models.train``'s default, the committed one) has seen the
+A model fitted on train+val (``models.training.train``'s default, the committed one) has seen the
 validation faces and looks more confident on them than on new faces: calibrate with the train-only
 run of the same recipe (``--models-dir``, a folder with its own ``manifest.json``) instead.
 """
@@ -24,10 +24,10 @@ from pathlib import Path
 import numpy as np
 
 from device.inference import create_age_gender, create_detector
-from device.types import AGE_BRACKETS, age_bracket
-from models.data import DEFAULT_DATA, list_samples, read_rgb
+from smartshelf.core.types import AGE_BRACKETS, age_bracket
+from models.training.data import DEFAULT_DATA, list_samples, read_rgb
 
-logger = logging.getLogger("models.gate_calibration")
+logger = logging.getLogger("models.training.gate_calibration")
 
 THRESHOLDS = (0.2, 0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
 

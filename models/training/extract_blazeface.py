@@ -1,7 +1,7 @@
 """Extract the BlazeFace face-detection models from the mediapipe 0.10.21 wheel into ``models/``.
 
-    python -m models.extract_blazeface            # fetch the wheel with pip into a temp dir
-    python -m models.extract_blazeface --wheel mediapipe-0.10.21-...whl
+    python -m models.training.extract_blazeface            # fetch the wheel with pip into a temp dir
+    python -m models.training.extract_blazeface --wheel mediapipe-0.10.21-...whl
 
 The two ``.tflite`` files are copied as shipped (float, Apache-2.0), a licence notice is written to
 ``models/LICENSES/mediapipe-blazeface.txt`` and ``models/manifest.json`` is updated with their sha256.
@@ -18,12 +18,12 @@ import tempfile
 import zipfile
 from pathlib import Path
 
-from models.manifest_tools import update_manifest
+from models.training.manifest_tools import update_manifest
 
 logger = logging.getLogger(__name__)
 
 MEDIAPIPE_VERSION = "0.10.21"
-MODELS_DIR = Path(__file__).resolve().parent
+MODELS_DIR = Path(__file__).resolve().parents[1]
 
 #: member inside the wheel -> (file name in models/, manifest name, input shape)
 MEMBERS = {

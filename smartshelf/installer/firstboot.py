@@ -14,7 +14,7 @@ validation) plus one optional table that never reaches ``/etc``::
 
 On boot (``smartshelf-firstboot.service``, a oneshot that runs before the device and admin
 services when the file exists) or from setup.sh, the file is validated with
-:func:`device.config.parse_config` after the ``[firstboot]`` table is removed. When valid:
+:func:`smartshelf.core.config.parse_config` after the ``[firstboot]`` table is removed. When valid:
 
 * the config part goes to ``/etc/smartshelf/config.toml`` (an existing file is kept as
   ``config.toml.bak-<UTC time>``), written atomically, mode 0644;
@@ -42,8 +42,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.config import DEFAULT_CONFIG_PATH, Config, parse_config
-from device.errors import ConfigError
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, parse_config
+from smartshelf.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ def parse_firstboot(text: str, source: Path) -> FirstBoot:
 
 
 def _atomic_write_text(path: Path, text: str, mode: int) -> None:
-    from device.storage import atomic_write_bytes
+    from smartshelf.core.storage import atomic_write_bytes
 
     atomic_write_bytes(path, text.encode("utf-8"), mode=mode)
 

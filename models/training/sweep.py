@@ -1,15 +1,15 @@
-"""Compare training recipes on the validation split: a grid of ``models.train`` options x seeds.
+"""Compare training recipes on the validation split: a grid of ``models.training.train`` options x seeds.
 
-    python -m models.sweep --grid "teacher_gender_weight=0.5,0.8" --seeds 1,2,3 --jobs 2
-    python -m models.sweep --pack faces64.pack.npz          # train + val data for another machine
-    KERAS_BACKEND=jax python -m models.sweep --packed faces64.pack.npz --grid "width=32,36" --jobs 12
-    python -m models.sweep --grid "lr=0.002,0.003" --epochs 60     # other models.train options apply to all
+    python -m models.training.sweep --grid "teacher_gender_weight=0.5,0.8" --seeds 1,2,3 --jobs 2
+    python -m models.training.sweep --pack faces64.pack.npz          # train + val data for another machine
+    KERAS_BACKEND=jax python -m models.training.sweep --packed faces64.pack.npz --grid "width=32,36" --jobs 12
+    python -m models.training.sweep --grid "lr=0.002,0.003" --epochs 60     # other models.training.train options apply to all
 
-Every run is ``models.train``'s own ``fit_model`` with ``--fit-on train`` (best epoch on the
+Every run is ``models.training.train``'s own ``fit_model`` with ``--fit-on train`` (best epoch on the
 validation split, mirror-averaged as on the device); results are averaged over the seeds, because
 a single run's validation gender accuracy moves by about a point from seed to seed. Nothing here
 reads the test split: ``--pack`` leaves it out. The recipe that wins is then fitted on train + val
-by ``python -m models.train OPTIONS`` (``--fit-on train+val``, its default). Runs in parallel worker processes
+by ``python -m models.training.train OPTIONS`` (``--fit-on train+val``, its default). Runs in parallel worker processes
 (``--jobs``); each appends its result to ``--out`` (JSON lines) as soon as it finishes, so an
 interrupted sweep keeps what it finished. Keras runs on whichever backend ``KERAS_BACKEND`` names
 (TensorFlow by default; JAX or PyTorch on a GPU machine without TensorFlow).
@@ -28,9 +28,9 @@ from typing import Any
 
 import numpy as np
 
-from models import train as T
+from models.training import train as T
 
-logger = logging.getLogger("models.sweep")
+logger = logging.getLogger("models.training.sweep")
 
 
 # ------------------------------------------------------------------------------------------ packing
@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("sweep.jsonl"), help="results, one JSON line per run")
     args, rest = p.parse_known_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    base = T.parse_args(rest)  # any other models.train option applies to every run
+    base = T.parse_args(rest)  # any other models.training.train option applies to every run
     if args.pack:
         n = pack(T.load_training_data(base, small_faces=True), args.pack)
         logger.info(

@@ -18,7 +18,7 @@ from pathlib import Path
 from device.recommend.data import DataError
 from device.recommend.factors import _file_mode
 from device.recommend.prior import CatalogItem, build_prior, category_of
-from device.storage import atomic_write_bytes
+from smartshelf.core.storage import atomic_write_bytes
 
 #: (Myntra gender, category, how many).
 QUOTAS: tuple[tuple[str, str, int], ...] = (

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from device.bench.peers import sample_event, synthetic_model
-from device.bench.stats import summarize, time_ms
-from device.errors import SmartShelfError
+from tools.bench.peers import sample_event, synthetic_model
+from tools.bench.stats import summarize, time_ms
+from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def recommend_scaling(sizes: list[int], *, rounds: int, n: int = 3) -> dict[str,
     """Ranker latency (top-n with MMR diversity 0.3) for synthetic catalogues of each size: over the
     whole catalogue, and over an explicit candidate list naming every item (the in-stock filter path)."""
     from device.recommend.ranker import Ranker
-    from device.types import Segment
+    from smartshelf.core.types import Segment
 
     segment = Segment.parse("male/35-44")
     rows = []
@@ -133,7 +133,7 @@ def admin_list_scaling(sizes: list[int], *, rounds: int) -> dict[str, Any]:
 def events_per_day(profiles: dict[str, float], *, opening_hours: float) -> dict[str, Any]:
     """Size of one day's events file for each traffic profile (seconds between decisions), written
     through the device's storage (TinyDB, one insert_multiple) with realistic event documents."""
-    from device.storage import open_db
+    from smartshelf.core.storage import open_db
 
     rows = []
     t0 = time.time()

@@ -1,6 +1,6 @@
 """Export the trained Keras age/gender model to TFLite: float32 and full-integer int8.
 
-    python -m models.quantize            # re-export from models/work/age_gender.keras
+    python -m models.training.quantize            # re-export from models/work/age_gender.keras
 
 int8: post-training full-integer quantization (weights and activations int8, int8 input and
 output tensors) calibrated on a representative set of aligned crops from the TRAIN split.
@@ -16,16 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from models import data as D
-from models.manifest_tools import update_manifest
+from models.training import data as D
+from models.training.manifest_tools import update_manifest
 
-logger = logging.getLogger("models.quantize")
+logger = logging.getLogger("models.training.quantize")
 
 INT8_FILE = "age_gender_int8.tflite"
 FLOAT_FILE = "age_gender_float32.tflite"
 LICENCE = (
     "trained on UTKFace (non-commercial research use only); retrain on licensed data for a product "
-    "(python -m models.train --data DIR); see models/README.md"
+    "(python -m models.training.train --data DIR); see models/README.md"
 )
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from device.recommend.data import SEGMENT_LABELS, Interactions
 from device.recommend.factors import FactorModel
-from device.types import bracket_midpoint
+from smartshelf.core.types import bracket_midpoint
 
 
 def make_model(

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from device.config import DEFAULT_CONFIG_PATH, Config, load_config
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
 
 logger = logging.getLogger(__name__)
 
@@ -542,7 +542,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
     skip = {s.strip() for value in args.skip for s in value.split(",") if s.strip()}
     unknown = skip - set(CHECK_NAMES)
     if unknown:
-        from device.errors import ConfigError
+        from smartshelf.core.errors import ConfigError
 
         raise ConfigError(f"--skip {min(unknown)!r} is not a check; choose from {', '.join(CHECK_NAMES)}")
     ctx = make_context(args.config, explicit=args.config is not None)
@@ -558,7 +558,7 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
 
 
 def _main(argv: list[str] | None = None) -> int:  # pragma: no cover - convenience for python -m
-    from device.cli import main
+    from smartshelf.cli import main
 
     return main(["doctor", *(argv if argv is not None else sys.argv[1:])])
 

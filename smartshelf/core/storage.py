@@ -11,7 +11,7 @@ Guarantees (see CONTRACTS.md, "Storage module"):
 * Before each write the storage keeps the previous (known good) version as ``<name>.bak`` (a hard
   link, no copy). A file that no longer parses is moved aside as ``<name>.corrupt-<timestamp>`` and
   the ``.bak`` copy restored, with an ERROR log line. It is never silently emptied: without a good
-  copy :class:`~device.errors.StorageError` is raised and the file is left alone.
+  copy :class:`~smartshelf.core.errors.StorageError` is raised and the file is left alone.
 * :class:`FileLock` (``fcntl.flock`` on ``<file>.lock``) serialises read-modify-write cycles between
   processes (the admin service and CLI commands such as ``smartshelf admin set-password``).
 
@@ -40,7 +40,7 @@ from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
-from device.errors import StorageError
+from smartshelf.core.errors import StorageError
 
 logger = logging.getLogger(__name__)
 

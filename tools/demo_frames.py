@@ -4,7 +4,7 @@ The portrait is ``skimage/data/astronaut.png`` (Eileen Collins, NASA, public dom
 the scikit-image wheel. Usage::
 
     pip download --no-deps scikit-image -d /tmp/ski && unzip -o /tmp/ski/*.whl skimage/data/astronaut.png -d /tmp/ski
-    python -m device.demo.make_frames /tmp/ski/skimage/data/astronaut.png
+    python -m tools.demo_frames /tmp/ski/skimage/data/astronaut.png
 
 The sequence is 36 frames at 10 fps, 640x480: an empty aisle, a shopper walking in and
 stopping in front of the shelf, then leaving (empty again).
