@@ -7,6 +7,7 @@ import csv
 import shutil
 from pathlib import Path
 
+from device.inventory import STORE_FILE
 from smartshelf.core.config import (
     CameraConfig,
     Config,
@@ -16,7 +17,6 @@ from smartshelf.core.config import (
     ShelfConfig,
     VisitConfig,
 )
-from device.inventory import STORE_FILE
 from smartshelf.core.storage import open_db
 
 DEMO_DIR = Path(__file__).resolve().parent

@@ -58,8 +58,8 @@ def create_detector(
     num_threads: int = 2,
 ) -> BlazeFaceDetector:
     """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m)."""
-    from smartshelf.core.errors import ConfigError
     from device.inference.detector import BlazeFaceDetector
+    from smartshelf.core.errors import ConfigError
 
     if variant not in DETECTOR_FILES:
         raise ConfigError(

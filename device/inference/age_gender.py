@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
-from smartshelf.core.errors import ImageError, ModelError
 from device.inference.align import align_face
 from device.inference.runtime import InterpreterModel, dequantize, load_interpreter, quantize
+from smartshelf.core.errors import ImageError, ModelError
 from smartshelf.core.types import Demographic, Face, Frame
 
 logger = logging.getLogger(__name__)

@@ -16,9 +16,9 @@ from typing import Any, Literal
 
 import numpy as np
 
-from smartshelf.core.errors import ImageError, ModelError
 from device.inference import anchors as anc
 from device.inference.runtime import InterpreterModel, load_interpreter
+from smartshelf.core.errors import ImageError, ModelError
 from smartshelf.core.types import Face, Frame
 
 logger = logging.getLogger(__name__)

@@ -98,8 +98,8 @@ def _add_data_args(p: argparse.ArgumentParser, *, movielens: bool = True) -> Non
 
 
 def _load_data(args: argparse.Namespace):
-    from smartshelf.core.errors import ConfigError
     from device.recommend.data import load_csv, load_movielens
+    from smartshelf.core.errors import ConfigError
 
     if getattr(args, "movielens", None) is not None:
         if args.interactions is not None:
@@ -194,9 +194,9 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def _cmd_recommend(args: argparse.Namespace) -> int:
-    from smartshelf.core.errors import ConfigError
     from device.recommend.factors import FactorModel
     from device.recommend.ranker import Ranker
+    from smartshelf.core.errors import ConfigError
     from smartshelf.core.types import Segment
 
     if args.top <= 0:

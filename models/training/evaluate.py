@@ -29,8 +29,8 @@ from typing import Any
 
 import numpy as np
 
-from smartshelf.core.types import AGE_BRACKETS, Face, age_bracket, bracket_index
 from models.training import data as D
+from smartshelf.core.types import AGE_BRACKETS, Face, age_bracket, bracket_index
 
 logger = logging.getLogger("models.training.evaluate")
 

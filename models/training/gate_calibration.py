@@ -24,8 +24,8 @@ from pathlib import Path
 import numpy as np
 
 from device.inference import create_age_gender, create_detector
-from smartshelf.core.types import AGE_BRACKETS, age_bracket
 from models.training.data import DEFAULT_DATA, list_samples, read_rgb
+from smartshelf.core.types import AGE_BRACKETS, age_bracket
 
 logger = logging.getLogger("models.training.gate_calibration")
 

@@ -13,7 +13,7 @@ from typing import Any
 _GROUP_ATTR = "_smartshelf_group"
 
 
-def command_group(subparsers: Any, name: str, *, help: str) -> Any:  # noqa: A002 (argparse's name)
+def command_group(subparsers: Any, name: str, *, help: str) -> Any:
     """The sub-parsers of the command ``name``, created on first use."""
     parser: argparse.ArgumentParser | None = subparsers.choices.get(name)
     if parser is None:

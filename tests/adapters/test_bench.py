@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tools.bench.runner import STAGES
 from smartshelf.cli import main
+from tools.bench.runner import STAGES
 
 pytest.importorskip("matplotlib", reason="the bench extra (matplotlib) draws the report's plots")
 
@@ -124,8 +124,8 @@ def test_table_output(bench: tuple[dict[str, Any], Path]) -> None:
 def test_missing_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import importlib.util
 
-    from tools.bench import runner
     from smartshelf.core.errors import SmartShelfError
+    from tools.bench import runner
 
     real = importlib.util.find_spec
     monkeypatch.setattr(
@@ -137,8 +137,8 @@ def test_missing_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tm
 
 
 def test_device_process_failure_is_a_clear_error() -> None:
-    from tools.bench import runner
     from smartshelf.core.errors import SmartShelfError
+    from tools.bench import runner
 
     with pytest.raises(
         SmartShelfError, match=r"device benchmark process failed \(exit 2\)[\s\S]*--frames must be >= 1"

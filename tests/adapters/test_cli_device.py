@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tools.loadtest import free_port
 from device.demo.store import FRAMES_DIR, prepare_demo
+from tools.loadtest import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 FACES = REPO.parent / "shared" / "data" / "faces" / "utkface_crop"

@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartshelf.core.config import Config, RecommendConfig, ShelfConfig, VisitConfig
 from device.controller import ShelfController
 from device.display import KioskScreen, RecordingIndicator
 from device.events import EventLog
@@ -18,6 +17,7 @@ from device.recommend.factors import FactorModel
 from device.sensors import ReconnectingCamera
 from device.sensors.presence import AlwaysPresent
 from device.shelf import FactorRankers
+from smartshelf.core.config import Config, RecommendConfig, ShelfConfig, VisitConfig
 from smartshelf.core.storage import open_db
 from smartshelf.core.types import AGE_BRACKETS, Demographic, Face, Gender
 

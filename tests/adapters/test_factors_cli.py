@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartshelf.core.errors import SmartShelfError
 from device.recommend import cli
 from device.recommend.data import SEGMENT_LABELS
 from device.recommend.factors import FactorModel
+from smartshelf.core.errors import SmartShelfError
 from tools.recommender import cli as recommender_cli
 from tools.recommender.synthetic import (
     flipped_taste_model,

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from smartshelf.core.errors import ModelError
 from device.recommend.factors import FactorModel, FactorWatcher, compute_checksum
-from tools.recommender.synthetic import make_model
+from smartshelf.core.errors import ModelError
 from smartshelf.core.types import Segment
+from tools.recommender.synthetic import make_model
 
 
 def model_a() -> FactorModel:

@@ -10,6 +10,7 @@ import pytest
 from device.recommend.data import SEGMENT_LABELS, load_csv
 from device.recommend.factors import FactorModel
 from device.recommend.retrain import RetrainRefused, retrain
+from device.recommend.train import TrainParams, build_model
 from tools.recommender.synthetic import (
     flipped_taste_model,
     make_model,
@@ -17,7 +18,6 @@ from tools.recommender.synthetic import (
     write_admin_export,
     write_ledger,
 )
-from device.recommend.train import TrainParams, build_model
 
 
 def test_refuses_a_worse_model_and_leaves_the_file_untouched(tmp_path: Path) -> None:

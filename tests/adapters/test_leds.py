@@ -8,8 +8,8 @@ import time
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-from smartshelf.core.config import LedsConfig
 from device.display import GpioIndicator, NullIndicator, TerminalIndicator, create_indicator
+from smartshelf.core.config import LedsConfig
 from smartshelf.core.errors import ConfigError, HardwareUnavailable
 
 

@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 from gpiozero.pins.mock import MockFactory
 
-from smartshelf.core.config import CameraConfig, PresenceConfig
-from smartshelf.core.errors import CameraError, HardwareUnavailable
 from device.sensors import ReconnectingCamera, create_camera, create_presence
 from device.sensors.presence import CameraMotion
 from device.sensors.replay import ReplayCamera
+from smartshelf.core.config import CameraConfig, PresenceConfig
+from smartshelf.core.errors import CameraError, HardwareUnavailable
 
 
 def write_frames(folder: Path, n: int, size: tuple[int, int] = (64, 48)) -> None:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tools.loadtest import free_port, stop_server, wait_for_port
 import tools.terminal_simulator as simulator
 from smartshelf.core.storage import atomic_write_json
+from tools.loadtest import free_port, stop_server, wait_for_port
 
 SKUS = [f"SKU-{i}" for i in range(8)]
 START_STOCK = 500

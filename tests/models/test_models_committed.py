@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 
-from smartshelf.core.errors import ConfigError, ModelError
 from device.inference import (
     DETECTOR_FILES,
     AgeGender,
@@ -17,6 +16,7 @@ from device.inference import (
     create_detector,
 )
 from device.inference.runtime import sha256_of, verify_model
+from smartshelf.core.errors import ConfigError, ModelError
 from smartshelf.core.types import Demographic, Face
 
 pytest.importorskip("ai_edge_litert")

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from tools.loadtest import free_port
-from smartshelf.installer import doctor
 from smartshelf.core.config import load_config
+from smartshelf.installer import doctor
 from smartshelf.installer.doctor import CheckResult, Context, make_context, run_checks, run_one
+from tools.loadtest import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = ROOT / "device" / "demo" / "frames"

@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from smartshelf.core.errors import ImageError
 from device.inference.align import align_face, alignment_matrix
+from smartshelf.core.errors import ImageError
 from smartshelf.core.types import Face
 
 

@@ -9,9 +9,9 @@ import math
 import numpy as np
 import pytest
 
-from smartshelf.core.errors import HardwareUnavailable, ModelError
 from device.inference.age_gender import AGE_BINS, demographic_from_logits
 from device.inference.runtime import dequantize, load_interpreter, quantize, sha256_of, verify_model
+from smartshelf.core.errors import HardwareUnavailable, ModelError
 
 
 def _write(tmp_path, payload: bytes = b"model-bytes", listed: bool = True):

@@ -7,11 +7,11 @@ from statistics import NormalDist
 import numpy as np
 import pytest
 
-from tools.recommender.evaluate import simulate_estimates
 from device.recommend.factors import FactorModel
 from device.recommend.mixture import bracket_probabilities, segment_mixture
 from device.recommend.ranker import Ranker
 from smartshelf.core.types import AGE_BRACKETS, Demographic
+from tools.recommender.evaluate import simulate_estimates
 
 
 def test_a_certain_estimate_is_its_own_segment() -> None:

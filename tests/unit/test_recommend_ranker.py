@@ -7,8 +7,8 @@ import pytest
 
 from device.recommend.factors import FactorModel
 from device.recommend.ranker import Ranker
-from tools.recommender.synthetic import make_model
 from smartshelf.core.types import Segment
+from tools.recommender.synthetic import make_model
 
 
 def random_model(n: int = 60, k: int = 8, seed: int = 0) -> FactorModel:

@@ -10,8 +10,8 @@ import pytest
 from device.recommend import train as train_mod
 from device.recommend.data import SEGMENT_LABELS, DataError, load_csv
 from device.recommend.metrics import hit_rate, precision_ndcg, top_n
-from tools.recommender.synthetic import two_group_interactions, write_admin_export
 from device.recommend.train import SearchSpace, TrainParams, build_model, fit_svd, search, train
+from tools.recommender.synthetic import two_group_interactions, write_admin_export
 
 SMALL_SPACE = SearchSpace(
     ranks=(1, 2, 4),

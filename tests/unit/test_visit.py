@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 
+from device.visit import Observation, Visit, combine, gate
 from smartshelf.core.config import VisitConfig
 from smartshelf.core.types import Demographic, Gender
-from device.visit import Observation, Visit, combine, gate
 
 CFG = VisitConfig(min_frames=3, min_confidence=0.5, min_age=18, leave_after_s=2.0, max_revisions=1)
 

@@ -37,8 +37,8 @@ def bench_config(data_dir: Path, replay_dir: Path) -> Any:
     (decide_within_s 0), shopper gone after 0.1 s of frame time."""
     import dataclasses
 
-    from smartshelf.core.config import KioskConfig, LedsConfig, PresenceConfig, VisitConfig
     from device.demo.store import prepare_demo
+    from smartshelf.core.config import KioskConfig, LedsConfig, PresenceConfig, VisitConfig
 
     config = prepare_demo(data_dir, loop=True)
     return config.replace(
@@ -63,9 +63,9 @@ def run(
 
     from device.demo.store import FRAMES_DIR
     from device.display.screen import KioskScreen
-    from smartshelf.core.errors import SmartShelfError
     from device.inference.align import align_face
     from device.shelf import build_shelf
+    from smartshelf.core.errors import SmartShelfError
 
     t_imported = time.time()
     result: dict[str, Any] = {"pid": os.getpid(), "frames_requested": frames}

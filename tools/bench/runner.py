@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from smartshelf.core.errors import SmartShelfError
 from tools.bench import peers, scaling
 from tools.bench.stats import summarize
-from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
 
@@ -208,10 +208,10 @@ def run_bench(
     *, quick: bool, out_dir: Path, peer_python: Path | None = None, command: str = ""
 ) -> dict[str, Any]:
     """Run every measurement, write ``out_dir/report.md`` and its plots, return the result object."""
+    from device.inference import DETECTOR_FILES, MODELS_DIR, create_detector
+    from smartshelf.core.config import ModelsConfig
     from tools.bench.modelcost import PI4_RATE_SOURCE, model_costs
     from tools.bench.report import late_day_estimate, write_report
-    from smartshelf.core.config import ModelsConfig
-    from device.inference import DETECTOR_FILES, MODELS_DIR, create_detector
 
     if importlib.util.find_spec("matplotlib") is None:
         raise SmartShelfError(

@@ -9,9 +9,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from smartshelf.core.errors import SmartShelfError
 from tools.bench.peers import sample_event, synthetic_model
 from tools.bench.stats import summarize, time_ms
-from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
 
