@@ -14,7 +14,6 @@ import http.client
 import json
 import random
 import re
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,6 +23,8 @@ import time
 import urllib.parse
 from pathlib import Path
 from typing import Any
+
+from tools.servers import free_port, stop_server, wait_for_port
 
 MYNTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra" / "myntra_products_catalog.csv"
 PASSWORD = "load test password"
@@ -78,37 +79,6 @@ def seed(data_dir: Path, n_products: int, n_events: int, rng: random.Random) -> 
         "models": {"detector": "d.tflite", "age_gender": "a.tflite"}, "factors": {"path": "", "version": None},
         "last_decision_at": now, "visits_today": 10})
     return token
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def wait_for_port(host: str, port: int, proc: subprocess.Popen[str], log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"the admin server exited: {log.read_text()[-2000:]}")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            time.sleep(0.1)
-    raise SystemExit(f"the admin server did not listen on {host}:{port} within {timeout} s")
-
-
-def stop_server(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
-    """Terminate a server process and wait for it; kill it if it has not exited after ``timeout`` s."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
-    try:
-        proc.wait(timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
 
 
 def login(host: str, port: int) -> str:

@@ -555,13 +555,3 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
         c = report["counts"]
         print(f"{c['ok']} ok, {c['warn']} warnings, {c['fail']} failed, {c['skip']} skipped", file=out)
     return 0 if report["ok"] else 1
-
-
-def _main(argv: list[str] | None = None) -> int:  # pragma: no cover - convenience for python -m
-    from smartshelf.cli import main
-
-    return main(["doctor", *(argv if argv is not None else sys.argv[1:])])
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(_main())

@@ -30,6 +30,8 @@ from smartshelf.installer.update import (
     requirement_name,
 )
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 PURELIB = Path(sysconfig.get_paths()["purelib"])
 

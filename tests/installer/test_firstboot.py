@@ -14,6 +14,8 @@ from smartshelf.core.config import load_config
 from smartshelf.core.errors import ConfigError
 from smartshelf.installer.firstboot import apply, parse_firstboot, strip_table
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -16,7 +16,7 @@ import pytest
 from smartshelf.core.config import load_config
 from smartshelf.installer import doctor
 from smartshelf.installer.doctor import CheckResult, Context, make_context, run_checks, run_one
-from tools.loadtest import free_port
+from tools.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 FRAMES = ROOT / "device" / "demo" / "frames"

@@ -13,6 +13,8 @@ import pytest
 from smartshelf.cli import main
 from smartshelf.core.storage import open_db
 
+pytestmark = pytest.mark.integration
+
 
 def _run(argv: list[str], monkeypatch: pytest.MonkeyPatch, stdin: str = "") -> int:
     monkeypatch.setattr("sys.stdin", io.StringIO(stdin))

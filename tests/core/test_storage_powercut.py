@@ -19,6 +19,8 @@ import pytest
 
 from smartshelf.core.storage import open_db
 
+pytestmark = pytest.mark.integration
+
 ROUNDS = 200
 
 

@@ -19,6 +19,8 @@ import pytest
 
 from smartshelf.installer.update import SYSTEM_PACKAGES, requirement_name
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 PLATFORMS = ("manylinux_2_36_aarch64", "manylinux_2_27_aarch64", "manylinux2014_aarch64")
 NETWORK_ERRORS = (

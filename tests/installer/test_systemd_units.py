@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.integration
+
 ROOT = Path(__file__).resolve().parents[2]
 UNITS = ROOT / "systemd"
 SYSTEM_UNITS = ("smartshelf-device.service", "smartshelf-admin.service")

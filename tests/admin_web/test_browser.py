@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tools.loadtest import free_port, stop_server, wait_for_port
+from tools.servers import free_port, stop_server, wait_for_port
 
 CHROMIUM = Path("/usr/bin/chromium")
 PASSWORD = "browser test password"

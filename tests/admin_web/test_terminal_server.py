@@ -24,7 +24,9 @@ import pytest
 
 import tools.terminal_simulator as simulator
 from smartshelf.core.storage import atomic_write_json
-from tools.loadtest import free_port, stop_server, wait_for_port
+from tools.servers import free_port, stop_server, wait_for_port
+
+pytestmark = pytest.mark.integration
 
 SKUS = [f"SKU-{i}" for i in range(8)]
 START_STOCK = 500

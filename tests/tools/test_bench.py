@@ -17,6 +17,8 @@ import pytest
 from smartshelf.cli import main
 from tools.bench.runner import STAGES
 
+pytestmark = pytest.mark.integration
+
 pytest.importorskip("matplotlib", reason="the bench extra (matplotlib) draws the report's plots")
 
 PNGS = ("stages.png", "peers.png", "scaling.png", "events.png")

@@ -13,7 +13,9 @@ from pathlib import Path
 import pytest
 
 from device.demo.store import FRAMES_DIR, prepare_demo
-from tools.loadtest import free_port
+from tools.servers import free_port
+
+pytestmark = pytest.mark.integration
 
 REPO = Path(__file__).resolve().parents[2]
 FACES = REPO.parent / "shared" / "data" / "faces" / "utkface_crop"

@@ -18,6 +18,8 @@ from device.display import RecordingIndicator
 from device.events import EVENT_KEYS
 from device.shelf import build_shelf
 
+pytestmark = pytest.mark.integration
+
 REPO = Path(__file__).resolve().parents[2]
 IMAGE_MAGIC = (b"\xff\xd8\xff", b"\x89PNG", b"GIF8", b"BM", b"RIFF", b"\x93NUMPY", b"PK\x03\x04")
 
