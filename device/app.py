@@ -1,4 +1,4 @@
-"""Device sub-commands: ``smartshelf run``, ``smartshelf demo`` and ``smartshelf analyze``."""
+"""Device sub-commands: ``smartshelf run``, ``demo``, ``replay`` and ``analyze``."""
 
 from __future__ import annotations
 
@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
-from smartshelf.core.errors import ImageError, SmartShelfError
-from smartshelf.core.types import Decision
+from smartshelf.core.errors import CameraError, ConfigError, ImageError, SmartShelfError
+from smartshelf.core.types import Capture, Decision, Frame
 
 if TYPE_CHECKING:
     from device.display.leds import TerminalIndicator
+    from device.sensors.replay import ReplayCamera
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,28 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--port", type=int, default=8081, help="kiosk page port on 127.0.0.1 (0: any free port)")
     demo.add_argument("--data-dir", type=Path, default=None, help="keep the demo's data here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
+
+    replay = subparsers.add_parser(
+        "replay",
+        help="run recorded footage (a folder of frames or a video file) through the real shelf loop",
+        description="Replays SOURCE through the real controller (detector, age/gender, visits, gate, ranker) on "
+        "frame time, so it decides exactly as the shelf would at the source's frame rate, however fast it runs. "
+        "One line per decision; with --json the demo's JSON plus 'frame' (index of the source frame it was made "
+        "on). Nothing is written: no events, no status, no frames.",
+    )
+    replay.add_argument("source", type=Path, help="a folder of images (sorted by name) or a video file")
+    replay.add_argument(
+        "--config", type=Path, default=None,
+        help="take models, [visit], [recommend], camera size and the store (data_dir) from this config "
+        "(default: the demo store and default settings)",
+    )
+    replay.add_argument("--json", action="store_true", help="one JSON line per decision on stdout")
+    replay.add_argument("--fast", action="store_true", help="do not pace frames at the source's frame rate")
+    replay.add_argument(
+        "--fps", type=float, default=None,
+        help="frame rate of SOURCE (default: the video's own, else camera.fps of the config)",
+    )
+    replay.set_defaults(func=cmd_replay)
 
     analyze = subparsers.add_parser("analyze", help="face detection + age/gender on still images")
     analyze.add_argument("images", nargs="+", type=Path)
@@ -95,12 +118,13 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _check(config: Config) -> int:
     """Validate what start-up needs without opening hardware (ExecStartPre)."""
-    from device.inference import DETECTOR_FILES, MODELS_DIR
+    from device.inference import MODELS_DIR, detector_files
     from device.inference.runtime import verify_model
     from device.recommend.factors import FactorModel
 
     models_dir = Path(config.models.dir or MODELS_DIR)
-    verify_model(models_dir / DETECTOR_FILES[config.models.detector])
+    for name in detector_files(config.models.detector):
+        verify_model(models_dir / name)
     verify_model(models_dir / config.models.age_gender)
     if config.factors_path.exists():
         FactorModel.load(config.factors_path)
@@ -184,6 +208,113 @@ def _print_decision(decision: Decision, shelf: Any, leds: TerminalIndicator, *, 
         print(f"  -> {name}")
     print(f"  LEDs: {leds.render()}")
     print(f"  timings: {timing}", flush=True)
+
+
+# ------------------------------------------------------------------------------------- replay
+def replay_config(config: Config, source: Path) -> Config:
+    """``config`` with the camera replaced by SOURCE played once, and nothing that writes or serves."""
+    from dataclasses import replace
+
+    camera = replace(config.camera, type="replay", source=str(source), loop=False)
+    # A recording has no PIR or ultrasonic sensor to ask: presence from the frames themselves.
+    presence = config.presence if config.presence.type in ("camera_motion", "always") else replace(
+        config.presence, type="camera_motion"
+    )
+    return config.replace(
+        camera=camera,
+        presence=presence,
+        leds=replace(config.leds, type="none"),
+        kiosk=replace(config.kiosk, enabled=False),
+    )
+
+
+class _EndOfSource(Exception):
+    """The replayed source has no more frames (not a camera failure: nothing to reopen)."""
+
+
+class _PlayOnce:
+    """A ReplayCamera for ``smartshelf replay``: its end stops the loop, an unreadable frame stops the
+    command with the file named (a live shelf would instead reopen the camera and start again)."""
+
+    def __init__(self, camera: ReplayCamera) -> None:
+        self.camera = camera
+
+    def open(self) -> None:
+        self.camera.open()
+
+    def read(self) -> Frame | Capture:
+        try:
+            return self.camera.read()
+        except CameraError as exc:
+            if self.camera.ended:
+                raise _EndOfSource from None
+            raise ImageError(f"frame {self.camera.frames_read}: {exc}") from None
+
+    def close(self) -> None:
+        self.camera.close()
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from device.demo.store import prepare_demo
+    from device.sensors.replay import ReplayCamera
+    from device.shelf import build_shelf
+
+    source: Path = args.source
+    if not source.exists():
+        raise ImageError(f"{source}: replay source does not exist (give a folder of images or a video file)")
+    if args.fps is not None and not 0.5 <= args.fps <= 240:
+        raise ImageError(f"--fps {args.fps:g} is out of range [0.5, 240]")
+    with tempfile.TemporaryDirectory(prefix="smartshelf-replay-") as tmp:
+        if args.config is not None:
+            base = load_config(args.config)
+            if not base.data_dir.is_dir():
+                raise ConfigError(
+                    f"{args.config}: shelf.data_dir = {str(base.data_dir)!r} does not exist; replay reads the store "
+                    "and factor file from there (leave out --config to replay against the demo store)"
+                )
+        else:
+            demo = prepare_demo(Path(tmp))
+            base = demo.replace(visit=Config().visit)  # the shipped visit settings, not the demo's short clip ones
+        config = replay_config(base, source)
+        cam = config.camera
+        camera = ReplayCamera(source, loop=False, size=(cam.width, cam.height), full_size=cam.full_size)
+        camera.open()  # a folder without images or an unreadable video fails here, before any model loads
+        fps = args.fps or camera.fps or cam.fps
+        camera.close()
+        frame_time = [0.0]
+        shelf = build_shelf(
+            config, camera=_PlayOnce(camera), serve_kiosk=False, record_events=False,
+            clock=lambda: frame_time[0], wall_clock=lambda: frame_time[0],
+        )
+        try:
+            shelf.camera.open()
+            period = 1.0 / fps
+            decisions = 0
+            while True:
+                started = time.monotonic()
+                try:
+                    decision = shelf.controller.step()
+                except _EndOfSource:
+                    break
+                if decision is not None:
+                    decisions += 1
+                    row = {"frame": camera.frames_read - 1, **decision_json(decision)}
+                    if args.json:
+                        print(json.dumps(row), flush=True)
+                    else:
+                        print(f"frame {row['frame']} ({row['time']:.1f} s): visit {row['visit']} {row['segment']} "
+                              f"({row['reason']}, confidence {row['confidence']:.2f}) -> slots "
+                              f"{', '.join(row['slots']) or 'none'}", flush=True)
+                frame_time[0] += period
+                if not args.fast:
+                    time.sleep(max(0.0, period - (time.monotonic() - started)))
+            stats = shelf.controller.stats
+            logger.info("%s: %d frames, %d with a face, %d decision(s)", source, stats.frames, stats.faces, decisions)
+            if not args.json:
+                print(f"{stats.frames} frames at {fps:g} fps, {stats.faces} with a face, {decisions} decision(s)")
+        finally:
+            shelf.close()
+    return 0
 
 
 # ------------------------------------------------------------------------------------ analyze

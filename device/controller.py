@@ -28,7 +28,7 @@ from device.sensors.camera import ReconnectingCamera
 from device.sensors.presence import PresenceSensor
 from device.visit import Gate, Observation, Visit, combine, gate
 from smartshelf.core.config import Config
-from smartshelf.core.types import Decision, Frame, Recommendation
+from smartshelf.core.types import Capture, Decision, Recommendation
 
 logger = logging.getLogger(__name__)
 
@@ -178,15 +178,17 @@ class ShelfController:
             if self.visit is not None and self.visit.gone(now, self.config.visit):
                 self._end_visit()
             return None
-        if not self.presence.present(frame, now):
+        capture = frame if isinstance(frame, Capture) else Capture(frame)
+        if not self.presence.present(capture.view, now):
             if self.visit is not None and self.visit.gone(now, self.config.visit):
                 self._end_visit()
             return None
-        return self._process(frame, now, timings, t0)
+        return self._process(capture, now, timings, t0)
 
-    def _process(self, frame: Frame, now: float, timings: dict[str, float], t0: float) -> Decision | None:
+    def _process(self, capture: Capture, now: float, timings: dict[str, float], t0: float) -> Decision | None:
         t = time.perf_counter()
-        faces = [f for f in self.detector.detect(frame) if f.box[2] >= self.config.visit.min_face_px]
+        # Detection and the visit's face sizes are in view pixels; the crop comes from the full frame.
+        faces = [f for f in self.detector.detect(capture.view) if f.box[2] >= self.config.visit.min_face_px]
         timings["detect"] = (time.perf_counter() - t) * 1000
         if not faces:
             if self.visit is not None and self.visit.gone(now, self.config.visit):
@@ -195,7 +197,7 @@ class ShelfController:
         self.stats.faces += 1
         face = faces[0]
         t = time.perf_counter()
-        estimate = self.age_gender.estimate(frame, face)
+        estimate = self.age_gender.estimate(capture.crop_frame, face.scaled(capture.scale))
         timings["classify"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         if self.visit is None or self.visit.gone(now, self.config.visit):

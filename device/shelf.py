@@ -21,13 +21,13 @@ from device.display.kiosk import KioskServer
 from device.display.leds import Indicator, create_indicator
 from device.display.screen import KioskScreen, NullScreen, Screen
 from device.events import EventLog
-from device.inference import DETECTOR_FILES, create_age_gender, create_detector
+from device.inference import create_age_gender, create_detector, detector_files
 from device.inference.age_gender import AgeGenderModel
-from device.inference.detector import BlazeFaceDetector
+from device.inference.detector import BlazeFaceDetector, CascadeDetector
 from device.inventory import STORE_FILE, StoreView
 from device.recommend.factors import FactorModel, FactorWatcher
 from device.recommend.ranker import Ranker
-from device.sensors.camera import ReconnectingCamera, create_camera
+from device.sensors.camera import Camera, ReconnectingCamera, create_camera
 from device.sensors.presence import create_presence
 from smartshelf.core import __version__
 from smartshelf.core.config import Config, ModelsConfig
@@ -131,7 +131,7 @@ class Shelf:
             },
             "models": {
                 "dir": str(models_dir) if models_dir else None,
-                "detector": DETECTOR_FILES[self.config.models.detector],
+                "detector": ", ".join(detector_files(self.config.models.detector)),
                 "age_gender": self.config.models.age_gender,
             },
             "factors": c.rankers.describe(),
@@ -159,7 +159,7 @@ class Shelf:
         self.closers.clear()
 
 
-def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector, AgeGenderModel]:
+def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector | CascadeDetector, AgeGenderModel]:
     """The face detector and age/gender model named by ``[models]``, hashes verified (caller closes)."""
     detector = create_detector(
         cfg.detector, models_dir=cfg.dir, score_threshold=cfg.detector_score, num_threads=cfg.threads
@@ -188,6 +188,7 @@ def build_shelf(
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     record_events: bool = True,
+    camera: Camera | None = None,
 ) -> Shelf:
     """Open every part named by the config. Start-up errors raise (the service exits non-zero)."""
     data_dir = config.data_dir
@@ -204,13 +205,13 @@ def build_shelf(
         closers.append(indicator.close)
         presence = create_presence(config.presence, pin_factory=pin_factory)
         closers.append(presence.close)
-        camera = ReconnectingCamera(
-            create_camera(config.camera),
+        reconnecting = ReconnectingCamera(
+            camera if camera is not None else create_camera(config.camera),
             backoff_s=config.camera.reopen_backoff_s,
             backoff_max_s=config.camera.reopen_backoff_max_s,
             clock=clock,
         )
-        closers.append(camera.close)
+        closers.append(reconnecting.close)
         serve = config.kiosk.enabled if serve_kiosk is None else serve_kiosk
         kiosk_screen = screen or (KioskScreen(config.shelf.name) if serve else NullScreen())
         closers.append(kiosk_screen.close)
@@ -219,7 +220,7 @@ def build_shelf(
             closers.append(events.close)
         controller = ShelfController(
             config,
-            camera=camera,
+            camera=reconnecting,
             presence=presence,
             detector=detector,
             age_gender=age_gender,
@@ -234,7 +235,7 @@ def build_shelf(
         status_path = data_dir / STATUS_FILE
         if _previously_paused(status_path):
             controller.set_paused(True)
-        shelf = Shelf(config, controller, camera, None, status_path, closers)
+        shelf = Shelf(config, controller, reconnecting, None, status_path, closers)
         if serve and isinstance(kiosk_screen, KioskScreen):
             kiosk = KioskServer(
                 kiosk_screen,

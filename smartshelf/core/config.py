@@ -23,7 +23,7 @@ DEFAULT_DATA_DIR = Path("/var/lib/smartshelf")
 CameraType = Literal["picamera2", "opencv", "replay"]
 PresenceType = Literal["camera_motion", "pir", "ultrasonic", "always"]
 LedType = Literal["gpio", "terminal", "none"]
-DetectorVariant = Literal["short_range", "full_range"]
+DetectorVariant = Literal["short_range", "full_range", "cascade"]
 
 #: BCM pin numbers usable for LEDs and sensors on a 40-pin header (GPIO2..GPIO27).
 VALID_PINS = range(2, 28)
@@ -35,6 +35,9 @@ class ShelfConfig:
     """Shown on the admin page and the shelf notice."""
     data_dir: Path = DEFAULT_DATA_DIR
     """Where TinyDB files, events and backups live (device: events + status; admin: the rest)."""
+    working_distance_m: float = 1.5
+    """How far from the camera (metres) shoppers stand when they look at this shelf; `smartshelf doctor`
+    warns when the camera cannot find and personalise faces that far away."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,14 @@ class CameraConfig:
     """opencv: camera index ("0"), file path or URL; replay: folder of images or a video file."""
     width: int = 640
     height: int = 480
+    """Size of the frames the face detector works on (picamera2: the lores stream)."""
+    full_width: int = 0
+    full_height: int = 0
+    """Two streams: crop faces for age/gender from a frame of this size (picamera2: the main stream; opencv
+    and replay: the source at this size), detect on a width x height copy. 0 = one stream."""
+    hfov_deg: float = 62.2
+    """Horizontal field of view of the camera in degrees (Pi Camera Module v2: 62.2; v3: 66; v3 wide: 102);
+    with the resolution it sets how far away faces are found (`smartshelf doctor`)."""
     fps: float = 10.0
     """Frames per second the loop aims for (it never runs faster)."""
     loop: bool = True
@@ -52,6 +63,16 @@ class CameraConfig:
     reopen_backoff_s: float = 1.0
     """First wait before reopening a lost camera; doubles up to reopen_backoff_max_s."""
     reopen_backoff_max_s: float = 30.0
+
+    @property
+    def full_size(self) -> tuple[int, int] | None:
+        """(w, h) of the full-resolution stream, or None with one stream."""
+        return (self.full_width, self.full_height) if self.full_width else None
+
+    @property
+    def crop_width(self) -> int:
+        """Width of the frame faces are cropped from."""
+        return self.full_width or self.width
 
 
 @dataclass(frozen=True)
@@ -75,7 +96,8 @@ class ModelsConfig:
     dir: Path | None = None
     """Folder with the .tflite files and manifest.json; default: the models/ folder of the installation."""
     detector: DetectorVariant = "short_range"
-    """short_range (faces within ~2 m) or full_range (beyond)."""
+    """short_range (BlazeFace for faces within ~2 m), full_range (up to ~5 m, 2.7x the cost) or cascade
+    (short range first, full range only on frames where short range finds nothing)."""
     detector_score: float = 0.5
     age_gender: str = "age_gender_int8.tflite"
     threads: int = 2
@@ -176,6 +198,10 @@ class Config:
 _BOUNDS: dict[str, tuple[float, float]] = {
     "camera.width": (16, 4096),
     "camera.height": (16, 4096),
+    "camera.full_width": (0, 8192),
+    "camera.full_height": (0, 8192),
+    "camera.hfov_deg": (10, 180),
+    "shelf.working_distance_m": (0.1, 20),
     "camera.fps": (0.5, 120),
     "camera.reopen_backoff_s": (0.01, 60),
     "camera.reopen_backoff_max_s": (0.01, 3600),
@@ -293,6 +319,19 @@ def _parse_slots(raw: Any) -> dict[str, int]:
 def _cross_checks(config: Config) -> None:
     if config.camera.type in ("replay",) and not config.camera.source:
         raise ConfigError("camera.source must name a folder of images or a video file when camera.type = 'replay'")
+    cam = config.camera
+    if bool(cam.full_width) != bool(cam.full_height):
+        raise ConfigError("camera.full_width and camera.full_height must both be set (or both 0 for one stream)")
+    if cam.full_width and (cam.full_width < cam.width or cam.full_height < cam.height):
+        raise ConfigError(
+            f"camera.full_width x full_height = {cam.full_width}x{cam.full_height} must be at least "
+            f"camera.width x height = {cam.width}x{cam.height}"
+        )
+    if cam.full_width and abs(cam.full_width * cam.height - cam.full_height * cam.width) > 0.01 * cam.full_width * cam.height:
+        raise ConfigError(
+            f"camera.full_width x full_height = {cam.full_width}x{cam.full_height} must have the aspect ratio of "
+            f"camera.width x height = {cam.width}x{cam.height} (both streams show the same field of view)"
+        )
     if config.camera.reopen_backoff_max_s < config.camera.reopen_backoff_s:
         raise ConfigError("camera.reopen_backoff_max_s must be >= camera.reopen_backoff_s")
     if config.kiosk.host not in ("127.0.0.1", "::1", "localhost"):

@@ -303,13 +303,14 @@ def check_gpio(ctx: Context) -> list[CheckResult]:
 
 
 def check_models(ctx: Context) -> list[CheckResult]:
-    from device.inference import DETECTOR_FILES
+    from device.inference import detector_files
     from device.inference.runtime import MODELS_DIR, verify_model
 
     cfg = ctx.config.models
     models_dir = Path(cfg.dir) if cfg.dir else MODELS_DIR
     results = []
-    for label, file_name in (("detector", DETECTOR_FILES[cfg.detector]), ("age_gender", cfg.age_gender)):
+    files = [("detector", f) for f in detector_files(cfg.detector)] + [("age_gender", cfg.age_gender)]
+    for label, file_name in files:
         name = f"models.{label}"
         try:
             entry = verify_model(models_dir / file_name)

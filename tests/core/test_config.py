@@ -73,3 +73,21 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         for key in dataclasses.fields(getattr(Config(), section.name)):
             assert f"{key.name} =" in text, f"config.example.toml does not document {section.name}.{key.name}"
     assert "slots" in raw
+
+
+@pytest.mark.parametrize(
+    ("camera", "message"),
+    [
+        ("full_width = 1280", "must both be set"),
+        ("full_width = 320\nfull_height = 240", "must be at least"),
+        ("full_width = 1920\nfull_height = 1080", "aspect ratio"),
+        ("hfov_deg = 5", "camera.hfov_deg"),
+    ],
+)
+def test_two_stream_sizes_are_checked(tmp_path: Path, camera: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[camera]\n{camera}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+    path.write_text("[camera]\nfull_width = 1280\nfull_height = 960\n")
+    assert load_config(path).camera.full_size == (1280, 960)

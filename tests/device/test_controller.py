@@ -288,3 +288,41 @@ def test_a_failing_step_does_not_stop_the_loop(shelf) -> None:
     controller.run(stop, on_step=on_step)
     assert controller.stats.errors == 1
     assert len(seen) >= 6
+
+
+def test_two_streams_detect_on_the_view_and_crop_from_the_full_frame(tmp_path: Path) -> None:
+    """A Capture: the detector sees the small view, age/gender the full frame with the box scaled to it."""
+    from smartshelf.core.types import Capture
+
+    view = np.zeros((48, 64, 3), np.uint8)
+    full = np.zeros((192, 256, 3), np.uint8)
+    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    class TwoStreamCamera(ScriptedCamera):
+        def read(self) -> Capture:  # type: ignore[override]
+            return Capture(view=view, full=full)
+
+    class Faces(ScriptedFaces):
+        def detect(self, frame: np.ndarray) -> list[Face]:
+            seen.append(("detect", frame.shape))
+            self.current = WOMAN
+            return [Face((10, 8, 20, 24), 0.9, ((12.0, 14.0), (24.0, 14.0), (18.0, 20.0), (18.0, 26.0)))]
+
+        def estimate(self, frame: np.ndarray, face: Face) -> Demographic:
+            seen.append((frame.shape, face.box, face.keypoints[0]))
+            return WOMAN
+
+    make_factors(tmp_path / "factors.npz")
+    make_store(tmp_path / STORE_FILE)
+    config = Config(shelf=ShelfConfig(data_dir=tmp_path), visit=VisitConfig(min_frames=1, min_face_px=8))
+    faces = Faces([])
+    controller = ShelfController(
+        config, camera=ReconnectingCamera(TwoStreamCamera(), clock=lambda: 0.0), presence=AlwaysPresent(),
+        detector=faces, age_gender=faces, rankers=FactorRankers(config.factors_path),
+        store=StoreView(tmp_path / STORE_FILE), indicator=RecordingIndicator(), screen=KioskScreen("test"),
+        events=None, clock=lambda: 0.0, rng=random.Random(1),
+    )
+    decision = controller.step()
+    assert seen[0] == ("detect", (48, 64, 3))
+    assert seen[1] == ((192, 256, 3), (40, 32, 80, 96), (48.0, 56.0)), "box and keypoints x4 in the full frame"
+    assert decision is not None and decision.segment_label == "female/25-34"
