@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from smartshelf.core.types import Capture
 
 logger = logging.getLogger(__name__)
 
@@ -207,10 +208,30 @@ def check_camera(ctx: Context) -> str:
             _camera_fix(cfg.type),
         )
     frame = result.get("frame")
+    extra = ""
+    if isinstance(frame, Capture):  # a two-stream camera
+        if frame.full is not None:
+            extra = f" (faces cropped from {frame.full.shape[1]}x{frame.full.shape[0]})"
+        frame = frame.view
     shape = getattr(frame, "shape", None)
     if shape is None or len(shape) < 2 or shape[0] == 0 or shape[1] == 0:
         raise Fail(f"{cfg.type} camera returned no image ({frame!r:.60})", _camera_fix(cfg.type))
-    return f"{cfg.type} camera delivered a {shape[1]}x{shape[0]} frame in {result['elapsed']:.2f}s"
+    return f"{cfg.type} camera delivered a {shape[1]}x{shape[0]} frame{extra} in {result['elapsed']:.2f}s"
+
+
+def check_range(ctx: Context) -> str:
+    from device.inference.reach import camera_reach
+
+    cfg = ctx.config
+    reach = camera_reach(cfg.camera, cfg.models.detector, cfg.visit.min_face_px)
+    want = cfg.shelf.working_distance_m
+    text = f"{reach.describe()}; shelf.working_distance_m = {want:g} m"
+    if want > reach.personalised_m:
+        raise Warn(
+            f"{text}: shoppers at {want:g} m are " + ("not found" if want > reach.found_m else "found but not personalised"),
+            reach.advice(want),
+        )
+    return text
 
 
 def _camera_fix(camera_type: str) -> str:
@@ -440,6 +461,7 @@ CHECKS: dict[str, CheckFn] = {
     "config": check_config,
     "runtime": check_runtime,
     "camera": check_camera,
+    "range": check_range,
     "gpio": check_gpio,
     "models": check_models,
     "factors": check_factors,

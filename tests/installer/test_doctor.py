@@ -75,6 +75,32 @@ def test_camera_replay_delivers_a_frame(tmp_path: Path) -> None:
     assert "replay camera delivered a" in r.detail
 
 
+def test_camera_two_streams_reports_both_sizes(tmp_path: Path) -> None:
+    ctx = ctx_for(tmp_path, f'[camera]\ntype = "replay"\nsource = "{FRAMES}"\nfull_width = 1280\nfull_height = 960\n')
+    [r] = one("camera", ctx)
+    assert r.status == "ok", r
+    assert "640x480 frame (faces cropped from 1280x960)" in r.detail
+
+
+# --- range --------------------------------------------------------------------------------------
+
+
+def test_range_states_distances_and_warns_when_the_shelf_is_deeper(tmp_path: Path) -> None:
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 0.6\n"))
+    assert r.status == "ok", r
+    assert "faces found up to" in r.detail and "personalised up to" in r.detail
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.5\n"))
+    assert r.status == "warn" and "shoppers at 2.5 m are" in r.detail
+    assert "cascade" in r.fix and "camera.full_width" in r.fix
+    # two streams and the cascade reach further than one stream with the short-range detector
+    [near] = one("range", ctx_for(tmp_path, "working_distance_m = 1.0\n"))
+    [far] = one("range", ctx_for(
+        tmp_path, '[camera]\nfull_width = 1920\nfull_height = 1440\n[models]\ndetector = "cascade"\n'
+    ))
+    reach = [float(x.split("personalised up to ")[1].split(" m")[0]) for x in (near.detail, far.detail)]
+    assert reach[1] > reach[0]
+
+
 def test_camera_failure_is_a_failed_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
