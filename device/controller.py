@@ -20,7 +20,7 @@ from typing import Any, Protocol
 from device.display.leds import Indicator
 from device.display.screen import Screen
 from device.events import EventLog, event_from_decision
-from device.inference import AgeGender, FaceDetector
+from device.inference import AgeGender, FaceDetector, FaceRefiner
 from device.inventory import Product, StoreView
 from device.recommend.mixture import segment_mixture
 from device.recommend.ranker import Ranker
@@ -79,8 +79,10 @@ class ShelfController:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        refiner: FaceRefiner | None = None,
     ) -> None:
         self.config = config
+        self.refiner = refiner
         self.camera = camera
         self.presence = presence
         self.detector = detector
@@ -197,7 +199,10 @@ class ShelfController:
         self.stats.faces += 1
         face = faces[0]
         t = time.perf_counter()
-        estimate = self.age_gender.estimate(capture.crop_frame, face.scaled(capture.scale))
+        crop_face = face.scaled(capture.scale)
+        if capture.full is not None and self.refiner is not None:
+            crop_face = self.refiner.refine(capture.full, crop_face)
+        estimate = self.age_gender.estimate(capture.crop_frame, crop_face)
         timings["classify"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         if self.visit is None or self.visit.gone(now, self.config.visit):

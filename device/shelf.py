@@ -21,7 +21,7 @@ from device.display.kiosk import KioskServer
 from device.display.leds import Indicator, create_indicator
 from device.display.screen import KioskScreen, NullScreen, Screen
 from device.events import EventLog
-from device.inference import create_age_gender, create_detector, detector_files
+from device.inference import create_age_gender, create_detector, create_refiner, detector_files
 from device.inference.age_gender import AgeGenderModel
 from device.inference.detector import BlazeFaceDetector, CascadeDetector
 from device.inventory import STORE_FILE, StoreView
@@ -197,6 +197,13 @@ def build_shelf(
     try:
         detector, age_gender = open_models(config.models)
         closers += [detector.close, age_gender.close]
+        refiner = None
+        if config.camera.full_size is not None and config.camera.refine:
+            refiner = create_refiner(
+                models_dir=config.models.dir, score_threshold=config.models.detector_score,
+                num_threads=config.models.threads,
+            )
+            closers.append(refiner.close)
         store = StoreView(data_dir / STORE_FILE, default_slot_pins=config.slots)
         store.refresh(force=True)
         rankers = FactorRankers(config.factors_path, store)
@@ -231,6 +238,7 @@ def build_shelf(
             events=events,
             clock=clock,
             wall_clock=wall_clock,
+            refiner=refiner,
         )
         status_path = data_dir / STATUS_FILE
         if _previously_paused(status_path):

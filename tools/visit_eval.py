@@ -60,13 +60,14 @@ def _p95(values: list[float]) -> float:
 # ------------------------------------------------------------------------------------ range
 def run_range(split: str, n_faces: int, seed: int) -> dict[str, Any]:
     """Detection rate per detector and accuracy with the crop from the view vs the full frame, by face size."""
-    from device.inference import create_age_gender, create_detector
+    from device.inference import create_age_gender, create_detector, create_refiner
     from tools.vision_clips import face_frame, load_faces
 
     faces = load_faces(split, limit=n_faces, seed=seed)
     rng = np.random.default_rng(seed + 1)
     detectors = {v: create_detector(v, num_threads=2) for v in DETECTORS}
     model = create_age_gender(num_threads=2)
+    refiner = create_refiner(num_threads=2)
     rows = []
     timing: dict[str, list[float]] = {v: [] for v in DETECTORS}
     empty_timing: dict[str, list[float]] = {v: [] for v in DETECTORS}
@@ -74,7 +75,7 @@ def run_range(split: str, n_faces: int, seed: int) -> dict[str, Any]:
     try:
         for px in SIZES:
             found = {v: [] for v in DETECTORS}
-            per: dict[str, list[tuple[bool, float, bool]]] = {"view": [], "full": []}
+            per: dict[str, list[tuple[bool, float, bool]]] = {"view": [], "full": [], "refined": []}
             for face in faces:
                 capture, centre = face_frame(face, px, rng)
                 hit: Face | None = None
@@ -89,13 +90,18 @@ def run_range(split: str, n_faces: int, seed: int) -> dict[str, Any]:
                 if hit is None:
                     continue
                 assert capture.full is not None
-                for source, frame, box in (("view", capture.view, hit), ("full", capture.full, hit.scaled(capture.scale))):
+                refined = refiner.refine(capture.full, hit.scaled(capture.scale))
+                for source, frame, box in (
+                    ("view", capture.view, hit),
+                    ("full", capture.full, hit.scaled(capture.scale)),
+                    ("refined", capture.full, refined),
+                ):
                     est = model.estimate(frame, box)
                     per[source].append((face.age >= 13, abs(est.age - face.age), est.gender.value == ("female" if face.female else "male")))
             row: dict[str, Any] = {"face_px": px, "faces": len(faces)}
             for v in DETECTORS:
                 row[f"found_{v}"] = _pct(found[v])
-            for source in ("view", "full"):
+            for source in ("view", "full", "refined"):
                 got = per[source]
                 row[f"gender_{source}"] = _pct(ok for adult, _, ok in got if adult)
                 row[f"age_mae_{source}"] = float(np.mean([e for _, e, _ in got])) if got else float("nan")
@@ -116,6 +122,7 @@ def run_range(split: str, n_faces: int, seed: int) -> dict[str, Any]:
         for det in detectors.values():
             det.close()
         model.close()
+        refiner.close()
     cost = {
         v: {"median_ms_with_face": statistics.median(timing[v]), "p95_ms_with_face": _p95(timing[v]),
             "median_ms_empty": statistics.median(empty_timing[v]), "p95_ms_empty": _p95(empty_timing[v]),
@@ -138,7 +145,8 @@ def range_table(result: dict[str, Any]) -> str:
         lines.append(
             f"| {r['face_px']} px | {r['found_short_range']:.1f}% | {r['found_full_range']:.1f}% | "
             f"{r['found_cascade']:.1f}% | {r['gender_view']:.1f}% | {r['gender_full']:.1f}% | "
-            f"{r['age_mae_view']:.2f} y | {r['age_mae_full']:.2f} y |"
+            f"{r['gender_refined']:.1f}% | {r['age_mae_view']:.2f} y | {r['age_mae_full']:.2f} y | "
+            f"{r['age_mae_refined']:.2f} y |"
         )
     lines += [
         "",
@@ -177,10 +185,11 @@ class ClipRun:
 
 def precompute(clips: list[Any], detector_variants: tuple[str, ...] = ("short_range", "cascade")) -> list[ClipRun]:
     """Run every clip frame through the real detectors and the int8 model (largest face of each detector)."""
-    from device.inference import create_age_gender, create_detector
+    from device.inference import create_age_gender, create_detector, create_refiner
 
     detectors = {v: create_detector(v, num_threads=2) for v in detector_variants}
     model = create_age_gender(num_threads=2)
+    refiner = create_refiner(num_threads=2)
     runs = []
     try:
         for n, clip in enumerate(clips):
@@ -200,11 +209,17 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = ("short_ra
                     face = found[0]
                     if face.box not in done:
                         t = time.perf_counter()
+                        view_est = model.estimate(capture.view, face)
+                        ms["classify_view"] = (time.perf_counter() - t) * 1000
+                        t = time.perf_counter()
+                        refined = refiner.refine(capture.full, face.scaled(capture.scale))
+                        refined_est = model.estimate(capture.full, refined)
+                        ms["classify_refined"] = (time.perf_counter() - t) * 1000
                         done[face.box] = {
-                            "view": model.estimate(capture.view, face),
+                            "view": view_est,
                             "full": model.estimate(capture.full, face.scaled(capture.scale)),
+                            "refined": refined_est,
                         }
-                        ms["classify_x2"] = (time.perf_counter() - t) * 1000
                     for crop, est in done[face.box].items():
                         result.estimate[(v, crop)] = est
                 frames.append(result)
@@ -216,6 +231,7 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = ("short_ra
         for det in detectors.values():
             det.close()
         model.close()
+        refiner.close()
     return runs
 
 
@@ -423,37 +439,79 @@ def clip_table(rows: list[tuple[str, dict[str, float]]], title: str) -> str:
     return "\n".join(lines)
 
 
-def make_runs(split: str, n_clips: int, seed: int) -> list[ClipRun]:
+def _runs_to_json(runs: list[ClipRun]) -> list[dict[str, Any]]:
+    def frame(fr: FrameResult) -> dict[str, Any]:
+        return {
+            "faces": {d: [[list(f.box), f.score, [list(k) for k in f.keypoints]] for f in fs] for d, fs in fr.faces.items()},
+            "estimate": {f"{d}|{c}": [e.p_female, e.age, e.confidence, e.age_std]
+                         for (d, c), e in fr.estimate.items() if e is not None},
+            "ms": fr.ms,
+        }
+
+    return [{"clip": r.clip_index, "age": r.age, "female": r.female, "stop": r.stop_frame, "leave": r.leave_frame,
+             "passer": r.passer, "frames": [frame(fr) for fr in r.frames]} for r in runs]
+
+
+def _runs_from_json(data: list[dict[str, Any]]) -> list[ClipRun]:
+    def frame(d: dict[str, Any]) -> FrameResult:
+        faces = {k: [Face(tuple(b), s, tuple(tuple(p) for p in kp)) for b, s, kp in fs] for k, fs in d["faces"].items()}
+        est = {tuple(k.split("|")): Demographic(*v) for k, v in d["estimate"].items()}
+        return FrameResult(faces, est, d["ms"])  # type: ignore[arg-type]
+
+    return [ClipRun(r["clip"], r["age"], r["female"], r["stop"], r["leave"], r["passer"], [frame(f) for f in r["frames"]])
+            for r in data]
+
+
+def make_runs(split: str, n_clips: int, seed: int, cache: Path | None = None) -> list[ClipRun]:
+    """The clips' per-frame model outputs; with ``cache``, kept in that JSON file (model outputs and face
+    boxes only, no pixels) so that re-tabulating does not rerun the models."""
     from tools.vision_clips import load_faces, make_clips
 
+    if cache is not None and cache.exists():
+        data = json.loads(cache.read_text())
+        if data.get("split") == split and data.get("clips") == n_clips and data.get("seed") == seed:
+            return _runs_from_json(data["runs"])
     faces = load_faces(split, limit=n_clips, seed=seed)
     clips = make_clips(faces, n_clips, seed=seed)
-    return precompute(clips)
+    runs = precompute(clips)
+    if cache is not None:
+        cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "runs": _runs_to_json(runs)}))
+    return runs
 
 
-def evaluate_clips(runs: list[ClipRun], visit: VisitConfig, detector: str) -> list[tuple[str, dict[str, float]]]:
+CROPS = {
+    "view": "crop from the 640x480 view",
+    "full": "crop from 1280x960, keypoints scaled",
+    "refined": "crop from 1280x960, refined",
+}
+
+
+def evaluate_clips(
+    runs: list[ClipRun], visit: VisitConfig, detector: str, crop_default: str
+) -> list[tuple[str, dict[str, float]]]:
     with tempfile.TemporaryDirectory(prefix="visit-eval-") as tmp:
         base = _store(Path(tmp))
         rows = []
         for det in ("short_range", "cascade"):
-            for crop in ("view", "full"):
-                name = f"controller, {det}, crop from {'640x480 view' if crop == 'view' else '1280x960 full frame'}"
-                rows.append((name, summarise(run_controller(runs, base, visit, det, crop))))
-        rows.append((f"5-frame majority vote ({detector}, full frame)",
-                     summarise(baseline_majority(runs, detector, "full", visit.min_face_px))))
-        rows.append((f"single best frame of the visit ({detector}, full frame)",
-                     summarise(baseline_best_frame(runs, detector, "full", visit.min_face_px))))
+            for crop, label in CROPS.items():
+                rows.append((f"controller, {det}, {label}", summarise(run_controller(runs, base, visit, det, crop))))
+        rows.append((f"5-frame majority vote ({detector}, {CROPS[crop_default]})",
+                     summarise(baseline_majority(runs, detector, crop_default, visit.min_face_px))))
+        rows.append((f"single best frame of the visit ({detector}, {CROPS[crop_default]})",
+                     summarise(baseline_best_frame(runs, detector, crop_default, visit.min_face_px))))
     return rows
 
 
 def frame_costs(runs: list[ClipRun]) -> dict[str, float]:
-    """Per-frame model time on the clips (detect + classify of the largest face, both crops counted once)."""
+    """Per-frame model time on the clips: the detector, then (frames with a face) the classification from
+    the view, or refinement + classification from the full frame."""
     cost: dict[str, float] = {}
     for det in ("short_range", "cascade"):
-        ms = [fr.ms.get(f"detect_{det}", 0.0) + (fr.ms.get("classify_x2", 0.0) / 2 if fr.faces[det] else 0.0)
-              for run in runs for fr in run.frames]
-        cost[f"{det}_p95_ms"] = _p95(ms)
-        cost[f"{det}_median_ms"] = statistics.median(ms)
+        for crop in ("view", "refined"):
+            ms = [fr.ms.get(f"detect_{det}", 0.0) + (fr.ms.get(f"classify_{crop}", 0.0) if fr.faces[det] else 0.0)
+                  for run in runs for fr in run.frames]
+            cost[f"{det}+{crop}_median_ms"] = statistics.median(ms)
+            cost[f"{det}+{crop}_p95_ms"] = _p95(ms)
     return cost
 
 
@@ -499,7 +557,10 @@ def main(argv: list[str] | None = None) -> int:
     t = sub.add_parser("tune", help="visit/gate grid on validation clips (never the test split)")
     t.add_argument("--clips", type=int, default=150)
     t.add_argument("--detector", default="cascade", choices=("short_range", "cascade"))
-    t.add_argument("--crop", default="full", choices=("view", "full"))
+    t.add_argument("--crop", default="refined", choices=tuple(CROPS))
+    for p in (c, t):
+        p.add_argument("--cache", type=Path, default=None,
+                       help="keep the clips' model outputs (no pixels) in this JSON file and reuse them")
     for p in (r, c, t):
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
@@ -512,10 +573,10 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result) if args.json else range_table(result))
         return 0
     if args.cmd == "clips":
-        runs = make_runs(args.split, args.clips, args.seed)
+        runs = make_runs(args.split, args.clips, args.seed, args.cache)
         visit = Config().visit
-        detector = Config().models.detector
-        rows = evaluate_clips(runs, visit, detector)
+        detector = "cascade"
+        rows = evaluate_clips(runs, visit, detector, "refined")
         cost = frame_costs(runs)
         if args.json:
             print(json.dumps({"split": args.split, "rows": dict(rows), "frame_cost_ms": cost}))
@@ -527,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\nModel time per clip frame (detector + one classification of the largest face), ms: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
         return 0
-    runs = make_runs("val", args.clips, args.seed)
+    runs = make_runs("val", args.clips, args.seed, args.cache)
     results = tune(runs, args.detector, args.crop)
     if args.json:
         print(json.dumps([{"visit": {"min_confidence": v.min_confidence, "min_frames": v.min_frames,

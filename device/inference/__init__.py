@@ -14,15 +14,17 @@ from smartshelf.core.types import Demographic, Face, Frame
 
 if TYPE_CHECKING:
     from device.inference.age_gender import AgeGenderModel
-    from device.inference.detector import BlazeFaceDetector, CascadeDetector
+    from device.inference.detector import BlazeFaceDetector, CascadeDetector, LandmarkRefiner
 
 __all__ = [
     "DETECTOR_FILES",
     "MODELS_DIR",
     "AgeGender",
     "FaceDetector",
+    "FaceRefiner",
     "create_age_gender",
     "create_detector",
+    "create_refiner",
     "detector_files",
 ]
 
@@ -47,6 +49,15 @@ class FaceDetector(Protocol):
     """Finds faces in a frame; largest face first."""
 
     def detect(self, frame: Frame) -> list[Face]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class FaceRefiner(Protocol):
+    """Places a face (scaled from the detection view) precisely in the full-resolution frame."""
+
+    def refine(self, full: Frame, face: Face) -> Face: ...
 
     def close(self) -> None: ...
 
@@ -98,6 +109,19 @@ def create_detector(
         score_threshold=score_threshold,
         num_threads=num_threads,
     )
+
+
+def create_refiner(
+    *, models_dir: Path | None = None, score_threshold: float = 0.5, num_threads: int = 2
+) -> LandmarkRefiner:
+    """A :class:`~device.inference.detector.LandmarkRefiner` on its own short-range BlazeFace."""
+    from device.inference.detector import BlazeFaceDetector, LandmarkRefiner
+
+    detector = create_detector(
+        "short_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
+    )
+    assert isinstance(detector, BlazeFaceDetector)
+    return LandmarkRefiner(detector)
 
 
 def create_age_gender(

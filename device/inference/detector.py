@@ -191,3 +191,43 @@ class CascadeDetector:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+
+class LandmarkRefiner:
+    """Places a face found on the small detection view precisely in the full-resolution frame.
+
+    A face 40-60 px wide in a 640x480 view gets eye and mouth keypoints that are a few pixels off, and
+    alignment (rotation, scale, centre) follows them: scaling them up to the full frame keeps the error.
+    This runs the short-range BlazeFace on a square of ``context`` face widths around the scaled box in
+    the full frame, where the face is large, and returns that detection (the scaled face when it finds
+    none). One extra 128x128 inference per frame with a face; measured with
+    ``python -m tools.visit_eval range`` (docs/vision-at-distance.md).
+    """
+
+    def __init__(self, detector: BlazeFaceDetector, *, context: float = 3.2) -> None:
+        if context < 1.5:
+            raise ValueError(f"context must be >= 1.5 face widths, got {context}")
+        self.detector = detector
+        self.context = float(context)
+
+    def refine(self, full: Frame, face: Face) -> Face:
+        """``face`` (already in ``full`` pixels) re-detected in ``full``."""
+        full = check_frame(full)
+        x, y, w, h = face.box
+        cx, cy = x + w / 2.0, y + h / 2.0
+        half = self.context * max(w, h) / 2.0
+        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+        x1, y1 = min(full.shape[1], int(cx + half)), min(full.shape[0], int(cy + half))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return face
+        found = self.detector.detect(np.ascontiguousarray(full[y0:y1, x0:x1]))
+        if not found:
+            return face
+        best = found[0]
+        bx, by, bw, bh = best.box
+        return Face(
+            (bx + x0, by + y0, bw, bh), best.score, tuple((px + x0, py + y0) for px, py in best.keypoints)
+        )
+
+    def close(self) -> None:
+        self.detector.close()
+

@@ -53,6 +53,10 @@ class CameraConfig:
     full_height: int = 0
     """Two streams: crop faces for age/gender from a frame of this size (picamera2: the main stream; opencv
     and replay: the source at this size), detect on a width x height copy. 0 = one stream."""
+    refine: bool = True
+    """Two streams only: find the face's eyes and mouth again on the full frame (one small extra
+    inference) instead of scaling them up from the detection view; this, not the pixels alone, is what
+    makes faces 40-60 px wide in the view usable (docs/vision-at-distance.md)."""
     hfov_deg: float = 62.2
     """Horizontal field of view of the camera in degrees (Pi Camera Module v2: 62.2; v3: 66; v3 wide: 102);
     with the resolution it sets how far away faces are found (`smartshelf doctor`)."""

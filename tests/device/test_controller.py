@@ -312,17 +312,31 @@ def test_two_streams_detect_on_the_view_and_crop_from_the_full_frame(tmp_path: P
             seen.append((frame.shape, face.box, face.keypoints[0]))
             return WOMAN
 
+    class Refiner:
+        def refine(self, frame: np.ndarray, face: Face) -> Face:
+            seen.append(("refine", frame.shape, face.box))
+            return Face((41, 33, 78, 94), 0.95, ((50.0, 57.0),))
+
+        def close(self) -> None:
+            pass
+
     make_factors(tmp_path / "factors.npz")
     make_store(tmp_path / STORE_FILE)
     config = Config(shelf=ShelfConfig(data_dir=tmp_path), visit=VisitConfig(min_frames=1, min_face_px=8))
-    faces = Faces([])
-    controller = ShelfController(
-        config, camera=ReconnectingCamera(TwoStreamCamera(), clock=lambda: 0.0), presence=AlwaysPresent(),
-        detector=faces, age_gender=faces, rankers=FactorRankers(config.factors_path),
-        store=StoreView(tmp_path / STORE_FILE), indicator=RecordingIndicator(), screen=KioskScreen("test"),
-        events=None, clock=lambda: 0.0, rng=random.Random(1),
-    )
-    decision = controller.step()
-    assert seen[0] == ("detect", (48, 64, 3))
-    assert seen[1] == ((192, 256, 3), (40, 32, 80, 96), (48.0, 56.0)), "box and keypoints x4 in the full frame"
-    assert decision is not None and decision.segment_label == "female/25-34"
+    for refiner in (None, Refiner()):
+        seen.clear()
+        faces = Faces([])
+        controller = ShelfController(
+            config, camera=ReconnectingCamera(TwoStreamCamera(), clock=lambda: 0.0), presence=AlwaysPresent(),
+            detector=faces, age_gender=faces, rankers=FactorRankers(config.factors_path),
+            store=StoreView(tmp_path / STORE_FILE), indicator=RecordingIndicator(), screen=KioskScreen("test"),
+            events=None, clock=lambda: 0.0, rng=random.Random(1), refiner=refiner,
+        )
+        decision = controller.step()
+        assert seen[0] == ("detect", (48, 64, 3))
+        if refiner is None:
+            assert seen[1] == ((192, 256, 3), (40, 32, 80, 96), (48.0, 56.0)), "box and keypoints x4 in the full frame"
+        else:
+            assert seen[1] == ("refine", (192, 256, 3), (40, 32, 80, 96)), "the scaled face, refined on the full frame"
+            assert seen[2] == ((192, 256, 3), (41, 33, 78, 94), (50.0, 57.0)), "the refined face is the one cropped"
+        assert decision is not None and decision.segment_label == "female/25-34"

@@ -87,7 +87,7 @@ def test_two_streams_replay_full_resolution_frames(tmp_path: Path, capsys: pytes
 
 
 def test_bad_sources_fail_in_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    rc, rows, err = replay(capsys, str(tmp_path / "missing"), "--fast")
+    rc, _, err = replay(capsys, str(tmp_path / "missing"), "--fast")
     assert rc == 1 and "missing: replay source does not exist" in err and err.count("\n") == 1
     empty = tmp_path / "empty"
     empty.mkdir()
