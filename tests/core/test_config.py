@@ -91,3 +91,24 @@ def test_two_stream_sizes_are_checked(tmp_path: Path, camera: str, message: str)
         load_config(path)
     path.write_text("[camera]\nfull_width = 1280\nfull_height = 960\n")
     assert load_config(path).camera.full_size == (1280, 960)
+
+
+def test_one_resolver_and_a_source_that_reloads_on_change(tmp_path, monkeypatch, caplog) -> None:
+    from smartshelf.core import config as cfgmod
+
+    missing = tmp_path / "etc" / "config.toml"
+    monkeypatch.setattr(cfgmod, "DEFAULT_CONFIG_PATH", missing)
+    assert cfgmod.resolve_config_path(None) is None  # no file: the defaults
+    assert cfgmod.resolve_config_path("x.toml") == cfgmod.Path("x.toml")
+    missing.parent.mkdir()
+    missing.write_text('[shelf]\nname = "A"\n')
+    assert cfgmod.resolve_config_path(None) == missing
+
+    source = cfgmod.ConfigSource()
+    assert source.get().shelf.name == "A"
+    missing.write_text('[shelf]\nname = "Bb"\n')  # a different size: seen as a change
+    assert source.get().shelf.name == "Bb" and source.error is None
+    missing.write_text("[shelf]\nname = 3\n")
+    assert source.get().shelf.name == "Bb"  # the last good config stays
+    assert source.error is not None and "shelf.name" in source.error
+    assert "keeping the last good one" in caplog.text
