@@ -155,6 +155,7 @@ class Clip:
     passer: LabelledFace | None
     seed: int
     light_change: bool
+    stop_px: float = 120.0  # face width (view pixels) where the shopper stops: 120 px ~0.66 m, 50 px ~1.6 m
 
     @property
     def n_frames(self) -> int:
@@ -188,18 +189,18 @@ class Clip:
             if i < WALK_FRAMES:  # walking in: 40 -> 120 px (closer), towards the shelf's centre
                 t = i / (WALK_FRAMES - 1)
                 # the face grows as 1/distance: distance falls linearly from 3x to 1x the stop distance
-                size = 120.0 / (3.0 - 2.0 * t)
+                size = self.stop_px / (3.0 - 2.0 * t)
                 new_x = start_x + (stop_x - start_x) * t
                 blur = abs(new_x - x) * SCALE * 0.3 + rng.uniform(0, 3)
                 x = new_x
                 y = stop_y + 6 * math.sin(i * 1.3)  # gait bob
             elif i < self.leave_frame:  # standing: small head movements
-                size = 120.0 + rng.normal(0, 1.5)
+                size = self.stop_px * (1.0 + rng.normal(0, 0.0125))
                 x = stop_x + rng.normal(0, 2.0)
                 y = stop_y + rng.normal(0, 2.0)
             elif i < self.leave_frame + LEAVE_FRAMES:  # leaving sideways, getting smaller
                 t = (i - self.leave_frame + 1) / LEAVE_FRAMES
-                size = 120.0 / (1.0 + 1.5 * t)
+                size = self.stop_px / (1.0 + 1.5 * t)
                 new_x = stop_x + side * 420 * t
                 blur = abs(new_x - x) * SCALE * 0.3
                 x = new_x
@@ -209,7 +210,7 @@ class Clip:
             if self.passer is not None and passer_start <= i < passer_start + 20:
                 t = (i - passer_start) / 19
                 px = VIEW_SIZE[0] / 2 - passer_dir * (360 - 720 * t)
-                _paste(full, self.passer, 44.0, px, passer_y, 38 * SCALE * 0.3)
+                _paste(full, self.passer, 0.37 * self.stop_px, px, passer_y, 38 * SCALE * 0.3)
             if size > 0:
                 _paste(full, self.shopper, size, x, y, blur)
             gain = base_gain
@@ -218,12 +219,15 @@ class Clip:
             yield sensor.finish(full, gain)
 
 
-def make_clips(faces: list[LabelledFace], n: int, *, seed: int = 0, passer_share: float = 0.3) -> list[Clip]:
-    """``n`` clips, each with a different shopper from ``faces`` (cycled), some with a passer-by."""
+def make_clips(
+    faces: list[LabelledFace], n: int, *, seed: int = 0, passer_share: float = 0.3, stop_px: float = 120.0
+) -> list[Clip]:
+    """``n`` clips, each with a different shopper from ``faces`` (cycled), some with a passer-by; the
+    shopper stops where the face is ``stop_px`` wide in the view (walking in from a third of that)."""
     rng = np.random.default_rng(seed)
     clips = []
     for i in range(n):
         shopper = faces[i % len(faces)]
         passer = faces[(i * 7 + 3) % len(faces)] if rng.random() < passer_share and len(faces) > 1 else None
-        clips.append(Clip(i, shopper, passer, int(rng.integers(0, 2**31)), bool(rng.random() < 0.5)))
+        clips.append(Clip(i, shopper, passer, int(rng.integers(0, 2**31)), bool(rng.random() < 0.5), stop_px))
     return clips

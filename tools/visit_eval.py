@@ -462,20 +462,24 @@ def _runs_from_json(data: list[dict[str, Any]]) -> list[ClipRun]:
             for r in data]
 
 
-def make_runs(split: str, n_clips: int, seed: int, cache: Path | None = None) -> list[ClipRun]:
+def make_runs(
+    split: str, n_clips: int, seed: int, cache: Path | None = None, stop_px: float = 120.0
+) -> list[ClipRun]:
     """The clips' per-frame model outputs; with ``cache``, kept in that JSON file (model outputs and face
     boxes only, no pixels) so that re-tabulating does not rerun the models."""
     from tools.vision_clips import load_faces, make_clips
 
     if cache is not None and cache.exists():
         data = json.loads(cache.read_text())
-        if data.get("split") == split and data.get("clips") == n_clips and data.get("seed") == seed:
+        key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0))
+        if key == (split, n_clips, seed, stop_px):
             return _runs_from_json(data["runs"])
     faces = load_faces(split, limit=n_clips, seed=seed)
-    clips = make_clips(faces, n_clips, seed=seed)
+    clips = make_clips(faces, n_clips, seed=seed, stop_px=stop_px)
     runs = precompute(clips)
     if cache is not None:
-        cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "runs": _runs_to_json(runs)}))
+        cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "stop_px": stop_px,
+                                     "runs": _runs_to_json(runs)}))
     return runs
 
 
@@ -553,7 +557,9 @@ def main(argv: list[str] | None = None) -> int:
     r.add_argument("--faces", type=int, default=300)
     c = sub.add_parser("clips", help="approach clips through the real controller, with the baselines")
     c.add_argument("--split", choices=("val", "test"), default="test")
-    c.add_argument("--clips", type=int, default=200)
+    c.add_argument("--clips", type=int, default=150)
+    c.add_argument("--stop-px", type=float, default=120.0,
+                   help="face width (640x480 view pixels) where the shopper stops (120: ~0.66 m, 50: ~1.6 m)")
     t = sub.add_parser("tune", help="visit/gate grid on validation clips (never the test split)")
     t.add_argument("--clips", type=int, default=150)
     t.add_argument("--detector", default="cascade", choices=("short_range", "cascade"))
@@ -573,7 +579,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result) if args.json else range_table(result))
         return 0
     if args.cmd == "clips":
-        runs = make_runs(args.split, args.clips, args.seed, args.cache)
+        runs = make_runs(args.split, args.clips, args.seed, args.cache, args.stop_px)
         visit = Config().visit
         detector = "cascade"
         rows = evaluate_clips(runs, visit, detector, "refined")
@@ -582,7 +588,8 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps({"split": args.split, "rows": dict(rows), "frame_cost_ms": cost}))
         else:
             n_adult = rows[0][1]["adult_visits"]
-            title = (f"{len(runs)} approach clips from the {args.split} split ({n_adult} adults, "
+            title = (f"{len(runs)} approach clips from the {args.split} split, stopping at a {args.stop_px:g} px face "
+                     f"({n_adult} adults, "
                      f"{sum(r.passer for r in runs)} with a passer-by); visit settings: {visit}")
             print(clip_table(rows, title))
             print("\nModel time per clip frame (detector + one classification of the largest face), ms: "

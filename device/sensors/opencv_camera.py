@@ -51,7 +51,7 @@ class OpenCVCamera:
         ok, bgr = self._cap.read()
         if not ok or bgr is None:
             raise CameraError(f"camera {self.source!r} delivered no frame")
-        if self.full_size is not None:
+        if self.full_size is not None and bgr.shape[1] > self.width:  # a camera that gives no more: one stream
             if (bgr.shape[1], bgr.shape[0]) != self.full_size:
                 bgr = cv2.resize(bgr, self.full_size, interpolation=cv2.INTER_AREA)
             full = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)

@@ -22,8 +22,10 @@ class ReplayCamera:
     With ``loop`` it starts again at the end, otherwise ``read`` raises CameraError("end of replay") and
     ``ended`` is true. A folder that disappears or an unreadable file also raises CameraError, like a real
     lost camera. ``size`` (w, h) resizes frames that differ; frames are RGB uint8. With ``full_size``
-    (w, h) it plays two streams like the Pi camera: ``read`` returns a :class:`Capture` whose ``full``
-    frame is the source at ``full_size`` and whose ``view`` is that frame downscaled to ``size``.
+    (w, h) it plays two streams like the Pi camera: for source frames wider than ``size``, ``read``
+    returns a :class:`Capture` whose ``full`` frame is the source at ``full_size`` and whose ``view`` is
+    that frame downscaled to ``size``; frames no wider than ``size`` have nothing more to give and are
+    delivered as one stream.
     """
 
     def __init__(
@@ -98,8 +100,7 @@ class ReplayCamera:
             raise CameraError(f"{self.source}: replay camera is not open")
         bgr = self._next_video() if self._video is not None else self._next_file()
         self.frames_read += 1
-        if self.full_size is not None:
-            assert self.size is not None
+        if self.full_size is not None and self.size is not None and bgr.shape[1] > self.size[0]:
             full = cv2.cvtColor(_resize(bgr, self.full_size), cv2.COLOR_BGR2RGB)
             return Capture(view=_resize(full, self.size), full=full)
         if self.size is not None:

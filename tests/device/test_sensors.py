@@ -202,3 +202,12 @@ def test_replay_two_streams_gives_a_capture(tmp_path: Path) -> None:
     with pytest.raises(CameraError, match="end of replay"):
         camera.read()
     assert camera.ended
+
+
+def test_replay_two_streams_of_a_small_source_is_one_stream(tmp_path: Path) -> None:
+    """Frames no larger than the detection view have nothing more to give: plain frames, no upscaling."""
+    cv2.imwrite(str(tmp_path / "f.png"), np.zeros((480, 640, 3), np.uint8))
+    camera = ReplayCamera(tmp_path, loop=False, size=(640, 480), full_size=(1280, 960))
+    camera.open()
+    frame = camera.read()
+    assert isinstance(frame, np.ndarray) and frame.shape == (480, 640, 3)

@@ -76,7 +76,13 @@ def test_camera_replay_delivers_a_frame(tmp_path: Path) -> None:
 
 
 def test_camera_two_streams_reports_both_sizes(tmp_path: Path) -> None:
-    ctx = ctx_for(tmp_path, f'[camera]\ntype = "replay"\nsource = "{FRAMES}"\nfull_width = 1280\nfull_height = 960\n')
+    import cv2
+    import numpy as np
+
+    big = tmp_path / "big"
+    big.mkdir()
+    cv2.imwrite(str(big / "f.png"), np.zeros((960, 1280, 3), np.uint8))
+    ctx = ctx_for(tmp_path, f'[camera]\ntype = "replay"\nsource = "{big}"\nfull_width = 1280\nfull_height = 960\n')
     [r] = one("camera", ctx)
     assert r.status == "ok", r
     assert "640x480 frame (faces cropped from 1280x960)" in r.detail
