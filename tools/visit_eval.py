@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import random
 import statistics
 import sys
@@ -429,11 +430,15 @@ def clip_table(rows: list[tuple[str, dict[str, float]]], title: str) -> str:
         "minors personalised | wrong personalisation | median s stop -> decision | revisions per visit |"),
         "|---|---|---|---|---|---|---|---|---|",
     ]
+    def pct(v: float) -> str:
+        return "-" if math.isnan(v) else f"{v:.1f}%"  # NaN: no visit to measure
+
     for name, m in rows:
+        delay = m["median_s_stop_to_decision"]
         lines.append(
-            f"| {name} | {m['gender_pct']:.1f}% | {m['bracket_exact_pct']:.1f}% | {m['bracket_within_one_pct']:.1f}% | "
-            f"{m['adults_personalised_pct']:.1f}% | {m['minors_personalised_pct']:.1f}% | "
-            f"{m['wrong_personalisation_pct']:.1f}% | {m['median_s_stop_to_decision']:.1f} | "
+            f"| {name} | {pct(m['gender_pct'])} | {pct(m['bracket_exact_pct'])} | {pct(m['bracket_within_one_pct'])} | "
+            f"{pct(m['adults_personalised_pct'])} | {pct(m['minors_personalised_pct'])} | "
+            f"{pct(m['wrong_personalisation_pct'])} | {'-' if math.isnan(delay) else f'{delay:.1f}'} | "
             f"{m['revisions_per_visit']:.2f} |"
         )
     return "\n".join(lines)

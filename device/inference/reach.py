@@ -19,11 +19,14 @@ from smartshelf.core.config import CameraConfig
 
 #: Width of a face's BlazeFace box in metres (2.4 x 63 mm eye distance).
 FACE_BOX_M = 0.15
-#: Smallest face (box width, detection-view pixels) each detector finds in at least 95% of frames.
-FIND_PX: dict[str, int] = {"short_range": 100, "full_range": 48, "cascade": 48}
+#: Smallest face (box width, detection-view pixels) each detector finds in at least 75% of frames (a
+#: shopper who stands still for a second gives the visit ten frames; three faces are enough).
+FIND_PX: dict[str, int] = {"short_range": 80, "full_range": 48, "cascade": 48}
 #: Smallest face (pixels in the frame the crop is taken from) where one frame's gender is right for
-#: at least 90% of faces of 13 and over; below it the visit's confidence gate mostly says "generic".
+#: about 90% of faces of 13 and over: 64 px when the keypoints are found again on that frame
+#: (``camera.refine``), 80 px when they come from the detector on that same frame (one stream).
 PERSONALISE_CROP_PX = 80
+PERSONALISE_REFINED_PX = 64
 
 
 def focal_px(width: int, hfov_deg: float) -> float:
@@ -55,9 +58,12 @@ class Reach:
     crop_width: int
     hfov_deg: float
     detector: str
+    refined: bool
 
     def describe(self) -> str:
-        two = f", faces cropped from {self.crop_width} px wide frames" if self.crop_width != self.view[0] else ""
+        two = ""
+        if self.crop_width != self.view[0]:
+            two = f", faces {'refined and ' if self.refined else ''}cropped from {self.crop_width} px wide frames"
         return (
             f"{self.detector} detector on {self.view[0]}x{self.view[1]}{two}, {self.hfov_deg:g} deg lens: faces found "
             f"up to {self.found_m:.1f} m, personalised up to {self.personalised_m:.1f} m"
@@ -68,11 +74,11 @@ class Reach:
         if self.detector == "short_range":
             steps.append("models.detector = \"cascade\" (finds faces of 48 px: "
                          f"{distance_for(FIND_PX['cascade'], self.view[0], self.hfov_deg):.1f} m here)")
-        needed_crop_width = math.ceil(PERSONALISE_CROP_PX / face_px_at(want_m, 1, self.hfov_deg))
-        if self.crop_width < needed_crop_width:
+        needed_crop_width = math.ceil(PERSONALISE_REFINED_PX / face_px_at(want_m, 1, self.hfov_deg))
+        if self.crop_width < needed_crop_width or not self.refined:
             steps.append(
                 f"two streams with a full stream at least {needed_crop_width} px wide "
-                "(camera.full_width/full_height, same aspect ratio)"
+                "(camera.full_width/full_height, same aspect ratio) and camera.refine = true"
             )
         steps.append("a narrower lens (camera.hfov_deg) or mounting the camera nearer to where shoppers stand")
         return "; ".join(steps)
@@ -83,8 +89,12 @@ def camera_reach(camera: CameraConfig, detector: str, min_face_px: int) -> Reach
     if detector not in FIND_PX:
         raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(FIND_PX)}")
     find = float(max(FIND_PX[detector], min_face_px))
-    scale = camera.crop_width / camera.width
-    crop_needed = float(PERSONALISE_CROP_PX)
+    two_streams = camera.full_size is not None
+    refined = two_streams and camera.refine
+    # Scaling the view's keypoints up to the full frame gains nothing (the alignment follows them):
+    # without refinement the crop is only as good as the view's.
+    scale = camera.crop_width / camera.width if refined else 1.0
+    crop_needed = float(PERSONALISE_REFINED_PX if refined else PERSONALISE_CROP_PX)
     personalise_view_px = max(find, crop_needed / scale)
     return Reach(
         found_m=distance_for(find, camera.width, camera.hfov_deg),
@@ -95,4 +105,5 @@ def camera_reach(camera: CameraConfig, detector: str, min_face_px: int) -> Reach
         crop_width=camera.crop_width,
         hfov_deg=camera.hfov_deg,
         detector=detector,
+        refined=refined,
     )

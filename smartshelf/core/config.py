@@ -52,10 +52,11 @@ class CameraConfig:
     width: int = 640
     height: int = 480
     """Size of the frames the face detector works on (picamera2: the lores stream)."""
-    full_width: int = 0
-    full_height: int = 0
+    full_width: int = 1280
+    full_height: int = 960
     """Two streams: crop faces for age/gender from a frame of this size (picamera2: the main stream; opencv
-    and replay: the source at this size), detect on a width x height copy. 0 = one stream."""
+    and replay: the source at this size when it is wider than width), detect on a width x height copy.
+    0 = one stream. Same aspect ratio as width x height."""
     refine: bool = True
     """Two streams only: find the face's eyes and mouth again on the full frame (one small extra
     inference) instead of scaling them up from the detection view; this, not the pixels alone, is what
@@ -102,9 +103,10 @@ class PresenceConfig:
 class ModelsConfig:
     dir: Path | None = None
     """Folder with the .tflite files and manifest.json; default: the models/ folder of the installation."""
-    detector: DetectorVariant = "short_range"
-    """short_range (BlazeFace for faces within ~2 m), full_range (up to ~5 m, 2.7x the cost) or cascade
-    (short range first, full range only on frames where short range finds nothing)."""
+    detector: DetectorVariant = "cascade"
+    """cascade (short range first, full range only on frames where short range finds nothing: shoppers
+    found from ~0.4 to ~2 m with a 640x480 Pi camera), short_range (BlazeFace for faces of ~80 px and
+    more: within ~1 m) or full_range (always the larger model)."""
     detector_score: float = 0.5
     age_gender: str = "age_gender_int8.tflite"
     threads: int = 2
@@ -332,12 +334,12 @@ def _cross_checks(config: Config) -> None:
     if cam.full_width and (cam.full_width < cam.width or cam.full_height < cam.height):
         raise ConfigError(
             f"camera.full_width x full_height = {cam.full_width}x{cam.full_height} must be at least "
-            f"camera.width x height = {cam.width}x{cam.height}"
+            f"camera.width x height = {cam.width}x{cam.height} (or 0 x 0 for one stream)"
         )
     if cam.full_width and abs(cam.full_width * cam.height - cam.full_height * cam.width) > 0.01 * cam.full_width * cam.height:
         raise ConfigError(
             f"camera.full_width x full_height = {cam.full_width}x{cam.full_height} must have the aspect ratio of "
-            f"camera.width x height = {cam.width}x{cam.height} (both streams show the same field of view)"
+            f"camera.width x height = {cam.width}x{cam.height} (both streams show the same field of view), or 0 x 0 for one stream"
         )
     if config.camera.reopen_backoff_max_s < config.camera.reopen_backoff_s:
         raise ConfigError("camera.reopen_backoff_max_s must be >= camera.reopen_backoff_s")

@@ -330,7 +330,10 @@ def check_models(ctx: Context) -> list[CheckResult]:
     cfg = ctx.config.models
     models_dir = Path(cfg.dir) if cfg.dir else MODELS_DIR
     results = []
-    files = [("detector", f) for f in detector_files(cfg.detector)] + [("age_gender", cfg.age_gender)]
+    detector = detector_files(cfg.detector)
+    # a cascade has two detector files: the second gets its own line name (models.detector.full_range)
+    files = [("detector", detector[0])] + [(f"detector.{Path(f).stem.removeprefix('face_detection_')}", f)
+                                           for f in detector[1:]] + [("age_gender", cfg.age_gender)]
     for label, file_name in files:
         name = f"models.{label}"
         try:

@@ -78,7 +78,7 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
 @pytest.mark.parametrize(
     ("camera", "message"),
     [
-        ("full_width = 1280", "must both be set"),
+        ("full_height = 0", "must both be set"),
         ("full_width = 320\nfull_height = 240", "must be at least"),
         ("full_width = 1920\nfull_height = 1080", "aspect ratio"),
         ("hfov_deg = 5", "camera.hfov_deg"),

@@ -92,19 +92,17 @@ def test_camera_two_streams_reports_both_sizes(tmp_path: Path) -> None:
 
 
 def test_range_states_distances_and_warns_when_the_shelf_is_deeper(tmp_path: Path) -> None:
-    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 0.6\n"))
+    [r] = one("range", ctx_for(tmp_path))  # the defaults: cascade, two streams, 1.5 m
     assert r.status == "ok", r
     assert "faces found up to" in r.detail and "personalised up to" in r.detail
     [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.5\n"))
-    assert r.status == "warn" and "shoppers at 2.5 m are" in r.detail
+    assert r.status == "warn" and "shoppers at 2.5 m are not found" in r.detail
+    one_stream = '[camera]\nfull_width = 0\nfull_height = 0\n[models]\ndetector = "short_range"\n'
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 1.5\n" + one_stream))
+    assert r.status == "warn" and "shoppers at 1.5 m are" in r.detail
     assert "cascade" in r.fix and "camera.full_width" in r.fix
-    # two streams and the cascade reach further than one stream with the short-range detector
-    [near] = one("range", ctx_for(tmp_path, "working_distance_m = 1.0\n"))
-    [far] = one("range", ctx_for(
-        tmp_path, '[camera]\nfull_width = 1920\nfull_height = 1440\n[models]\ndetector = "cascade"\n'
-    ))
-    reach = [float(x.split("personalised up to ")[1].split(" m")[0]) for x in (near.detail, far.detail)]
-    assert reach[1] > reach[0]
+    [near] = one("range", ctx_for(tmp_path, "working_distance_m = 0.8\n" + one_stream))
+    assert near.status == "ok", near
 
 
 def test_camera_failure_is_a_failed_line(tmp_path: Path) -> None:
