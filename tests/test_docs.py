@@ -41,9 +41,23 @@ def test_mkdocs_build_strict_has_no_warning_and_loads_nothing_from_the_network(t
     site = tmp_path / "site"
     env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
     result = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--config-file", str(REPO / "mkdocs.yml"),
-         "--site-dir", str(site)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "mkdocs",
+            "build",
+            "--strict",
+            "--config-file",
+            str(REPO / "mkdocs.yml"),
+            "--site-dir",
+            str(site),
+        ],
+        check=False,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
@@ -51,7 +65,7 @@ def test_mkdocs_build_strict_has_no_warning_and_loads_nothing_from_the_network(t
     pages = sorted(site.glob("*.html"))
     assert {p.stem for p in PAGES} <= {p.stem for p in pages}
     # Only links may point off the machine: no stylesheet, script, font or image from elsewhere.
-    remote = re.compile(r"<(?:script|img|link|iframe)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", re.I)
+    remote = re.compile(r"<(?:script|img|link|iframe)\b[^>]*\b(?:src|href)=\"(?:https?:)?//", re.IGNORECASE)
     for html in pages:
         text = html.read_text(encoding="utf-8")
         assert not remote.search(text), f"{html.name} loads {remote.search(text).group(0)!r}"
@@ -66,7 +80,7 @@ def test_every_page_is_in_the_nav() -> None:
 
 # --- configuration reference ------------------------------------------------------------------------
 
-ROW = re.compile(r"^\|\s*`(\w+)\.(\w+)`\s*\|\s*([^|]*?)\s*\|", re.M)
+ROW = re.compile(r"^\|\s*`(\w+)\.(\w+)`\s*\|\s*([^|]*?)\s*\|", re.MULTILINE)
 
 
 def documented_keys() -> dict[str, str]:
@@ -105,7 +119,7 @@ def test_configuration_page_shows_the_defaults() -> None:
         assert match, f"{key}: default cell {cell!r} is not a TOML value in backticks"
         value = tomllib.loads(f"v = {match.group(1)}")["v"]
         expected = str(default) if isinstance(default, Path) else default
-        assert value == expected and type(value) is type(expected), f"{key}: page {value!r}, code {expected!r}"
+        assert (value, type(value)) == (expected, type(expected)), f"{key}: page {value!r}, code {expected!r}"
 
 
 def test_configuration_page_lists_the_firstboot_keys() -> None:
@@ -115,7 +129,7 @@ def test_configuration_page_lists_the_firstboot_keys() -> None:
 
 # --- commands ---------------------------------------------------------------------------------------
 
-FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.M | re.S)
+FENCE = re.compile(r"^```[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
 SPAN = re.compile(r"`([^`\n]+)`")
 WORD = re.compile(r"^[a-z][a-z0-9-]*$")
 STOP = {"&&", "||", "|", ";", ">", ">>", "<", "#", "→"}
@@ -193,7 +207,8 @@ def invocations(text: str) -> list[list[str]]:
             if not (token == "smartshelf" or token.endswith("/bin/smartshelf")) or i + 1 >= len(tokens):
                 continue
             rest = tokens[i + 1 :]
-            if rest[0] == "smartshelf" or rest[0] in STOP:  # `sudo -u smartshelf smartshelf ...`, `cd smartshelf &&`
+            # `sudo -u smartshelf smartshelf ...`, `cd smartshelf && ...`
+            if rest[0] == "smartshelf" or rest[0] in STOP:
                 continue
             if not (rest[0].startswith("-") or WORD.match(clean(rest[0]))):
                 continue
@@ -236,7 +251,7 @@ def test_every_python_module_in_the_docs_exists(path: Path) -> None:
 def test_privacy_page_lists_exactly_the_event_keys() -> None:
     text = page("privacy.md")
     kept = text.split("## What is kept", 1)[1].split("\n## ", 1)[0]
-    documented = set(re.findall(r"^\|\s*`(\w+)`\s*\|", kept, re.M))
+    documented = set(re.findall(r"^\|\s*`(\w+)`\s*\|", kept, re.MULTILINE))
     assert documented == set(EVENT_KEYS)
 
 
