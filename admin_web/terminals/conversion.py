@@ -1,6 +1,6 @@
 """Which sales did the shelf's picks cause? Attribution, conversion rates and the trainer export.
 
-Definitions (documented in the README notes):
+Definitions (documented in docs/terminals.md):
 
 - An *impression* is one device decision event (``events/YYYY-MM-DD.json``, CONTRACTS.md): at
   ``time`` the shelf showed ``items`` to visit ``visit_id`` of ``segment`` in A/B ``variant``.
