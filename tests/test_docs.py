@@ -316,3 +316,12 @@ def test_the_model_card_keeps_the_markers_that_models_training_evaluate_writes_b
     assert text.count("<!-- EVAL:BEGIN -->") == 1 and text.count("<!-- EVAL:END -->") == 1
     source = (REPO / "models" / "training" / "evaluate.py").read_text(encoding="utf-8")
     assert '"docs" / "models.md"' in source
+
+
+def test_development_page_lists_exactly_the_test_markers() -> None:
+    declared = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["pytest"][
+        "ini_options"
+    ]
+    names = {m.split(":", 1)[0].strip() for m in declared["markers"]}
+    section = page("development.md").split("## Tests", 1)[1].split("\n## ", 1)[0]
+    assert set(re.findall(r"^\|\s*`(\w+)`\s*\|", section, re.MULTILINE)) == names
