@@ -18,7 +18,7 @@ PRODUCT_FIELDS: tuple[str, ...] = (
     "sku", "name", "brand", "gender", "category", "price", "currency", "stock", "slot", "item_id", "low_stock",
 )
 #: Fields the server sets; accepted in input (so a GET document can be PUT back) but ignored.
-READ_ONLY_FIELDS: frozenset[str] = frozenset({"image", "updated_at"})
+READ_ONLY_FIELDS: frozenset[str] = frozenset({"image", "updated_at", "sold"})
 REQUIRED_FIELDS: tuple[str, ...] = ("sku", "name", "price", "stock")
 GENDERS: tuple[str, ...] = ("female", "male", "unisex")
 DEFAULT_CURRENCY = "INR"
@@ -116,6 +116,7 @@ def validate_product(data: Mapping[str, Any], *, existing: Mapping[str, Any] | N
     low = merged["low_stock"]
     out["low_stock"] = DEFAULT_LOW_STOCK if low is None or low == "" else _int("low_stock", low, minimum=0)
     out["image"] = existing.get("image") if existing is not None else None
+    out["sold"] = int(existing.get("sold") or 0) if existing is not None else 0
     out["updated_at"] = now_iso()
     return out
 

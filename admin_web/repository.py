@@ -213,7 +213,7 @@ class InventoryRepository:
         For existing products the fields named in ``keep`` (e.g. stock, slot for a catalogue
         import) and the image keep their current values.
         """
-        keep = set(keep) | {"image"}
+        keep = set(keep) | {"image", "sold"}
         created = updated = 0
         with self.transaction() as tx:
             by_sku = {d["sku"]: d for d in tx.table("products").values()}

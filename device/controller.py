@@ -283,12 +283,12 @@ class ShelfController:
     ) -> dict[str, Any]:
         item = product.screen_fields()
         pairs_n = self.config.recommend.pairs_n
-        if pairs_n and product.item_id is not None:
+        if pairs_n:
             picked = {r.item_id for r in picks}
             others = [i for i in candidates if i not in picked]
             item["pairs"] = [
                 {"sku": candidates[r.item_id].sku, "name": candidates[r.item_id].name, "slot": candidates[r.item_id].slot}
-                for r in ranker.pairs_with(product.item_id, n=pairs_n, candidates=others)
+                for r in ranker.pairs_with(product.sku, n=pairs_n, candidates=others)
             ]
         return item
 

@@ -468,29 +468,49 @@ def build_prior(items: Sequence[CatalogItem], *, source: str = "") -> FactorMode
     )
 
 
-def prior_from_products(products: Sequence[Any]) -> FactorModel | None:
-    """The catalogue prior of a store's own products (``device.inventory.Product``-like objects with
-    ``item_id``, ``name``, ``gender``, ``category``, ``price`` in minor units); None if none has an item id.
+#: Weight of "what sells" in the prior: the best seller's popularity (others by log of units sold).
+SOLD_WEIGHT = 0.4
 
-    The device uses it in memory while a shelf has no factor file yet; nothing is written.
+
+def prior_from_products(
+    products: Sequence[Any], *, sold: Mapping[str, int] | None = None
+) -> FactorModel | None:
+    """The catalogue prior of a store's own products, keyed by **sku** (``device.inventory.Product``-like
+    objects with ``sku``, ``name``, ``gender``, ``category``, ``price`` in minor units and optionally
+    ``sold``); None if there are none. Every product counts, whatever ids it has.
+
+    Units sold (``sold`` mapping, else the products' ``sold`` attribute) add a popularity of up to
+    :data:`SOLD_WEIGHT` (log of units sold, relative to the best seller): what sells comes first among
+    otherwise equal products. The device uses it in memory; nothing is written.
     """
     items: list[CatalogItem] = []
+    counts: list[int] = []
     seen: set[str] = set()
     for p in products:
-        if not p.item_id or p.item_id in seen:
+        if not p.sku or p.sku in seen:
             continue
-        seen.add(p.item_id)
+        seen.add(p.sku)
         gender = (p.gender or "unisex").strip().lower()
         category = (p.category or "").strip().lower()
         items.append(
             CatalogItem(
-                sku=p.item_id,
+                sku=p.sku,
                 name=p.name,
                 gender=gender if gender in _GENDER_CODES else "unisex",
-                category=category if category in CATEGORIES else category_of(p.name),
+                category=category if category in CATEGORIES else category_of(f"{category} {p.name}"),
                 price=max(float(p.price or 0) / 100.0, 1.0),
             )
         )
+        n = sold.get(p.sku, 0) if sold is not None else getattr(p, "sold", 0)
+        counts.append(max(0, int(n or 0)))
     if not items:
         return None
-    return build_prior(items, source="store.json (in memory)")
+    model = build_prior(items, source="store.json (in memory)")
+    best = max(counts)
+    if best > 0:
+        popularity = SOLD_WEIGHT * np.log1p(np.array(counts, dtype=np.float64)) / np.log1p(best)
+        meta = dict(model.metadata)
+        meta["sold_units"] = int(sum(counts))
+        model = FactorModel(model.item_ids, model.item_factors, model.segment_ids, model.segment_vectors,
+                            model.global_vector, popularity.astype(np.float32), metadata=meta)
+    return model
