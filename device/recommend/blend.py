@@ -90,7 +90,7 @@ def store_model(
                            "catalogue prior", len(items))
         return _rebuilt(prior, meta), coverage
     assert factors is not None
-    return _blend(items, rows, factors, prior), coverage
+    return blend([p.sku for p in items], rows, factors, prior), coverage
 
 
 def _rebuilt(model: FactorModel, metadata: Mapping[str, Any]) -> FactorModel:
@@ -98,10 +98,13 @@ def _rebuilt(model: FactorModel, metadata: Mapping[str, Any]) -> FactorModel:
                        model.global_vector, model.popularity, metadata=metadata)
 
 
-def _blend(
-    items: Sequence[ProductLike], rows: Sequence[int | None], factors: FactorModel, prior: FactorModel
+def blend(
+    item_ids: Sequence[str], rows: Sequence[int | None], factors: FactorModel, prior: FactorModel
 ) -> FactorModel:
-    n, k1, k2 = len(items), factors.rank, prior.rank
+    """One model over ``item_ids``: item ``j`` is ``factors``' row ``rows[j]``, or (None) ``prior``'s
+    row ``j`` scaled and offset (see the module docstring). ``prior`` has one row per item id, in order.
+    At least one row must be known."""
+    n, k1, k2 = len(item_ids), factors.rank, prior.rank
     labels = tuple(dict.fromkeys((*factors.segment_ids, *prior.segment_ids)))
     known = np.array([r is not None for r in rows])
     f_rows = np.array([r for r in rows if r is not None], dtype=np.intp)
@@ -130,7 +133,7 @@ def _blend(
         "prior_scale": round(scale, 6),
     }
     return FactorModel(
-        item_ids=tuple(p.sku for p in items),
+        item_ids=tuple(item_ids),
         item_factors=item_factors.astype(np.float32),
         segment_ids=labels,
         segment_vectors=vectors[:-1].astype(np.float32),
