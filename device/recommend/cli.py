@@ -240,10 +240,9 @@ def _current(args: argparse.Namespace) -> Path:
     """--current, else the factor file of --config (default /etc/smartshelf/config.toml if it exists)."""
     if args.current is not None:
         return Path(args.current)
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import load_effective_config
 
-    path = args.config or (DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None)
-    return load_config(path).factors_path
+    return load_effective_config(args.config).factors_path
 
 
 def _write_report(path: Path, report: dict[str, Any]) -> Path:
