@@ -108,9 +108,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.install(app)
 
     from admin_web.terminals.views import init_app as init_terminals
-    from admin_web.views import api, auth, insight, inventory, privacy, slots
+    from admin_web.views import api, auth, insight, inventory, privacy, settings, slots
 
-    for module in (auth, inventory, slots, insight, privacy, api):
+    for module in (auth, inventory, slots, insight, privacy, settings, api):
         app.register_blueprint(module.bp)
     # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
     init_terminals(app)

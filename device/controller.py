@@ -201,7 +201,8 @@ class ShelfController:
         if self.visit is None or self.visit.gone(now, self.config.visit):
             self._end_visit()
             self._visit_counter += 1
-            control = self.rng.random() < self.config.recommend.generic_share
+            share = self.store.generic_share
+            control = self.rng.random() < (self.config.recommend.generic_share if share is None else share)
             self.visit = Visit(self._visit_counter, started=now, control=control)
             logger.debug("visit %d started", self._visit_counter)
         visit = self.visit

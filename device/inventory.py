@@ -75,6 +75,8 @@ class StoreView:
         self.default_slot_pins = dict(default_slot_pins or {})
         self.products: dict[str, Product] = {}
         self.slot_pins: dict[str, int | None] = dict(self.default_slot_pins)
+        #: The A/B control share staff set in the shop settings (None: not set, use the config's).
+        self.generic_share: float | None = None
         #: Incremented whenever the view changes (products or slots), for derived caches.
         self.version = 0
         self._stamp: tuple[int, int] | None = None
@@ -102,13 +104,17 @@ class StoreView:
                 product = Product.from_doc(doc)
                 products[product.sku] = product
             slots = {str(d["slot"]): (None if d.get("pin") is None else int(d["pin"])) for d in db.table("slots").all()}
+            settings = db.table("settings").all()
             db.close()
+            share = settings[0].get("generic_share") if settings else None
+            share = float(share) if isinstance(share, (int, float)) and 0.0 <= float(share) <= 1.0 else None
         except (SmartShelfError, OSError, KeyError, TypeError, ValueError) as exc:
             logger.error("cannot read %s (%s); keeping the previous product list", self.path, exc)
             return False
         self._stamp = stamp
         self.products = products
         self.slot_pins = slots or dict(self.default_slot_pins)
+        self.generic_share = share
         self.version += 1
         logger.info("store view: %d products, %d slots from %s", len(products), len(self.slot_pins), self.path)
         return True

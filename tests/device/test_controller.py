@@ -163,6 +163,17 @@ def test_out_of_stock_items_never_come_back(shelf) -> None:
     assert decision.items[0] == "SKU-w3"
 
 
+def test_the_shops_ab_share_from_the_settings_wins_over_the_config(shelf, tmp_path: Path) -> None:
+    _controller, step, _ = shelf([WOMAN] * 3 + [None] * 20 + [WOMAN] * 3)
+    first = next(d for d in (step() for _ in range(10)) if d is not None)
+    assert first.reason == "personalised", "config share 0: nobody is in the control group"
+    db = open_db(tmp_path / STORE_FILE)
+    db.table("settings").insert({"shop_name": "Laden", "currency": "EUR", "locale": "de_DE", "generic_share": 1.0})
+    db.close()
+    later = [d for d in (step() for _ in range(30)) if d is not None]
+    assert later and later[0].reason == "ab_control" and later[0].segment is None
+
+
 def test_minor_gets_generic_picks(shelf) -> None:
     _controller, step, _ = shelf([CHILD] * 4)
     decision = next(d for d in (step() for _ in range(4)) if d is not None)
