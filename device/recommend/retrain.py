@@ -227,6 +227,14 @@ def retrain(
     if force:
         seen_until = None
     older, recent = split_recent(data, holdout, after=seen_until, min_rows=min_holdout)
+    judged = int((recent.user_segment[recent.users] >= 0).sum())
+    if judged == 0 and not force:
+        raise NotEnoughEvidence(
+            f"none of the {recent.users.size} most recent sales followed a shopper the shelf saw (no segment "
+            "to judge the models on): nothing written",
+            new_sales=0,
+            needed=min_holdout,
+        )
     keep = current.item_ids if current is not None else ()
     if level == "auto":
         level = "segment" if is_segment_level(data) else "user"
