@@ -21,7 +21,7 @@ PRODUCT_FIELDS: tuple[str, ...] = (
     "sku", "name", "brand", "gender", "category", "price", "currency", "stock", "slot", "item_id", "low_stock",
 )
 #: Fields the server sets; accepted in input (so a GET document can be PUT back) but ignored.
-READ_ONLY_FIELDS: frozenset[str] = frozenset({"image", "updated_at", "sold"})
+READ_ONLY_FIELDS: frozenset[str] = frozenset({"image", "updated_at", "sold", "moved"})
 REQUIRED_FIELDS: tuple[str, ...] = ("sku", "name", "price", "stock")
 GENDERS: tuple[str, ...] = ("female", "male", "unisex")
 DEFAULT_CURRENCY = "INR"

@@ -253,10 +253,19 @@ def _write_report(path: Path, report: dict[str, Any]) -> Path:
 
 
 def _cmd_rollback(args: argparse.Namespace) -> int:
+    import time
+
     from device.recommend.retrain import rollback
+    from smartshelf.core.retrain_report import write_retrain_report
 
     path = rollback(_current(args))
-    print(f"{path} is back to the file it had before the last retrain (run rollback again to undo)")
+    message = f"{path} is back to the file it had before the last retrain (run rollback again to undo)"
+    try:
+        write_retrain_report(path, {"outcome": "rolled_back", "finished_at": time.time(), "message": message,
+                                    "factors": str(path)})
+    except OSError as exc:
+        print(f"smartshelf: warning: cannot write the retrain report: {exc}", file=sys.stderr)
+    print(message)
     return 0
 
 

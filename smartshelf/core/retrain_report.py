@@ -3,7 +3,7 @@
 A small JSON file next to the factor file (``retrain-report.json``), replaced atomically on every
 run whatever the outcome::
 
-    {"outcome": "replaced" | "kept" | "waiting" | "failed", "finished_at": unix seconds,
+    {"outcome": "replaced" | "kept" | "waiting" | "failed" | "rolled_back", "finished_at": unix seconds,
      "message": str, "sales": int, "new_sales": int | null, "min_new_sales": int,
      "candidate_ndcg": float | null, "current_ndcg": float | null, "items": int | null,
      "previous_items": int | null, "factors": path, "rollback": path | null}
@@ -23,7 +23,7 @@ from smartshelf.core.storage import atomic_write_json
 logger = logging.getLogger(__name__)
 
 REPORT_NAME = "retrain-report.json"
-OUTCOMES = ("replaced", "kept", "waiting", "failed")
+OUTCOMES = ("replaced", "kept", "waiting", "failed", "rolled_back")
 
 
 def report_path(factors_path: str | os.PathLike[str]) -> Path:
@@ -49,6 +49,7 @@ _HEADLINES = {
     "kept": "The shelf kept its current model: the one learned from the latest sales was not better.",
     "waiting": "Not enough new sales yet to learn from; the shelf keeps its current model.",
     "failed": "The last retrain failed; the shelf keeps its current model.",
+    "rolled_back": "The shelf was rolled back to the model it used before the last retrain.",
 }
 
 
@@ -87,5 +88,5 @@ def read_retrain_report(factors_path: str | os.PathLike[str]) -> dict[str, Any] 
         )
     except (KeyError, TypeError, ValueError, OverflowError):
         out["finished_at_local"] = "unknown time"
-    out["can_roll_back"] = report["outcome"] == "replaced" and previous_path(factors_path).exists()
+    out["can_roll_back"] = report["outcome"] in ("replaced", "rolled_back") and previous_path(factors_path).exists()
     return out

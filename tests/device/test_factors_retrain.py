@@ -211,6 +211,7 @@ def test_retrain_keeps_every_product_and_rolls_back_in_one_command(tmp_path: Pat
     assert set(FactorModel.load(current).item_ids) >= set(first.item_ids)
     assert main(["factors", "rollback", "--current", str(current)]) == 0
     assert FactorModel.load(current).metadata["data_until"] == first.metadata["data_until"]
+    assert read_retrain_report(current)["outcome"] == "rolled_back", "the dashboard says so"
     assert main(["factors", "rollback", "--current", str(current)]) == 0
     assert current.read_bytes() == replaced, "a second rollback undoes the first"
 
