@@ -165,6 +165,25 @@ def set_up_in_the_browser(base: str, csv_path: Path, artifacts: Path) -> None:
             browser.close()
 
 
+def nightly_retrain(data: Path, config: str, logs: list[str], catalogue: set[str], outcomes: list[str]) -> set[str]:
+    """The two commands of smartshelf-retrain.service; returns the factor file's items (checked never fewer)."""
+    from device.recommend.factors import FactorModel
+    from smartshelf.core.retrain_report import read_retrain_report
+
+    out = data / "retrain"
+    smartshelf("terminal", "export", "--config", config, "--out", str(out), log=logs)
+    smartshelf("factors", "retrain", "--config", config, "--interactions", str(out / "interactions.csv"),
+               "--users", str(out / "users.csv"), "--items", str(out / "items.csv"), log=logs, ok=(0, 3, 4))
+    report = read_retrain_report(data / "factors.npz")
+    assert report is not None and report["outcome"] in ("replaced", "kept", "waiting"), report
+    outcomes.append(report["outcome"])
+    if not (data / "factors.npz").exists():
+        return catalogue
+    items = set(FactorModel.load(data / "factors.npz").item_ids)
+    assert items >= catalogue | SKUS, "the retrain never shrinks the catalogue"
+    return items
+
+
 def items_of(decision: tuple[str, str, str]) -> list[str]:
     return [s.strip(" '") for s in decision[2].split(",") if s.strip(" '")]
 
@@ -182,8 +201,6 @@ def send_sale(base: str, terminal: dict[str, str], event: dict[str, Any]) -> str
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's Chromium at /usr/bin/chromium (tests/install-tools.sh)")
 def test_a_stores_first_month(shop: dict[str, Any]) -> None:
-    from device.recommend.factors import FactorModel
-    from smartshelf.core.retrain_report import read_retrain_report
     from smartshelf.core.storage import open_db
 
     data, tmp, config = shop["data"], shop["tmp"], str(shop["config"])
@@ -209,39 +226,35 @@ def test_a_stores_first_month(shop: dict[str, Any]) -> None:
             status = wait_for("the device's first decision",
                               lambda: (s := get_json(shop["kiosk"] + "/status")).get("decisions") and s)
             assert status["factors"]["in_memory_prior"] is True, "day one: no factor file, the catalogue prior"
-            seen = 0
-            for day in range(1, DAYS + 1):
-                decisions = wait_for(f"a decision on day {day}",
+            seen, day = 0, 0
+            while day < DAYS:  # each decision of the shelf is a "day" (those made during a night are not)
+                decisions = wait_for(f"a decision on day {day + 1}",
                                      lambda seen=seen: (d := DECISION.findall(device_log.read_text())) and
                                      len(d) > seen and d)
-                seen = len(decisions)
-                shown = items_of(decisions[-1])
-                assert shown and set(shown) <= SKUS, decisions[-1]
-                # the shopper buys what the shelf showed (one of each, the top pick twice)
-                event = {"id": str(uuid.uuid4()), "type": "sale", "currency": "EUR", "amount": 100,
-                         "time": datetime.now(UTC).isoformat(timespec="seconds"),
-                         "lines": [{"sku": s, "qty": 2 if k == 0 else 1} for k, s in enumerate(shown)]}
-                assert send_sale(shop["admin"], terminal, event) == "applied"
-                for line in event["lines"]:
-                    sold[line["sku"]] += line["qty"]
-                if day == 3:  # the till retries an event whose answer it lost: counted once
-                    assert send_sale(shop["admin"], terminal, event) == "duplicate"
-                if day % RETRAIN_EVERY == 0:  # the night: what smartshelf-retrain.service runs
-                    out = data / "retrain"
-                    smartshelf("terminal", "export", "--config", config, "--out", str(out), log=logs)
-                    smartshelf("factors", "retrain", "--config", config, "--interactions", str(out / "interactions.csv"),
-                               "--users", str(out / "users.csv"), "--items", str(out / "items.csv"),
-                               log=logs, ok=(0, 3, 4))
-                    report = read_retrain_report(data / "factors.npz")
-                    assert report is not None and report["outcome"] in ("replaced", "kept", "waiting"), report
-                    outcomes.append(report["outcome"])
-                    if (data / "factors.npz").exists():
-                        items = set(FactorModel.load(data / "factors.npz").item_ids)
-                        assert items >= catalogue | SKUS, "the retrain never shrinks the catalogue"
-                        catalogue = items
-                        wait_for("the device to load the new factor file",
-                                 lambda: get_json(shop["kiosk"] + "/status")["factors"]["in_memory_prior"] is False,
-                                 timeout=15)
+                for decision in decisions[seen:]:
+                    seen += 1
+                    day += 1
+                    shown = items_of(decision)
+                    assert shown and set(shown) <= SKUS, decision
+                    # the shopper buys what the shelf showed (one of each, the top pick twice)
+                    event = {"id": str(uuid.uuid4()), "type": "sale", "currency": "EUR", "amount": 100,
+                             "time": datetime.now(UTC).isoformat(timespec="seconds"),
+                             "lines": [{"sku": s, "qty": 2 if k == 0 else 1} for k, s in enumerate(shown)]}
+                    assert send_sale(shop["admin"], terminal, event) == "applied"
+                    for line in event["lines"]:
+                        sold[line["sku"]] += line["qty"]
+                    if day == 3:  # the till retries an event whose answer it lost: counted once
+                        assert send_sale(shop["admin"], terminal, event) == "duplicate"
+                    if day % RETRAIN_EVERY == 0:  # the night: what smartshelf-retrain.service runs
+                        catalogue = nightly_retrain(data, config, logs, catalogue, outcomes)
+                        if (data / "factors.npz").exists():
+                            wait_for("the device to load the new factor file",
+                                     lambda: get_json(shop["kiosk"] + "/status")["factors"]["in_memory_prior"]
+                                     is False, timeout=15)
+                        seen = len(DECISION.findall(device_log.read_text()))  # the next day starts after the night
+                        break
+                    if day >= DAYS:
+                        break
         finally:
             device.terminate()
             device.wait(30)
