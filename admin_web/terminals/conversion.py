@@ -309,6 +309,32 @@ def interactions_csv(attributions: Sequence[Attribution], item_ids: Mapping[str,
     return inter.getvalue(), users_io.getvalue()
 
 
+ITEMS_COLUMNS = ("item", "sku", "name", "gender", "category", "price", "currency", "sold")
+
+
+def items_csv(products: Iterable[Mapping[str, Any]]) -> str:
+    """items.csv: every product of the store, sold or not, so a retrain keeps the whole catalogue.
+
+    ``item`` is the id the interactions use (the product's ``item_id``, else its sku); ``price`` in
+    major units with a decimal point; ``sold`` = units sold through the terminals.
+    """
+    from admin_web.products import currency_exponent
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ITEMS_COLUMNS)
+    for p in sorted(products, key=lambda p: str(p.get("sku"))):
+        currency = str(p.get("currency") or "")
+        exp = currency_exponent(currency) if currency else 2
+        price = int(p.get("price") or 0)
+        major = f"{price / 10**exp:.{exp}f}"
+        writer.writerow([
+            p.get("item_id") or p["sku"], p["sku"], p.get("name") or "", p.get("gender") or "",
+            p.get("category") or "", major, currency, int(p.get("sold") or 0),
+        ])
+    return out.getvalue()
+
+
 def compute(
     sales: Sequence[Mapping[str, Any]],
     events_dir: Path,
