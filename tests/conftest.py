@@ -99,3 +99,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not any(item.get_closest_marker(level) for level in LEVELS):
             item.add_marker(pytest.mark.unit)
+
+
+def write_device_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
+    """Write decision events the way the device does (its own EventLog into events.sqlite3)."""
+    from device.events import EventLog
+
+    log = EventLog(Path(data_dir), clock_synced=lambda: True, retention_days=3650)
+    for event in events:
+        log.record(event)
+    log.close()

@@ -42,7 +42,7 @@ EXTENSION = "smartshelf.terminals"
 def init_app(app: Flask) -> None:
     """Register the terminals area on an admin app."""
     app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]))
-    app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events")
+    app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events.sqlite3")
     app.register_blueprint(bp)
     from admin_web.app import add_nav_link, register_dashboard_panel
 
@@ -139,15 +139,15 @@ def _conversions(*, days: int | None = REPORT_DAYS) -> tuple[conversion.Conversi
     """The last ``days`` days (None: the whole ledger, for the trainer export)."""
     ledger = get_ledger()
     window = int(current_app.config.get("CONVERSION_WINDOW_S", 600))
-    events_dir = Path(current_app.config["DATA_DIR"]) / "events"
+    events_db = Path(current_app.config["DATA_DIR"]) / "events.sqlite3"
     loader = current_app.extensions[EXTENSION + ".impressions"]
     if days is None:
-        return conversion.compute(ledger.sales(), events_dir, window_s=window, loader=loader)
+        return conversion.compute(ledger.sales(), events_db, window_s=window, loader=loader)
     end = datetime.fromtimestamp(ledger.clock(), UTC)
     start = end - timedelta(days=days)
     # Sales are reported by payment time; an entry received up to a day after its payment is kept.
     sales = ledger.sales(since=start.timestamp() - 86400)
-    return conversion.compute(sales, events_dir, window_s=window, start=start, end=end, loader=loader)
+    return conversion.compute(sales, events_db, window_s=window, start=start, end=end, loader=loader)
 
 
 def _page(**extra: Any) -> str:

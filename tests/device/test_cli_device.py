@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -122,7 +123,8 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
     assert proc.returncode == 0, err[-3000:]
     saved = json.loads((data / "status.json").read_text())
     assert saved["paused"] is True, "the pause survives in the device's status file"
-    assert list((data / "events").glob("*.json")), "decisions were logged"
+    with sqlite3.connect(data / "events.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] > 0, "decisions were logged"
 
 
 def test_analyze_reports_faces_largest_first() -> None:
