@@ -41,7 +41,8 @@ EXTENSION = "smartshelf.terminals"
 
 def init_app(app: Flask) -> None:
     """Register the terminals area on an admin app."""
-    app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]))
+    app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]),
+                                               repository=app.extensions["smartshelf.repository"])
     app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events.sqlite3")
     app.register_blueprint(bp)
     from admin_web.app import add_nav_link, register_dashboard_panel
@@ -89,7 +90,8 @@ def _receive(terminal_id: str, provider: str) -> Any:
         stored_provider, secret = ledger.credentials(terminal_id)
         if stored_provider != provider:
             raise AuthError(f"terminal {terminal_id!r} is paired as {stored_provider}, not {provider}")
-        event = adapter_for(provider).read(body=body, headers=request.headers, secret=secret, now=ledger.clock())
+        event = adapter_for(provider).read(body=body, headers=request.headers, secret=secret, now=ledger.clock(),
+                                           clock_synced=ledger.clock_synced())
     except AuthError as exc:
         logger.info("terminal request refused (401) from %s: %s", request.remote_addr, exc)
         return _error(401, "unauthorized", str(exc))

@@ -200,7 +200,7 @@ def restore_database(dest: str | os.PathLike[str], raw: bytes) -> None:
     for suffix in ("-wal", "-shm"):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f"{dest}{suffix}")
-    atomic_write_bytes(dest, raw)
+    atomic_write_bytes(dest, raw, mode=0o600)
 
 
 def check_database_bytes(raw: bytes, name: str) -> None:
@@ -210,6 +210,9 @@ def check_database_bytes(raw: bytes, name: str) -> None:
     with tempfile.TemporaryDirectory(prefix="smartshelf-db-") as tmp:
         copy = Path(tmp) / "check.sqlite3"
         copy.write_bytes(raw)
-        problems = integrity_check(copy)
+        try:
+            problems = integrity_check(copy)
+        except StorageError as exc:
+            problems = [str(exc.__cause__ or exc)]
     if problems:
         raise StorageError(f"{name} is corrupt: {problems[0]}")

@@ -48,8 +48,12 @@ logger = logging.getLogger(__name__)
 BACKUP_FILES: tuple[str, ...] = ("store.json", "accounts.json")
 #: Admin-owned secrets copied as they are and restored 0600 (the key that opens the terminals' secrets).
 BACKUP_SECRET_FILES: tuple[str, ...] = ("terminal.key",)
+#: Admin-owned SQLite databases, copied through the sqlite3 backup API (a consistent snapshot of a
+#: live database): the sales ledger.
+BACKUP_DATABASES: tuple[str, ...] = ("ledger.sqlite3",)
 #: Admin-owned folders copied whole: product images uploaded by staff (never camera images) and
-#: the sales ledger's archived chunks (older sales moved out of store.json by the terminals ledger).
+#: ``ledger/``, the sales ledger's JSON chunks of earlier releases (restored from an old backup, they
+#: are moved into ledger.sqlite3 on the next start).
 BACKUP_DIRS: tuple[str, ...] = ("images", "ledger")
 
 
@@ -65,11 +69,15 @@ def fsync_dir(directory: str | os.PathLike[str]) -> None:
         os.close(fd)
 
 
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None,
+                       durable: bool = True) -> None:
     """Replace ``path`` with ``data`` atomically and durably.
 
     ``mode`` sets the permission bits of the new file (for example 0o600 for secrets); by default
-    an existing file's mode is kept, else 0o644.
+    an existing file's mode is kept, else 0o644. ``durable=False`` skips the two fsyncs (file and
+    folder): the replacement is still atomic (a reader sees the old or the new file), but a power
+    cut may bring back the previous version; only for writes whose content is also durable
+    elsewhere (store.json's stock after a sale, replayed from the sales ledger).
     """
     target = Path(path)
     directory = target.parent
@@ -88,9 +96,11 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
             os.fchmod(handle.fileno(), mode)
             handle.write(data)
             handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                os.fsync(handle.fileno())
         os.replace(tmp_name, target)
-        fsync_dir(directory)
+        if durable:
+            fsync_dir(directory)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp_name)
@@ -100,13 +110,13 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int |
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = None,
-                      mode: int | None = None) -> None:
+                      mode: int | None = None, durable: bool = True) -> None:
     """Serialise ``obj`` as UTF-8 JSON and write it with :func:`atomic_write_bytes`."""
     try:
         data = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False).encode("utf-8")
     except (TypeError, ValueError) as exc:
         raise StorageError(f"cannot serialise data for {path}: {exc}") from exc
-    atomic_write_bytes(path, data, mode=mode)
+    atomic_write_bytes(path, data, mode=mode, durable=durable)
 
 
 class FileLock:
@@ -266,7 +276,7 @@ class AtomicJSONStorage(Storage):
         return good
 
     # -- writing --------------------------------------------------------------------------------
-    def write(self, data: dict[str, Any]) -> None:
+    def write(self, data: dict[str, Any], *, durable: bool = True) -> None:
         if self.read_only:
             raise StorageError(f"{self.path} is opened read-only")
         try:
@@ -276,7 +286,7 @@ class AtomicJSONStorage(Storage):
             raise StorageError(f"cannot serialise data for {self.path}: {exc}") from exc
         try:
             self._keep_last_good()
-            atomic_write_bytes(self.path, raw)
+            atomic_write_bytes(self.path, raw, durable=durable)
             st = self.path.stat()
         except BaseException:
             self.invalidate()
@@ -351,8 +361,12 @@ def open_db(path: str | os.PathLike[str], *, read_only: bool = False, indent: in
     return SmartShelfDB(os.fspath(path), storage=AtomicJSONStorage, read_only=read_only, indent=indent)
 
 
+class SkipWrite(Exception):
+    """Raised inside :func:`write_transaction` to leave the file as it is (nothing changed)."""
+
+
 @contextlib.contextmanager
-def write_transaction(db: TinyDB) -> Iterator[dict[str, dict[str, Any]]]:
+def write_transaction(db: TinyDB, *, durable: bool = True) -> Iterator[dict[str, dict[str, Any]]]:
     """Yield the raw tables (``{table: {doc_id: doc}}``) and write them once, atomically, at the end.
 
     Use it for a change that spans tables (a sale and its stock change): either all of it reaches
@@ -365,20 +379,27 @@ def write_transaction(db: TinyDB) -> Iterator[dict[str, dict[str, Any]]]:
     data = storage.read() or {}
     try:
         yield data
+    except SkipWrite:
+        storage.invalidate()
+        return
     except BaseException:
         storage.invalidate()
         raise
-    storage.write(data)
+    storage.write(data, durable=durable)
 
 
 # -- backup / restore ---------------------------------------------------------------------------
 def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write a ``.tar.gz`` of the admin-owned files to ``dest_dir`` (default ``<data_dir>/backups``):
-    store.json, accounts.json, terminal.key (if present), images/ and ledger/.
+    store.json, accounts.json, ledger.sqlite3, terminal.key (if present), images/ and ledger/.
 
-    Each JSON file is read under its file lock, so the copy is a consistent snapshot. The archive is
-    created 0600 (it holds password hashes and terminal secrets). Returns the archive's path.
+    Each JSON file is read under its file lock, so the copy is a consistent snapshot; the sales
+    ledger is copied with the sqlite3 backup API while store.json's lock is held (a sale commits
+    the ledger and store.json under that lock), so the stock and the ledger in the archive agree.
+    The archive is created 0600 (it holds password hashes and terminal secrets). Returns its path.
     """
+    from smartshelf.core.sqlite import database_bytes
+
     root = Path(data_dir)
     dest = Path(dest_dir) if dest_dir is not None else root / "backups"
     dest.mkdir(parents=True, exist_ok=True)
@@ -389,10 +410,16 @@ def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | 
         n += 1
         archive = dest / f"smartshelf-backup-{stamp}-{n}.tar.gz"
     buffer = io.BytesIO()
+    databases: dict[str, bytes] = {}
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name in BACKUP_FILES:
             path = root / name
             with FileLock(path):
+                if name == "store.json":
+                    for db_name in BACKUP_DATABASES:
+                        snapshot = database_bytes(root / db_name)
+                        if snapshot is not None:
+                            databases[db_name] = snapshot
                 try:
                     raw = path.read_bytes()
                 except FileNotFoundError:
@@ -401,6 +428,10 @@ def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | 
                 _parse_db(raw)
             except ValueError as exc:
                 raise StorageError(f"not backing up {path}: it is corrupt ({exc})") from exc
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(raw), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(raw))
+        for name, raw in databases.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(raw), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(raw))
@@ -431,6 +462,7 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
     ok = member.isfile() and (
         (name in BACKUP_FILES)
         or (name in BACKUP_SECRET_FILES)
+        or (name in BACKUP_DATABASES)
         or (len(parts) == 2 and parts[0] in BACKUP_DIRS and parts[1] not in ("", ".", ".."))
     )
     if not ok or name.startswith("/") or ".." in parts:
@@ -440,10 +472,15 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
 def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -> Path | None:
     """Put the files of a :func:`backup` archive back into ``data_dir``.
 
-    The archive is checked whole first (only known names, JSON files parse); if anything is wrong,
-    nothing is changed. The current files are first saved with :func:`backup` (returned path) so a
-    restore can be undone. Each file is replaced atomically under its lock.
+    The archive is checked whole first (only known names, JSON files parse, databases pass SQLite's
+    integrity check); if anything is wrong, nothing is changed. The current files are first saved
+    with :func:`backup` (returned path) so a restore can be undone. Each file is replaced atomically
+    under its lock. An archive without a sales ledger database (written by an earlier release, whose
+    ledger is inside store.json) removes the current one: the archive's store.json is the whole
+    ledger then. Stop the admin service first (it owns the ledger).
     """
+    from smartshelf.core.sqlite import check_database_bytes, restore_database
+
     archive = Path(archive)
     root = Path(data_dir)
     contents: dict[str, bytes] = {}
@@ -463,15 +500,27 @@ def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -
                 _parse_db(contents[name])
             except ValueError as exc:
                 raise StorageError(f"{archive}: {name} in the archive is corrupt ({exc})") from exc
+    for name in BACKUP_DATABASES:
+        if name in contents:
+            check_database_bytes(contents[name], f"{archive}: {name} in the archive")
     if not any(name in contents for name in BACKUP_FILES):
         raise StorageError(f"{archive} holds none of {', '.join(BACKUP_FILES)}: not a smartshelf backup")
-    safety = backup(root) if any((root / n).exists() for n in BACKUP_FILES) else None
+    safety = backup(root) if any((root / n).exists() for n in (*BACKUP_FILES, *BACKUP_DATABASES)) else None
     for name in BACKUP_FILES:
         if name in contents:
             path = root / name
             with FileLock(path):
+                if name == "store.json":
+                    for db_name in BACKUP_DATABASES:
+                        if db_name in contents:
+                            restore_database(root / db_name, contents[db_name])
+                        else:
+                            for leftover in (db_name, f"{db_name}-wal", f"{db_name}-shm"):
+                                (root / leftover).unlink(missing_ok=True)
                 atomic_write_bytes(path, contents[name], mode=0o600 if name == "accounts.json" else None)
     for name, raw in contents.items():
+        if name in BACKUP_DATABASES:
+            continue
         if name in BACKUP_SECRET_FILES:
             atomic_write_bytes(root / name, raw, mode=0o600)
         elif name not in BACKUP_FILES:
