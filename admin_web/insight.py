@@ -225,9 +225,9 @@ def totals(reader: EventReader, days: int, now: float | None = None) -> Totals:
     return out
 
 
-def read_status(data_dir: str | Path, *, stale_s: float, now: float | None = None) -> dict[str, Any]:
-    """The device's status.json plus ``running`` (False when missing, unreadable or stale)."""
-    path = Path(data_dir) / "status.json"
+def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = None) -> dict[str, Any]:
+    """The device's status.json (in its runtime dir) plus ``running`` (False when missing, unreadable or stale)."""
+    path = Path(runtime_dir) / "status.json"
     now = time.time() if now is None else now
     try:
         status = json.loads(path.read_bytes())

@@ -43,6 +43,7 @@ def app(data_dir: Path) -> Iterator[Any]:
     application = create_app({
         "TESTING": True,
         "DATA_DIR": str(data_dir),
+        "RUNTIME_DIR": str(data_dir),  # the device's status.json (in /run/smartshelf on a shelf)
         "DEVICE_URL": f"http://127.0.0.1:{closed_port()}",
         "SHELF_NAME": "Test shelf",
         "DEVICE_TIMEOUT_S": 0.5,

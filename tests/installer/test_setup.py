@@ -94,6 +94,8 @@ def test_dry_run_prints_every_pi_step_and_changes_nothing(tmp_path: Path) -> Non
         "smartshelf-kiosk.service",
         "would run: systemctl daemon-reload",
         "would run: systemctl enable smartshelf-device.service",
+        "would run: systemctl enable systemd-time-wait-sync.service",
+        "systemd-time-wait-sync.service.d/smartshelf.conf",
         "would run: systemctl restart smartshelf-device.service smartshelf-admin.service",
         "admin page: http://",
         "smartshelf admin set-password",
@@ -276,8 +278,13 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     assert first.returncode == 0, first.stdout + first.stderr
     calls = log.read_text()
     assert "apt-get" not in calls  # everything "installed"
+    present = next(line for line in first.stdout.splitlines() if "apt packages present:" in line)
+    assert "python3-setuptools" in present.split(), "pip install --no-build-isolation needs it on the Pi"
     assert "useradd --system --user-group" in calls and "--groups video,gpio smartshelf" in calls
     assert "systemctl daemon-reload" in calls and "systemctl enable smartshelf-device.service" in calls
+    assert "systemctl enable systemd-time-wait-sync.service" in calls
+    dropin = tmp_path / "units" / "systemd-time-wait-sync.service.d" / "smartshelf.conf"
+    assert "TimeoutStartSec=" in dropin.read_text()
     assert "systemctl restart smartshelf-device.service smartshelf-admin.service" in calls
     prefix = tmp_path / "opt"
     launcher = prefix / "current" / "venv" / "bin" / "smartshelf"
