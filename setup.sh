@@ -135,8 +135,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 apt_packages() {
     # The distribution's numpy, OpenCV and picamera2 are built together: pip must never replace them.
-    # python3-setuptools: `smartshelf update` installs each release with pip --no-build-isolation.
-    local pkgs=(python3-venv python3-pip python3-setuptools python3-numpy python3-opencv python3-picamera2 python3-lgpio git "$(chromium_package)")
+    # python3-setuptools, python3-wheel: `smartshelf update` builds and installs each release with
+    # pip --no-build-isolation (Bookworm's setuptools needs the wheel package for bdist_wheel).
+    local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv python3-picamera2 python3-lgpio git "$(chromium_package)")
     local missing=() p
     for p in "${pkgs[@]}"; do
         installed "$p" || missing+=("$p")

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Literal
 
 from smartshelf.core.errors import StorageError
-from smartshelf.core.storage import atomic_write_bytes, fsync_dir
+from smartshelf.core.atomic import atomic_write_bytes, fsync_dir
 
 logger = logging.getLogger(__name__)
 
