@@ -28,8 +28,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Literal
 
-from smartshelf.core.errors import StorageError
 from smartshelf.core.atomic import atomic_write_bytes, fsync_dir
+from smartshelf.core.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
