@@ -251,6 +251,11 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     log = tmp_path / "fake.log"
     model = tmp_path / "model"
     model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\0")
+    # apt's camera and GPIO stacks, which the update's self-check imports on a Pi (stand-ins here)
+    apt_site = tmp_path / "apt-site"
+    apt_site.mkdir()
+    (apt_site / "picamera2.py").write_text("")
+    (apt_site / "lgpio.py").write_text("")
     boot = tmp_path / "boot" / "smartshelf.toml"
     boot.parent.mkdir()
     boot.write_text(f'[shelf]\nname = "Aisle 9"\ndata_dir = "{tmp_path / "data"}"\n')
@@ -261,7 +266,9 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
         FAKE_STATE=str(state),
         SMARTSHELF_MODEL_FILE=str(model),
         SMARTSHELF_SYSTEM_PYTHON=sys.executable,
-        SMARTSHELF_UPDATE_FLAGS=f"--no-deps --site-packages {sysconfig.get_paths()['purelib']}",
+        SMARTSHELF_UPDATE_FLAGS=(
+            f"--no-deps --site-packages {sysconfig.get_paths()['purelib']} --site-packages {apt_site}"
+        ),
     )
 
     def setup() -> subprocess.CompletedProcess:
