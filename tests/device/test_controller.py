@@ -288,3 +288,24 @@ def test_a_failing_step_does_not_stop_the_loop(shelf) -> None:
     controller.run(stop, on_step=on_step)
     assert controller.stats.errors == 1
     assert len(seen) >= 6
+
+
+def test_the_idle_screen_shows_the_shelfs_best_sellers_in_stock(shelf, tmp_path: Path) -> None:
+    """Nobody in front: the generic picks (no pairs) rather than an empty page; a sold-out product
+    leaves the idle screen at the next reload, and the screen goes back to them after a visit."""
+    controller, step, now = shelf([WOMAN] * 4 + [None] * 20)
+    mode, items = (controller.screen.snapshot()[1][k] for k in ("mode", "items"))
+    assert mode == "idle" and [i["sku"] for i in items] == ["SKU-g1", "SKU-w3"]  # the global vector's top 2
+    assert all("pairs" not in i and i["slot"] and i["price"] == 1000 for i in items)
+
+    make_store(tmp_path / STORE_FILE, {"g1": 0})  # g1 sells out
+    now[0] += 2.0
+    step()
+    assert "SKU-g1" not in [i["sku"] for i in controller.screen.snapshot()[1]["items"]]
+    modes = []
+    for _ in range(24):
+        step()
+        modes.append(controller.screen.snapshot()[1]["mode"])
+    assert "picks" in modes, "the shopper got picks"
+    state = controller.screen.snapshot()[1]
+    assert state["mode"] == "idle" and state["items"], "back to the best sellers after the shopper left"
