@@ -104,6 +104,12 @@ _LAYOUT_JS = """
       sizes[sel] = Math.min(sizes[sel] ?? Infinity, px);
     }
   }
+  for (const t of document.querySelectorAll("svg.chart text")) {  // chart text as drawn, after scaling
+    const svg = t.ownerSVGElement, box = svg.viewBox.baseVal;
+    if (!box || !box.width || !svg.getClientRects().length) continue;
+    const px = parseFloat(getComputedStyle(t).fontSize) * svg.getBoundingClientRect().width / box.width;
+    sizes["svg.chart text"] = Math.min(sizes["svg.chart text"] ?? Infinity, px);
+  }
   const sideways = document.documentElement.scrollWidth > vw + 1;
   const fits = document.documentElement.scrollHeight <= vh + 1;
   return {sideways, fits, sizes, width: document.documentElement.scrollWidth, problems: problems.slice(0, 20)};
