@@ -21,7 +21,7 @@ def store(client: Any, auth: Any, csrf: Any) -> Any:
 
 def _form(page: str) -> tuple[str, str]:
     match = re.search(r'<form method="post" action="([^"]+)" class="actions">.*?<button type="submit"[^>]*>([^<]+)<',
-                      page, re.S)
+                      page, re.DOTALL)
     assert match, "a confirmation form"
     return match.group(1), match.group(2)
 
