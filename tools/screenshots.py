@@ -133,6 +133,8 @@ class PageReport:
     missing: bool = False  # the page does not exist (e.g. a page of a later version)
     #: smallest font size in px of the kiosk's price, slot, name, pairs and privacy line on show
     text_px: dict[str, float] = field(default_factory=dict)
+    #: every violated axe rule: id -> impact
+    rules: dict[str, str] = field(default_factory=dict)
 
     @property
     def size(self) -> str:
@@ -163,7 +165,8 @@ def audit(page: Any, name: str, size: tuple[int, int], out_dir: Path, *, axe: An
             targets = ", ".join(str(n["target"][0]) for n in v["nodes"][:3])
             serious.append(f"{v['id']} ({impact}): {v['help']}: {len(v['nodes'])} node(s), e.g. {targets}")
     return PageReport(name, width, height, str(shot), impacts, serious, layout["sideways"], layout["fits"],
-                      layout["problems"], text_px=layout["sizes"])
+                      layout["problems"], text_px=layout["sizes"],
+                      rules={v["id"]: v.get("impact") or "minor" for v in results.response["violations"]})
 
 
 @contextlib.contextmanager
@@ -383,12 +386,20 @@ def summary(reports: list[PageReport]) -> str:
     return "\n".join(lines)
 
 
-def copy_docs(out_dir: Path, docs_dir: Path) -> list[Path]:
+def copy_docs(out_dir: Path, docs_dir: Path, *, max_height: int = 1920) -> list[Path]:
+    """Copy the docs' screenshots from a run; long phone pages are cut to ``max_height`` (the top)."""
+    import cv2
+
     copied = []
     for src, dst in DOCS_SHOTS:
-        if (out_dir / src).exists():
+        if not (out_dir / src).exists():
+            continue
+        picture = cv2.imread(str(out_dir / src), cv2.IMREAD_COLOR)
+        if picture is not None and picture.shape[0] > max_height:
+            cv2.imwrite(str(docs_dir / dst), picture[:max_height], [cv2.IMWRITE_PNG_COMPRESSION, 9])
+        else:
             shutil.copyfile(out_dir / src, docs_dir / dst)
-            copied.append(docs_dir / dst)
+        copied.append(docs_dir / dst)
     return copied
 
 
