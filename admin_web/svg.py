@@ -28,7 +28,8 @@ WIDTH = 360
 def _desc(labels: Sequence[str], values: Sequence[float]) -> str:
     if not values:
         return "<desc>No data yet.</desc>"
-    return "<desc>" + escape("; ".join(f"{label}: {value:g}" for label, value in zip(labels, values, strict=True))) + "</desc>"
+    text = escape("; ".join(f"{label}: {value:g}" for label, value in zip(labels, values, strict=True)))
+    return f"<desc>{text}</desc>"
 
 
 def column_chart(labels: Sequence[str], values: Sequence[float], *, title: str,
