@@ -229,7 +229,7 @@ def test_prior_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         )
         == 0
     )
-    assert json.loads(capsys.readouterr().out) == {"items": ["2"], "segment": "male/35-44"}
+    assert json.loads(capsys.readouterr().out) == {"items": ["2"], "names": [None], "segment": "male/35-44"}
 
 
 def test_retrain_command_refusal_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
