@@ -129,6 +129,7 @@ def tab_to(page: Any, selector: str, *, limit: int = 80) -> None:
     raise AssertionError(f"Tab never reached {selector} on {page.url}")
 
 
+@pytest.mark.slow
 def test_every_staff_task_with_the_keyboard_alone(page: Any) -> None:
     """Log in, add a product, set up a slot and put the product on it, then delete the product through
     its confirmation page: Tab, typing and Enter only (no clicks)."""

@@ -174,6 +174,7 @@ def _listening() -> tuple[socket.socket, int]:
     return sock, sock.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_one_line_for_run_and_demo_and_demo_never_moves(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_demo(data)
