@@ -112,7 +112,13 @@ _LAYOUT_JS = """
   }
   const sideways = document.documentElement.scrollWidth > vw + 1;
   const fits = document.documentElement.scrollHeight <= vh + 1;
-  return {sideways, fits, sizes, width: document.documentElement.scrollWidth, problems: problems.slice(0, 20)};
+  const counts = {  // what the kiosk shows: cards, loaded pictures, generated cards (pictogram + category name)
+    cards: document.querySelectorAll(".card").length,
+    pictures: [...document.querySelectorAll(".pic img")].filter(i => i.complete && i.naturalWidth > 0).length,
+    pictograms: [...document.querySelectorAll(".pic.made")].filter(p => p.querySelector("svg path") &&
+      (p.querySelector(".cat")?.textContent || "").length > 1).length,
+  };
+  return {sideways, fits, sizes, counts, width: document.documentElement.scrollWidth, problems: problems.slice(0, 20)};
 }
 """
 
@@ -133,6 +139,8 @@ class PageReport:
     missing: bool = False  # the page does not exist (e.g. a page of a later version)
     #: smallest font size in px of the kiosk's price, slot, name, pairs and privacy line on show
     text_px: dict[str, float] = field(default_factory=dict)
+    #: kiosk: cards, loaded pictures and generated cards on show
+    counts: dict[str, int] = field(default_factory=dict)
     #: every violated axe rule: id -> impact
     rules: dict[str, str] = field(default_factory=dict)
 
@@ -165,7 +173,7 @@ def audit(page: Any, name: str, size: tuple[int, int], out_dir: Path, *, axe: An
             targets = ", ".join(str(n["target"][0]) for n in v["nodes"][:3])
             serious.append(f"{v['id']} ({impact}): {v['help']}: {len(v['nodes'])} node(s), e.g. {targets}")
     return PageReport(name, width, height, str(shot), impacts, serious, layout["sideways"], layout["fits"],
-                      layout["problems"], text_px=layout["sizes"],
+                      layout["problems"], text_px=layout["sizes"], counts=layout["counts"],
                       rules={v["id"]: v.get("impact") or "minor" for v in results.response["violations"]})
 
 
@@ -351,9 +359,11 @@ def _rendered(page: Any, version: int) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        page.wait_for_function("v => window.kioskVersion >= v", arg=version, timeout=5000)
+        page.wait_for_function("() => window.kioskVersion !== undefined", timeout=5000)
     except PlaywrightTimeout:  # a version of the page that does not say which state it shows
         page.wait_for_timeout(1500)
+    else:  # a loaded machine may take a while: wait for the state itself, or fail
+        page.wait_for_function("v => window.kioskVersion >= v", arg=version, timeout=30_000)
     page.wait_for_function("() => [...document.images].every(i => i.complete)")
 
 

@@ -50,3 +50,13 @@ def test_price_slot_and_privacy_line_are_readable(reports: list[screenshots.Page
     assert all({".price", ".slot", "footer.privacy"} <= set(r.text_px) for r in picks)
     landscape = [r for r in picks if r.width >= 1366]
     assert all(r.text_px[".pairs"] >= 18 for r in landscape), "pairs shown on the big screens"
+
+
+def test_pictures_generated_cards_and_best_sellers_are_shown(reports: list[screenshots.PageReport]) -> None:
+    """Uploaded pictures load; without one a card shows its category's pictogram and name (not a letter);
+    the idle screen shows the best sellers rather than an empty page; so does the paused screen."""
+    by_state = {r.page: r.counts for r in reports if r.width == 1920}
+    assert by_state["kiosk-picks"] == {"cards": 3, "pictures": 3, "pictograms": 0}
+    assert by_state["kiosk-generated"] == {"cards": 3, "pictures": 0, "pictograms": 3}
+    assert by_state["kiosk-idle"]["cards"] == 3 and by_state["kiosk-idle"]["pictures"] == 3
+    assert by_state["kiosk-paused"]["cards"] == 3
