@@ -238,8 +238,8 @@ def _goto(path: str) -> Callable[[Any], bool]:
 def _pair_terminal(page: Any) -> bool:
     page.goto("/terminals")
     page.fill("form[action$='/terminals/pair'] input[name=name]", "Till 1")
-    page.locator("form[action$='/terminals/pair'] button[type=submit]").click()
-    page.wait_for_load_state()
+    with page.expect_navigation():
+        page.locator("form[action$='/terminals/pair'] button[type=submit]").click()
     return page.locator("#pairing-result").count() == 1
 
 
