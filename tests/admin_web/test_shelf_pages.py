@@ -149,7 +149,7 @@ def test_dashboard_charts_from_events(app: Any, logged_in: Any) -> None:
 
     page = logged_in.get("/?days=7").data.decode()
     assert page.count("<svg") >= 3 and "female/25-34" in page and "male/35-44" in page
-    assert "Impressions per hour today" in page
+    assert "Picks shown per hour today" in page
     assert "<script" not in page  # charts are plain server-side SVG
 
 
