@@ -90,7 +90,7 @@ INTERNALS = re.compile(r"\b(admin|recommend|shelf|kiosk|camera)\.[a-z_]+\b|\w+\.
                        r"\bErrno\b|smartshelf [a-z-]+ |\[[a-z_]+\]|generic_share|conversion_window_s")
 
 
-@pytest.mark.parametrize("path", ["/", "/products/", "/products/new", "/products/import", "/slots/", "/privacy/",
+@pytest.mark.parametrize("path", ["/", "/products/", "/products/new", "/products/import", "/slots/", "/privacy/", "/settings/",
                                   "/terminals/"])
 def test_no_config_key_file_name_or_command_outside_an_advanced_block(store: Any, path: str) -> None:
     parser = _Text()
