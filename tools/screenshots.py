@@ -362,8 +362,13 @@ def _rendered(page: Any, version: int) -> None:
         page.wait_for_function("() => window.kioskVersion !== undefined", timeout=5000)
     except PlaywrightTimeout:  # a version of the page that does not say which state it shows
         page.wait_for_timeout(1500)
-    else:  # a loaded machine may take a while: wait for the state itself, or fail
-        page.wait_for_function("v => window.kioskVersion >= v", arg=version, timeout=30_000)
+    else:  # the state comes by server-sent event; if that stalls, a reload fetches /state
+        try:
+            page.wait_for_function("v => window.kioskVersion >= v", arg=version, timeout=10_000)
+        except PlaywrightTimeout:
+            logger.warning("kiosk state %d did not arrive by event within 10 s; reloading the page", version)
+            page.reload()
+            page.wait_for_function("v => window.kioskVersion >= v", arg=version, timeout=30_000)
     page.wait_for_function("() => [...document.images].every(i => i.complete)")
 
 
