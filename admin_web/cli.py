@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from smartshelf.core.config import resolve_runtime_dir
-from smartshelf.core.errors import ConfigError
+from smartshelf.core.errors import ConfigError, PortUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -95,7 +95,7 @@ def serve(args: argparse.Namespace) -> int:
     settings.pop("PORT", None)
     if not 1 <= int(port) <= 65535:
         raise ConfigError(f"--port {port}: must be 1-65535")
-    from waitress import serve as waitress_serve
+    from waitress import create_server
 
     from admin_web import create_app
     from admin_web.accounts import AccountStore
@@ -104,9 +104,19 @@ def serve(args: argparse.Namespace) -> int:
     if not AccountStore(settings["DATA_DIR"]).has_users():
         logger.warning("no admin password is set: run `smartshelf admin set-password --data-dir %s`",
                        settings["DATA_DIR"])
+    try:  # bind first: say where the page is only once it really listens there
+        server = create_server(app, host=host, port=int(port), threads=max(1, args.threads), ident="smartshelf-admin",
+                               clear_untrusted_proxy_headers=True)
+    except OSError as exc:
+        raise PortUnavailable.from_os_error("the admin page", host, int(port), exc,
+                                            setting="--port or admin.port in the config") from exc
     logger.info("admin page on http://%s:%s/ (data %s)", host, port, settings["DATA_DIR"])
-    waitress_serve(app, host=host, port=int(port), threads=max(1, args.threads), ident="smartshelf-admin",
-                   clear_untrusted_proxy_headers=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
     return 0
 
 

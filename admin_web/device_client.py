@@ -28,7 +28,8 @@ class DeviceClient:
                 raw = resp.read(1_000_000)
         except urllib.error.HTTPError as exc:
             detail = exc.read(2000).decode("utf-8", "replace").strip()
-            raise DeviceUnavailable(f"the shelf device refused {method} {path}: HTTP {exc.code} {detail}") from exc
+            raise DeviceUnavailable(f"the shelf device refused {method} {path}: HTTP {exc.code} {detail}",
+                                    plain="the shelf refused the request") from exc
         except (urllib.error.URLError, OSError) as exc:
             reason = getattr(exc, "reason", exc)
             raise DeviceUnavailable(

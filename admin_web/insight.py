@@ -225,6 +225,16 @@ def totals(reader: EventReader, days: int, now: float | None = None) -> Totals:
     return out
 
 
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)} seconds"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} minutes"
+    if seconds < 172800:
+        return f"{int(seconds // 3600)} hours"
+    return f"{int(seconds // 86400)} days"
+
+
 def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = None) -> dict[str, Any]:
     """The device's status.json (in its runtime dir) plus ``running`` (False when missing, unreadable or stale)."""
     path = Path(runtime_dir) / "status.json"
@@ -232,11 +242,12 @@ def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = 
     try:
         status = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return {"running": False, "reason": "the device has not written status.json yet"}
+        return {"running": False, "reason": "the device has not written status.json yet",
+                "plain": "it has not started yet"}
     except (OSError, ValueError) as exc:
-        return {"running": False, "reason": f"status.json is unreadable ({exc})"}
+        return {"running": False, "reason": f"status.json is unreadable ({exc})", "plain": "its status cannot be read"}
     if not isinstance(status, dict):
-        return {"running": False, "reason": "status.json is not a JSON object"}
+        return {"running": False, "reason": "status.json is not a JSON object", "plain": "its status cannot be read"}
     try:
         age = now - float(status.get("updated_at") or 0)
     except (TypeError, ValueError):
@@ -245,4 +256,6 @@ def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = 
     status["running"] = age <= stale_s
     if not status["running"]:
         status["reason"] = f"last status {int(age)} s ago" if age != float("inf") else "no update time"
+        status["plain"] = (f"it stopped reporting {_ago(age)} ago" if age != float("inf")
+                           else "its status cannot be read")
     return status

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config, load_effective_config
-from smartshelf.core.errors import CameraError, ConfigError, ImageError, SmartShelfError
+from smartshelf.core.errors import CameraError, ConfigError, ImageError, PortUnavailable, SmartShelfError
 from smartshelf.core.types import Capture, Decision, Frame
 
 if TYPE_CHECKING:
@@ -22,6 +25,8 @@ if TYPE_CHECKING:
     from device.sensors.replay import ReplayCamera
 
 logger = logging.getLogger(__name__)
+
+DEFAULT_DEMO_PORT = 8081
 
 
 def register(subparsers: Any) -> None:
@@ -35,7 +40,8 @@ def register(subparsers: Any) -> None:
     demo.add_argument("--json", action="store_true", help="one JSON line per decision on stdout")
     demo.add_argument("--fast", action="store_true", help="do not pace frames at the camera's frame rate")
     demo.add_argument("--serve", action="store_true", help="keep replaying and serving the kiosk page until Ctrl-C")
-    demo.add_argument("--port", type=int, default=8081, help="kiosk page port on 127.0.0.1 (0: any free port)")
+    demo.add_argument("--port", type=int, default=None,
+                      help="kiosk page port on 127.0.0.1; fails if taken (default: 8081, else any free port; 0: any)")
     demo.add_argument("--data-dir", type=Path, default=None, help="keep the demo's data here (default: a temp dir)")
     demo.set_defaults(func=cmd_demo)
 
@@ -157,7 +163,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     with tempfile.TemporaryDirectory(prefix="smartshelf-demo-") as tmp:
         data_dir = args.data_dir or Path(tmp)
-        config = prepare_demo(data_dir, kiosk_port=args.port, loop=args.serve or bool(args.frames))
+        if args.port is not None and not 0 <= args.port <= 65535:
+            raise ConfigError(f"--port {args.port}: must be 0-65535")
+        port = DEFAULT_DEMO_PORT if args.port is None else args.port
+        config = prepare_demo(data_dir, kiosk_port=port, loop=args.serve or bool(args.frames))
         n_clip = len(list(FRAMES_DIR.glob("*.jpg")))
         total = args.frames if args.frames is not None else n_clip
         # Frame time, not wall time, drives the visit logic: the demo decides the same way at any speed.
@@ -165,8 +174,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         indicator = TerminalIndicator(config.slots)
         try:
             shelf = build_shelf(config, indicator=indicator, clock=lambda: frame_time[0])
-        except OSError as exc:  # the kiosk port is taken: any free one will do for a demo
-            logger.warning("kiosk port %d unavailable (%s); using a free port", args.port, exc)
+        except PortUnavailable as exc:
+            if args.port is not None:  # a port asked for is that port or an error, never another one
+                raise
+            logger.info("%s; the demo uses a free port instead", exc)
             config = config.replace(kiosk=type(config.kiosk)(port=0))
             shelf = build_shelf(config, indicator=indicator, clock=lambda: frame_time[0])
         try:
@@ -317,17 +328,38 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------ analyze
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send what C/C++ libraries print on file descriptor 2 (TFLite's "Created TensorFlow Lite XNNPACK
+    delegate") to /dev/null for the block; Python's own errors are raised, not printed, meanwhile."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
 def cmd_analyze(args: argparse.Namespace) -> int:
     import cv2
 
     from device.shelf import open_models
 
+    with contextlib.suppress(AttributeError):  # OpenCV's own warnings ("imread_: can't open/read file"): we say it
+        cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
     config = _config_from(args.config)
-    detector, age_gender = open_models(config.models)
+    with _native_stderr_silenced():
+        detector, age_gender = open_models(config.models)
     failed = 0
     try:
         for path in args.images:
             try:
+                if not path.is_file():
+                    raise ImageError(f"{path}: no such file")
                 bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
                 if bgr is None:
                     raise ImageError(f"{path}: not a readable image")

@@ -105,6 +105,7 @@ class ShelfController:
         self.store.refresh(force=True)
         self.indicator.set_slots(self.store.slot_pins)
         self.indicator.idle()
+        self.screen.idle(self.best_sellers())
 
     # ------------------------------------------------------------------ admin commands
     def command(self, name: str, body: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
@@ -154,12 +155,30 @@ class ShelfController:
             self.camera.close()  # really off: no frame is read until staff resume it
             self.screen.notice("The camera of this shelf is paused.")
         else:
-            self.screen.idle()
+            self.screen.idle(self.best_sellers())
 
     def reload(self, *, force: bool = False) -> None:
-        if self.store.refresh(force=force):
+        changed = self.store.refresh(force=force)
+        if changed:
             self.indicator.set_slots(self.store.slot_pins)
-        self.rankers.maybe_reload()
+        changed = self.rankers.maybe_reload() or changed
+        if changed and self.visit is None and not self.paused:
+            self.screen.idle(self.best_sellers())  # stock or prices changed under the idle screen
+
+    def best_sellers(self) -> list[dict[str, Any]]:
+        """What the idle screen shows: the shelf's most popular products in stock (the generic picks,
+        without pairs). Empty when nothing can be ranked; a failure is logged, never raised."""
+        candidates = self.store.candidates()
+        if not candidates:
+            return []
+        try:
+            picks = self.rankers.ranker().rank(
+                None, n=self.config.recommend.top_n, candidates=list(candidates),
+                diversity=self.config.recommend.diversity)
+        except Exception:  # the idle screen must not stop the shelf
+            logger.warning("cannot rank best sellers for the idle screen", exc_info=True)
+            return []
+        return [candidates[r.item_id].screen_fields() for r in picks if r.item_id in candidates]
 
     # ------------------------------------------------------------------ the loop
     def step(self) -> Decision | None:
@@ -310,7 +329,7 @@ class ShelfController:
         if shown:
             self.indicator.idle()
             if not self.paused:
-                self.screen.idle()
+                self.screen.idle(self.best_sellers())
 
     def run(self, stop: threading.Event, *, on_step: Callable[[Decision | None], None] | None = None) -> None:
         """Step until ``stop`` is set, paced to camera.fps; a failing step is logged and the loop goes on."""

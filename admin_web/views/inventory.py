@@ -205,8 +205,19 @@ def edit(sku: str) -> Any:
     return _render_form(product, creating=False, error=error, price_text=price_text, confirm=confirm)
 
 
-@bp.route("/<sku>/delete", methods=["POST"])
+@bp.route("/<sku>/delete", methods=["GET", "POST"])
 def delete(sku: str) -> Any:
+    if request.method == "GET":  # the confirmation page (works without JavaScript)
+        product = get_repository().products_by_sku().get(sku)
+        if product is None:
+            abort(404, description=f"No product with SKU {sku}.")
+        return render_template(
+            "confirm.html", title=f"Delete {product['name']}?",
+            consequence=(f"{product['name']} ({sku}) will be removed from the product list"
+                         f"{' and from slot ' + product['slot'] if product.get('slot') else ''}. "
+                         "Its sales history stays. This cannot be undone."),
+            action=url_for("inventory.delete", sku=sku), confirm_label="Delete product",
+            cancel=url_for("inventory.edit", sku=sku))
     try:
         removed = get_repository().delete_product(sku)
     except NotFound:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from device.display.screen import KioskScreen
+from smartshelf.core.errors import PortUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,11 @@ class KioskServer:
         self.images_dir = images_dir
         self.heartbeat_s = heartbeat_s
         handler = type("KioskHandler", (_Handler,), {"kiosk": self})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        try:
+            self.httpd = ThreadingHTTPServer((host, port), handler)
+        except OSError as exc:
+            raise PortUnavailable.from_os_error("the kiosk page", host, port, exc,
+                                                setting="kiosk.port in the config (demo: --port)") from exc
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 

@@ -91,6 +91,12 @@ def parse_firstboot(text: str, source: Path) -> FirstBoot:
     if not isinstance(extra, dict):
         raise ConfigError(f"{source}: [{FIRSTBOOT_TABLE}] must be a table")
     unknown = sorted(set(extra) - FIRSTBOOT_KEYS)
+    if "admin_password" in unknown:
+        raise ConfigError(
+            f"{source}: {FIRSTBOOT_TABLE}.admin_password is refused: never put the password itself in the file; "
+            f"write {FIRSTBOOT_TABLE}.admin_password_hash instead (make the line with: smartshelf firstboot "
+            "--hash-password)"
+        )
     if unknown:
         raise ConfigError(
             f"{source}: unknown key {FIRSTBOOT_TABLE}.{unknown[0]}; known keys: {', '.join(sorted(FIRSTBOOT_KEYS))}"

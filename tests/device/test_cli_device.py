@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -163,6 +164,39 @@ def test_analyze_names_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{bogus}: not a readable image" in result.stderr
     assert json.loads(result.stdout)["faces"] == [], "the good image is still analysed"
+
+
+def test_analyze_prints_only_our_lines_on_stderr(tmp_path: Path) -> None:
+    """No TFLite ("Created TensorFlow Lite XNNPACK delegate") or OpenCV noise: one line per bad file."""
+    result = smartshelf("analyze", str(FRAMES_DIR / "frame_000.jpg"), str(tmp_path / "missing.jpg"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"smartshelf: error: {tmp_path / 'missing.jpg'}: no such file"]
+
+
+def _listening() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_taken_port_is_one_line_for_run_and_demo_and_demo_never_moves(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prepare_demo(data)
+    sock, port = _listening()
+    with sock:
+        run = smartshelf("run", "--config", str(write_config(tmp_path / "c.toml", data, port)))
+        demo = smartshelf("demo", "--port", str(port), "--frames", "3", "--fast")
+        debug = smartshelf("--debug", "demo", "--port", str(port), "--frames", "3", "--fast")
+    for result in (run, demo):
+        errors = [line for line in result.stderr.splitlines() if line.startswith("smartshelf: error:")]
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert errors == [(f"smartshelf: error: the kiosk page cannot listen on 127.0.0.1:{port}: the port is already "
+                           "in use (is another smartshelf or another server running?); stop that server or choose "
+                           "another port with kiosk.port in the config (demo: --port)")]
+    assert "kiosk page:" not in demo.stderr, "the demo did not move to another port"
+    assert debug.returncode == 1 and "Traceback" in debug.stderr, "--debug shows the traceback"
 
 
 STAFF_PRODUCTS = [

@@ -359,3 +359,24 @@ def test_two_streams_detect_on_the_view_and_crop_from_the_full_frame(tmp_path: P
             assert seen[1] == ("refine", (192, 256, 3), (40, 32, 80, 96)), "the scaled face, refined on the full frame"
             assert seen[2] == ((192, 256, 3), (41, 33, 78, 94), (50.0, 57.0)), "the refined face is the one cropped"
         assert decision is not None and decision.segment_label == "female/25-34"
+
+
+def test_the_idle_screen_shows_the_shelfs_best_sellers_in_stock(shelf, tmp_path: Path) -> None:
+    """Nobody in front: the generic picks (no pairs) rather than an empty page; a sold-out product
+    leaves the idle screen at the next reload, and the screen goes back to them after a visit."""
+    controller, step, now = shelf([WOMAN] * 4 + [None] * 20)
+    mode, items = (controller.screen.snapshot()[1][k] for k in ("mode", "items"))
+    assert mode == "idle" and [i["sku"] for i in items] == ["SKU-g1", "SKU-w3"]  # the global vector's top 2
+    assert all("pairs" not in i and i["slot"] and i["price"] == 1000 for i in items)
+
+    make_store(tmp_path / STORE_FILE, {"g1": 0})  # g1 sells out
+    now[0] += 2.0
+    step()
+    assert "SKU-g1" not in [i["sku"] for i in controller.screen.snapshot()[1]["items"]]
+    modes = []
+    for _ in range(24):
+        step()
+        modes.append(controller.screen.snapshot()[1]["mode"])
+    assert "picks" in modes, "the shopper got picks"
+    state = controller.screen.snapshot()[1]
+    assert state["mode"] == "idle" and state["items"], "back to the best sellers after the shopper left"

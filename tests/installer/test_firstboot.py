@@ -105,7 +105,7 @@ def test_password_hash_replaces_an_existing_user(tmp_path: Path, pw_hash: str) -
     [
         ("[camera]\nfps = 0\n", "camera.fps"),
         ("[shelf\n", "not valid TOML"),
-        ('[firstboot]\nadmin_password = "plain"\n', "unknown key firstboot.admin_password"),
+        ('[firstboot]\nadmin_password = "plain"\n', "firstboot.admin_password is refused"),
         ('[firstboot]\nadmin_password_hash = "hunter2"\n', "is not a password hash"),
         ('firstboot.admin_user = "x"\n[shelf]\nname = "a"\n', "table of their own"),
         ("[nonsense]\nx = 1\n", "unknown section [nonsense]"),
@@ -149,3 +149,11 @@ def test_hash_password_cli_makes_a_usable_line() -> None:
     from werkzeug.security import check_password_hash
 
     assert fb.admin_password_hash and check_password_hash(fb.admin_password_hash, "correct horse battery")
+
+
+def test_a_plain_password_points_to_the_hash(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_firstboot('[firstboot]\nadmin_password = "hunter22hunter22"\n', tmp_path / "smartshelf.toml")
+    message = str(info.value)
+    assert "admin_password is refused" in message and "admin_password_hash" in message
+    assert "smartshelf firstboot --hash-password" in message and "hunter22" not in message
