@@ -102,8 +102,13 @@ def _check(config: Config) -> int:
     models_dir = Path(config.models.dir or MODELS_DIR)
     verify_model(models_dir / DETECTOR_FILES[config.models.detector])
     verify_model(models_dir / config.models.age_gender)
+    public_key = None
+    if config.recommend.public_key is not None:
+        from device.recommend.signing import load_public_key
+
+        public_key = load_public_key(config.recommend.public_key)
     if config.factors_path.exists():
-        FactorModel.load(config.factors_path)
+        FactorModel.load(config.factors_path, public_key=public_key)
     else:
         logger.warning(
             "no factor file at %s: the shelf will rank with the catalogue prior of its products until one is "

@@ -48,15 +48,18 @@ class FactorRankers:
     that exists but is corrupt still stops start-up.
     """
 
-    def __init__(self, path: Path, store: StoreView | None = None) -> None:
+    def __init__(self, path: Path, store: StoreView | None = None, *, public_key: Any = None) -> None:
         self.path = Path(path)
         self.store = store
+        self.public_key = public_key
         self.watcher: FactorWatcher | None = None
         self._model: FactorModel | None = None
         self._ranker: Ranker | None = None
         self._prior_version = -1
+        self._rejected: str | None = None
+        self._rejected_stamp: tuple[int, int] | None = None
         if store is None or self.path.exists():
-            self.watcher = FactorWatcher(self.path)
+            self.watcher = FactorWatcher(self.path, public_key=public_key)
         else:
             logger.warning(
                 "no factor file at %s: ranking with the catalogue prior of the store's products until one is "
@@ -85,11 +88,16 @@ class FactorRankers:
         if self.watcher is not None:
             return self.watcher.maybe_reload()
         if self.path.exists():
+            stamp = _stamp_of(self.path)
+            if stamp is not None and stamp == self._rejected_stamp:
+                return False
             try:
-                self.watcher = FactorWatcher(self.path)
+                self.watcher = FactorWatcher(self.path, public_key=self.public_key)
             except ModelError as exc:
                 logger.error("NOT using the new factor file: %s; keeping the catalogue prior", exc)
+                self._rejected, self._rejected_stamp = str(exc), stamp
                 return False
+            self._rejected = None
             logger.info("factor file %s installed; leaving the catalogue prior", self.path)
             return True
         if self.store is not None and self.store.version != self._prior_version:
@@ -99,7 +107,15 @@ class FactorRankers:
 
     def describe(self) -> dict[str, Any]:
         meta = dict(self._model.metadata) if self._model is not None else None
-        return {"path": str(self.path), "in_memory_prior": self.watcher is None, "version": meta}
+        rejected = self.watcher.rejected if self.watcher is not None else self._rejected
+        return {
+            "path": str(self.path),
+            "in_memory_prior": self.watcher is None,
+            "version": meta,
+            "signature_required": self.public_key is not None,
+            "signed_by": self._model.signed_by if self._model is not None else None,
+            "rejected": rejected,
+        }
 
 
 @dataclass
@@ -159,6 +175,14 @@ class Shelf:
         self.closers.clear()
 
 
+def _stamp_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector, AgeGenderModel]:
     """The face detector and age/gender model named by ``[models]``, hashes verified (caller closes)."""
     detector = create_detector(
@@ -198,7 +222,12 @@ def build_shelf(
         closers += [detector.close, age_gender.close]
         store = StoreView(data_dir / STORE_FILE, default_slot_pins=config.slots)
         store.refresh(force=True)
-        rankers = FactorRankers(config.factors_path, store)
+        public_key = None
+        if config.recommend.public_key is not None:
+            from device.recommend.signing import load_public_key
+
+            public_key = load_public_key(config.recommend.public_key)
+        rankers = FactorRankers(config.factors_path, store, public_key=public_key)
         if indicator is None:
             indicator = create_indicator(config.leds, store.slot_pins, pin_factory=pin_factory)
         closers.append(indicator.close)

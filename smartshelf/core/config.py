@@ -104,6 +104,10 @@ class VisitConfig:
 class RecommendConfig:
     factors: Path | None = None
     """Factor file (.npz); default: <data_dir>/factors.npz."""
+    public_key: Path | None = None
+    """Ed25519 public key (PEM) every factor file must be signed with (a store's or a chain's); unset:
+    signatures are not required (a single shelf training its own file). An unsigned or forged file is
+    refused and the previous one kept."""
     top_n: int = 3
     """How many slots to light."""
     diversity: float = 0.3
