@@ -277,3 +277,35 @@ class ShelfBus:
             "stock_version": self.stock_version,
             "factors_rejected": self.factors_rejected,
         }
+
+
+def controller_commands(command: Callable[[str, dict[str, Any]], dict[str, Any]]) -> CommandHandler:
+    """The bus's commands over :meth:`device.controller.ShelfController.command` (which runs them on the
+    loop's own thread): resume is pause with ``paused: false``."""
+
+    def handle(name: str, body: dict[str, Any]) -> dict[str, Any]:
+        if name == "resume":
+            return command("pause", {"paused": False})
+        if name == "pause":
+            return command("pause", {"paused": True})
+        return command(name, body)
+
+    return handle
+
+
+class TeeEvents:
+    """The device's event log plus the bus: every decision event is written locally (as a single shelf
+    does) and published (QoS 1). A bus that refuses an event never stops the local record."""
+
+    def __init__(self, log: Any, bus: ShelfBus) -> None:
+        self.log, self.bus = log, bus
+
+    def record(self, event: dict[str, Any]) -> None:
+        self.log.record(event)
+        try:
+            self.bus.publish_event(event)
+        except BusPayloadError as exc:
+            logger.error("store bus: event not published: %s", exc)
+
+    def close(self) -> None:
+        self.log.close()

@@ -128,7 +128,10 @@ class Shelf:
     kiosk: KioskServer | None
     status_path: Path
     closers: list[Callable[[], None]] = field(default_factory=list)
+    bus: Any = None
+    """The store bus client (:class:`device.bus.ShelfBus`) when ``[bus] enabled``; None for a lone shelf."""
     _last_status: float = 0.0
+    _last_bus_status: float = 0.0
 
     def status(self) -> dict[str, Any]:
         c = self.controller
@@ -156,10 +159,14 @@ class Shelf:
             "decisions": c.stats.decisions,
             "errors": c.stats.errors,
             "kiosk_url": self.kiosk.url if self.kiosk else None,
+            "bus": self.bus.describe() if self.bus is not None else {"enabled": False},
         }
 
     def write_status(self, *, every_s: float = 2.0) -> None:
         now = time.monotonic()
+        if self.bus is not None and now - self._last_bus_status >= self.config.bus.status_every_s:
+            self._last_bus_status = now
+            self.bus.publish_status()
         if now - self._last_status < every_s:
             return
         self._last_status = now
@@ -264,6 +271,17 @@ def build_shelf(
         if _previously_paused(status_path):
             controller.set_paused(True)
         shelf = Shelf(config, controller, camera, None, status_path, closers)
+        if config.bus.enabled:
+            from device.bus import ShelfBus, TeeEvents, controller_commands
+
+            shelf.bus = ShelfBus(
+                config.bus, config.bus_shelf, data_dir=data_dir, factors_path=config.factors_path,
+                on_command=controller_commands(controller.command), status=shelf.status, public_key=public_key,
+                clock=wall_clock,
+            ).start()
+            closers.append(shelf.bus.close)
+            if events is not None:
+                controller.events = TeeEvents(events, shelf.bus)
         if serve and isinstance(kiosk_screen, KioskScreen):
             kiosk = KioskServer(
                 kiosk_screen,
