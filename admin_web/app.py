@@ -5,7 +5,9 @@ Config keys (a dict; missing keys come from the smartshelf config file, then def
 DATA_DIR, DEVICE_URL, SHELF_NAME, CONVERSION_WINDOW_S (from the TOML config's shelf/admin sections),
 SECRET_KEY (default: ``<data_dir>/secret_key``, created once, 0600), LOGIN_MAX_FAILURES (5),
 LOGIN_WINDOW_S (300), MAX_CONTENT_LENGTH (16 MiB), MAX_IMAGE_BYTES (5 MiB), DEVICE_TIMEOUT_S (2),
-DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path).
+DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path),
+STORE_HUB (False; true: run the store bus's hub client, BROKER_HOST 127.0.0.1, BROKER_PORT 1883,
+TOPIC_ROOT "smartshelf").
 
 Extension points for other areas:
 * ``app.register_blueprint(...)`` in :func:`create_app` (see the marked line),
@@ -60,6 +62,9 @@ def _from_smartshelf_config(path: str | None) -> dict[str, Any]:
         "DEVICE_URL": cfg.admin.device_url,
         "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
+        "STORE_HUB": cfg.admin.store_hub,
+        "BROKER_PORT": cfg.admin.broker_port,
+        "TOPIC_ROOT": cfg.bus.topic_root,
     }
 
 
@@ -123,6 +128,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.bp)
     # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
     init_terminals(app)
+    # The store page; with STORE_HUB the store bus's hub client (admin_web/store_bus.py) runs in this app.
+    from admin_web.views import store
+
+    store.init_app(app)
 
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)

@@ -97,16 +97,16 @@ class ShelfRegistry:
 
     def _set_password(self, user: str, password: str) -> None:
         if not self.password_file.exists():
-            atomic_write_bytes(self.password_file, b"", mode=0o600)
+            atomic_write_bytes(self.password_file, b"", mode=0o640)
         self._run_passwd("-b", str(self.password_file), user, password)
-        os.chmod(self.password_file, 0o600)
+        os.chmod(self.password_file, 0o640)  # the broker reads it through the group
 
     def _write_acl(self, shelves: Mapping[str, Any]) -> None:
         lines = ["# written by smartshelf (admin_web.store_bus); edits are overwritten", f"user {HUB_USER}"]
         lines += self.topics.hub_acl()
         for name in sorted(shelves):
             lines += ["", f"user {shelves[name]['user']}", *self.topics.shelf_acl(name)]
-        atomic_write_bytes(self.acl_file, ("\n".join(lines) + "\n").encode(), mode=0o600)
+        atomic_write_bytes(self.acl_file, ("\n".join(lines) + "\n").encode(), mode=0o640)
 
     def hub_password(self) -> str:
         """The hub client's broker password, created on first use (0600)."""
@@ -371,9 +371,9 @@ class StoreHub:
         split = stock_by_shelf(products, slots, self.registry.shelf_of_slot(), shelves)
         return [name for name, (p, s) in split.items() if self.publish_stock(name, p, s, force=force)]
 
-    def publish_factors(self, data: bytes) -> None:
+    def publish_factors(self, data: bytes) -> mqtt.MQTTMessageInfo:
         """The store's (signed) factor file, retained: every shelf, also one that joins later, gets it."""
-        self.client.publish(self.topics.factors, data, qos=1, retain=True)
+        return self.client.publish(self.topics.factors, data, qos=1, retain=True)
 
     # ------------------------------------------------------------------ dashboard
     def dashboard(self, *, stale_s: float = 60.0) -> dict[str, Any]:

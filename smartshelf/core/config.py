@@ -147,6 +147,11 @@ class AdminConfig:
     """Where the admin reaches the device's control endpoint."""
     conversion_window_s: int = 600
     """A sale within this many seconds after a recommendation of that product is a conversion."""
+    store_hub: bool = False
+    """This admin is a store's hub: it runs the store bus's hub client against the local Mosquitto
+    (setup.sh --hub), shows every shelf on /store and publishes each shelf's stock from the one inventory."""
+    broker_port: int = 1883
+    """The hub's local Mosquitto port (store_hub only; the hub connects on 127.0.0.1)."""
 
 
 @dataclass(frozen=True)
@@ -236,6 +241,7 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "admin.port": (1, 65535),
     "admin.conversion_window_s": (1, 86400),
     "bus.port": (1, 65535),
+    "admin.broker_port": (1, 65535),
     "bus.keepalive_s": (5, 3600),
     "bus.status_every_s": (0.5, 3600),
 }

@@ -261,3 +261,60 @@ def test_no_frame_crop_or_embedding_can_be_published(store: Store) -> None:
         with pytest.raises(BusPayloadError):
             shelf.publish_event({"time": 1.0, **bad})
     json.dumps(shelf.describe())
+
+
+def test_the_store_page_runs_the_store(tmp_path: Path, mosquitto: Callable[..., Any]) -> None:
+    """The admin as hub (STORE_HUB): /store lists the shelves, pause/identify go through the broker, and a
+    stock change made in the admin's inventory reaches the shelf without anyone publishing by hand."""
+    import re
+
+    from admin_web import create_app
+    from admin_web.accounts import AccountStore
+    from admin_web.store_bus import ShelfRegistry
+    from admin_web.views.store import close_app
+    from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, AuthActions, csrf_token_of
+
+    hub_dir = tmp_path / "hub"
+    registry = ShelfRegistry(hub_dir)
+    password = registry.add_shelf("aisle-1", ["A1"])
+    broker = mosquitto(password_file=registry.password_file, acl_file=registry.acl_file)
+    AccountStore(hub_dir).set_password(ADMIN_USER, ADMIN_PASSWORD)
+    app = create_app({"TESTING": True, "DATA_DIR": str(hub_dir), "DEVICE_URL": "http://127.0.0.1:9",
+                      "STORE_HUB": True, "BROKER_PORT": broker.port})
+    controller = FakeController()
+    cfg = BusConfig(enabled=True, host="127.0.0.1", port=broker.port, shelf="aisle-1", user="aisle-1")
+    shelf = ShelfBus(cfg, "aisle-1", data_dir=tmp_path / "shelf", factors_path=tmp_path / "shelf" / "f.npz",
+                     on_command=controller.command, status=lambda: {"paused": controller.paused},
+                     password=password)
+    (tmp_path / "shelf").mkdir()
+    shelf.start()
+    try:
+        hub = app.extensions["smartshelf.store_hub"]
+        until(lambda: hub.connected and shelf.connected, what="hub and shelf connected")
+        client = app.test_client()
+        AuthActions(client).login()
+        with app.app_context():
+            from admin_web.db import get_repository
+
+            add_product(get_repository(), "SKU-1", "A1", stock=2)
+        view = StoreView(tmp_path / "shelf" / "store.json")
+        until(lambda: view.refresh() or "SKU-1" in view.products, what="the inventory at the shelf")
+        page = client.get("/store/")
+        assert page.status_code == 200 and b'data-shelf="aisle-1"' in page.data
+        until(lambda: hub.dashboard()["store"]["online"] == 1, what="the shelf online")
+        token = csrf_token_of(client)
+        response = client.post("/store/aisle-1/pause", data={"csrf_token": token})
+        assert response.status_code == 302 and controller.paused
+        response = client.post("/store/aisle-1/identify", data={"csrf_token": token, "slot": "A1"})
+        assert controller.identified == ["A1"]
+        page = client.get("/store/")
+        assert re.search(rb"aisle-1: identify done", page.data)
+        assert client.get("/store/api").get_json()["store"]["shelves"] == 1
+    finally:
+        shelf.close()
+        close_app(app)
+
+
+def test_the_store_page_is_absent_on_a_lone_shelf(client: Any, auth: Any) -> None:
+    auth.login()
+    assert client.get("/store/").status_code == 404
