@@ -14,7 +14,18 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, abort, current_app, flash, jsonify, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Flask,
+    abort,
+    current_app,
+    flash,
+    jsonify,
+    redirect,
+    render_template,
+    request,
+    url_for,
+)
 
 from admin_web.store_bus import BusError, StoreHub
 from smartshelf.core.bus_schema import Topics
