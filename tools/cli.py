@@ -13,13 +13,16 @@ from typing import Any
 
 from smartshelf.core.commands import command_group
 from smartshelf.core.errors import ConfigError
-from tools import bench, factor_signing
+from tools import bench, bus_soak, factor_signing
 from tools import terminal_simulator as simulator
+from tools.chain import cli as chain_cli
 from tools.recommender import cli as recommender_cli
 
 
 def register(subparsers: Any) -> None:
     bench.register(subparsers)
+    bus_soak.register(subparsers)
+    chain_cli.register(subparsers)
     recommender_cli.register(subparsers)
     factor_signing.register(command_group(subparsers, "factors", help="train, check and retrain factor files"))
     sub = command_group(subparsers, "terminal", help="payment terminals: pair, revoke, export sales")

@@ -68,6 +68,12 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", type=Path, default=Path("/etc/mosquitto/conf.d/smartshelf.conf"))
     p.set_defaults(func=cmd_hub_config)
 
+    p = sub.add_parser("export-interactions", help="hub: the store's anonymous interactions as CSV for the chain")
+    p.add_argument("--store", required=True, help="this store's id in the chain")
+    p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
+    p.add_argument("--out", required=True, type=Path)
+    p.set_defaults(func=cmd_export)
+
     p = sub.add_parser("publish-factors", help="hub: send the store's signed factor file to every shelf")
     p.add_argument("file", type=Path)
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
@@ -209,6 +215,15 @@ def cmd_hub_config(args: argparse.Namespace) -> int:
     text = hub_config_text(args.data_dir, args.port, args.listen, args.certfile, args.keyfile)
     atomic_write_bytes(args.out, text.encode(), mode=0o644)
     print(f"wrote {args.out}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from admin_web.store_export import export_csv
+
+    text = export_csv(args.data_dir, args.store)
+    atomic_write_bytes(args.out, text.encode(), mode=0o644)
+    print(f"wrote {text.count(chr(10)) - 1} interaction(s) to {args.out}")
     return 0
 
 
