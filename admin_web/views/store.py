@@ -88,7 +88,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
     if not app.config.get("STORE_HUB"):
         return
-    from admin_web.app import add_nav_link
+    from admin_web.registry import add_nav_link
 
     hub = StoreHub(
         app.config["DATA_DIR"], host=app.config.get("BROKER_HOST", "127.0.0.1"),
