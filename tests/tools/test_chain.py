@@ -80,7 +80,7 @@ def test_spark_trainer_writes_signed_store_files_the_shelf_loads(spark: Any, cha
         store = path.stem
         own = {i for s, i in zip(catalogue["store"], catalogue["item"]) if s == store}
         assert set(loaded.item_ids) == own  # the store's own ids: its inventory's item_id needs no change
-        assert loaded.metadata["method"] == "chain-als-implicit-shrunk" and loaded.metadata["store"] == store
+        assert loaded.metadata["method"] == "chain-als-centred-shares-shrunk" and loaded.metadata["store"] == store
         picks = Ranker(loaded).rank(Segment.parse("female/25-34"), n=3)
         assert len(picks) == 3 and all(p.item_id in own for p in picks)
     # A file from another key is refused by a shelf configured with the head office's key.

@@ -116,9 +116,10 @@ def evaluate(*, stores: int = 8, seed: int = 0, test_fraction: float = 0.25, ran
             pooled = chain.store_model(store)
             order = np.array([pooled.item_index[f"{store}:{i}"] for i in data.item_ids])
             pooled_scores = np.stack([pooled.scores(label) for label in SEGMENT_LABELS])[:, order]
-            chain_only = chain.chain_vectors @ chain.item_factors[
-                np.array([chain.item_ids.index(i) if i in chain.item_ids else 0 for i in data.item_ids])].T
-            unseen = np.array([i not in set(chain.item_ids) for i in data.item_ids])
+            col = {c: j for j, c in enumerate(chain.item_ids)}
+            rows = np.array([col.get(i, 0) for i in data.item_ids])
+            chain_only = chain.chain_vectors @ chain.item_factors[rows].T + chain.chain_popularity[rows]
+            unseen = np.array([i not in col for i in data.item_ids])
             chain_only[:, unseen] = -np.inf
             for name, scores in (
                 ("per-store (shelf trainer)", np.stack([per_store.scores(label) for label in SEGMENT_LABELS])),
