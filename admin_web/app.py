@@ -58,6 +58,8 @@ def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
         "DEVICE_URL": cfg.admin.device_url,
         "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
+        # None: <DATA_DIR>/factors.npz, whatever data dir the app is given
+        "FACTORS_PATH": str(cfg.recommend.factors) if cfg.recommend.factors else None,
         "STORE_HUB": cfg.admin.store_hub,
         "BROKER_PORT": cfg.admin.broker_port,
         "TOPIC_ROOT": cfg.bus.topic_root,
@@ -100,6 +102,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.config.update(config)
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("FACTORS_PATH"):
+        app.config["FACTORS_PATH"] = str(data_dir / "factors.npz")
     if not app.config.get("SECRET_KEY"):
         from admin_web.accounts import load_or_create_secret_key
 
@@ -109,9 +113,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     security.install(app)
 
     from admin_web.terminals.views import init_app as init_terminals
-    from admin_web.views import api, auth, insight, inventory, privacy, slots
+    from admin_web.views import api, auth, insight, inventory, privacy, settings, slots
 
-    for module in (auth, inventory, slots, insight, privacy, api):
+    for module in (auth, inventory, slots, insight, privacy, settings, api):
         app.register_blueprint(module.bp)
     # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
     init_terminals(app)
