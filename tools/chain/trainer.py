@@ -79,6 +79,8 @@ def spark_session(master: str | None = "local[*]", app: str = "smartshelf-chain"
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("ERROR")
+    # py4j logs its shutdown at interpreter exit, after pytest or the CLI closed their streams
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return spark
 
 
