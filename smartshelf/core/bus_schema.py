@@ -36,7 +36,8 @@ NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 #: What a decision event on the bus may carry (the device's event log keys, plus the shelf and a
 #: per-shelf sequence number that makes redelivered QoS-1 messages idempotent at the hub).
 EVENT_KEYS = frozenset(
-    {"time", "visit_id", "segment", "confidence", "reason", "variant", "items", "slots", "timings_ms", "shelf", "seq"}
+    {"time", "visit_id", "segment", "confidence", "reason", "variant", "items", "slots", "timings_ms",
+     "clock_synced", "shelf", "seq"}
 )
 COMMANDS = ("identify", "pause", "resume", "reload")
 STATUS_KEYS = frozenset({
