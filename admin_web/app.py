@@ -6,7 +6,9 @@ DATA_DIR, DEVICE_URL, SHELF_NAME, CONVERSION_WINDOW_S (from the TOML config's sh
 SECRET_KEY (default: ``<data_dir>/secret_key``, created once, 0600), LOGIN_MAX_FAILURES (5),
 LOGIN_WINDOW_S (300), MAX_CONTENT_LENGTH (16 MiB), MAX_IMAGE_BYTES (5 MiB), DEVICE_TIMEOUT_S (2),
 RUNTIME_DIR (where the device's status.json is; default /run/smartshelf if it exists, else DATA_DIR),
-DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path).
+DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path),
+STORE_HUB (False; true: run the store bus's hub client, BROKER_HOST 127.0.0.1, BROKER_PORT 1883,
+TOPIC_ROOT "smartshelf").
 
 The smartshelf config is loaded once per process into a :class:`ConfigSource` (reloaded when the
 file changes); views read it with ``admin_web.appconfig.smartshelf_config()``.
@@ -60,6 +62,9 @@ def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
         # None: <DATA_DIR>/factors.npz, whatever data dir the app is given
         "FACTORS_PATH": str(cfg.recommend.factors) if cfg.recommend.factors else None,
+        "STORE_HUB": cfg.admin.store_hub,
+        "BROKER_PORT": cfg.admin.broker_port,
+        "TOPIC_ROOT": cfg.bus.topic_root,
     }
 
 
@@ -116,6 +121,10 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.bp)
     # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
     init_terminals(app)
+    # The store page; with STORE_HUB the store bus's hub client (admin_web/store_bus.py) runs in this app.
+    from admin_web.views import store
+
+    store.init_app(app)
 
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)

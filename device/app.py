@@ -130,8 +130,13 @@ def _check(config: Config) -> int:
     for name in detector_files(config.models.detector):
         verify_model(models_dir / name)
     verify_model(models_dir / config.models.age_gender)
+    public_key = None
+    if config.recommend.public_key is not None:
+        from device.recommend.signing import load_public_key
+
+        public_key = load_public_key(config.recommend.public_key)
     if config.factors_path.exists():
-        FactorModel.load(config.factors_path)
+        FactorModel.load(config.factors_path, public_key=public_key)
     else:
         logger.warning(
             "no factor file at %s: the shelf ranks the products on its slots with the catalogue prior (their "

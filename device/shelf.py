@@ -55,9 +55,13 @@ class FactorRankers:
     Without a store (tools, the bench), it ranks the factor file's items directly.
     """
 
-    def __init__(self, path: Path, store: StoreView | None = None) -> None:
+    def __init__(self, path: Path, store: StoreView | None = None, *, public_key: Any = None) -> None:
         self.path = Path(path)
         self.store = store
+        #: Ed25519 public key every factor file must be signed with (None: not required).
+        self.public_key = public_key
+        self._rejected: str | None = None
+        self._rejected_stamp: tuple[int, int] | None = None
         self.watcher: FactorWatcher | None = None
         self._model: FactorModel | None = None
         self._ranker: Ranker | None = None
@@ -65,7 +69,7 @@ class FactorRankers:
         self._key: tuple[Any, ...] | None = None
         self.coverage: Coverage = Coverage((), ())
         if store is None or self.path.exists():
-            self.watcher = FactorWatcher(self.path)
+            self.watcher = FactorWatcher(self.path, public_key=public_key)
         else:
             logger.warning(
                 "no factor file at %s: ranking the store's products with the catalogue prior until one is "
@@ -113,11 +117,16 @@ class FactorRankers:
         if self.watcher is not None:
             return self.watcher.maybe_reload()
         if self.path.exists():
+            stamp = _stamp_of(self.path)
+            if stamp is not None and stamp == self._rejected_stamp:
+                return False
             try:
-                self.watcher = FactorWatcher(self.path)
+                self.watcher = FactorWatcher(self.path, public_key=self.public_key)
             except ModelError as exc:
                 logger.error("NOT using the new factor file: %s; keeping the catalogue prior", exc)
+                self._rejected, self._rejected_stamp = str(exc), stamp
                 return False
+            self._rejected = None
             logger.info("factor file %s installed; products it does not know keep the catalogue prior", self.path)
             return True
         return False
@@ -127,7 +136,12 @@ class FactorRankers:
             self._rebuild()
         factors = self._factors()
         meta = dict(factors.metadata) if factors is not None else None
-        out: dict[str, Any] = {"path": str(self.path), "in_memory_prior": factors is None, "version": meta}
+        out: dict[str, Any] = {
+            "path": str(self.path), "in_memory_prior": factors is None, "version": meta,
+            "signature_required": self.public_key is not None,
+            "signed_by": factors.signed_by if factors is not None else None,
+            "rejected": self.watcher.rejected if self.watcher is not None else self._rejected,
+        }
         if self.store is not None:
             out["coverage"] = self.coverage.to_dict()
         return out
@@ -144,7 +158,10 @@ class Shelf:
     status_path: Path
     closers: list[Callable[[], None]] = field(default_factory=list)
     pause_path: Path | None = None
+    bus: Any = None
+    """The store bus client (:class:`device.bus.ShelfBus`) when ``[bus] enabled``; None for a lone shelf."""
     _last_status: float = 0.0
+    _last_bus_status: float = 0.0
     _saved_paused: bool | None = None
 
     def status(self) -> dict[str, Any]:
@@ -173,10 +190,14 @@ class Shelf:
             "decisions": c.stats.decisions,
             "errors": c.stats.errors,
             "kiosk_url": self.kiosk.url if self.kiosk else None,
+            "bus": self.bus.describe() if self.bus is not None else {"enabled": False},
         }
 
     def write_status(self, *, every_s: float = 2.0) -> None:
         now = time.monotonic()
+        if self.bus is not None and now - self._last_bus_status >= self.config.bus.status_every_s:
+            self._last_bus_status = now
+            self.bus.publish_status()
         if now - self._last_status < every_s:
             return
         self._last_status = now
@@ -203,6 +224,14 @@ class Shelf:
             with contextlib.suppress(Exception):
                 close()
         self.closers.clear()
+
+
+def _stamp_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
 
 
 def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector | CascadeDetector, AgeGenderModel]:
@@ -255,7 +284,12 @@ def build_shelf(
             closers.append(refiner.close)
         store = StoreView(data_dir / STORE_FILE, default_slot_pins=config.slots)
         store.refresh(force=True)
-        rankers = FactorRankers(config.factors_path, store)
+        public_key = None
+        if config.recommend.public_key is not None:
+            from device.recommend.signing import load_public_key
+
+            public_key = load_public_key(config.recommend.public_key)
+        rankers = FactorRankers(config.factors_path, store, public_key=public_key)
         if indicator is None:
             indicator = create_indicator(config.leds, store.slot_pins, pin_factory=pin_factory)
         closers.append(indicator.close)
@@ -299,6 +333,17 @@ def build_shelf(
             controller.set_paused(True)
         shelf = Shelf(config, controller, reconnecting, None, status_path, closers, pause_path=pause_path,
                       _saved_paused=paused)
+        if config.bus.enabled:
+            from device.bus import ShelfBus, TeeEvents, controller_commands
+
+            shelf.bus = ShelfBus(
+                config.bus, config.bus_shelf, data_dir=data_dir, factors_path=config.factors_path,
+                on_command=controller_commands(controller.command), status=shelf.status, public_key=public_key,
+                clock=wall_clock,
+            ).start()
+            closers.append(shelf.bus.close)
+            if events is not None:
+                controller.events = TeeEvents(events, shelf.bus)
         if serve and isinstance(kiosk_screen, KioskScreen):
             kiosk = KioskServer(
                 kiosk_screen,

@@ -30,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smartshelf.installer.doctor",
     "smartshelf.installer.update",
     "smartshelf.installer.firstboot",
+    "smartshelf.installer.store",
 )
 
 #: Development commands (bench, factors evaluate, terminal simulate, ...): registered only where the

@@ -140,6 +140,10 @@ class VisitConfig:
 class RecommendConfig:
     factors: Path | None = None
     """Factor file (.npz); default: <data_dir>/factors.npz."""
+    public_key: Path | None = None
+    """Ed25519 public key (PEM) every factor file must be signed with (a store's or a chain's); unset:
+    signatures are not required (a single shelf training its own file). An unsigned or forged file is
+    refused and the previous one kept."""
     top_n: int = 3
     """How many slots to light."""
     diversity: float = 0.3
@@ -179,6 +183,38 @@ class AdminConfig:
     """Where the admin reaches the device's control endpoint."""
     conversion_window_s: int = 600
     """A sale within this many seconds after a recommendation of that product is a conversion."""
+    store_hub: bool = False
+    """This admin is a store's hub: it runs the store bus's hub client against the local Mosquitto
+    (setup.sh --hub), shows every shelf on /store and publishes each shelf's stock from the one inventory."""
+    broker_port: int = 1883
+    """The hub's local Mosquitto port (store_hub only; the hub connects on 127.0.0.1)."""
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    enabled: bool = False
+    """Join a store's MQTT bus (a hub runs Mosquitto and the store's admin page). Off: the shelf works
+    alone, as a single shelf always has."""
+    host: str = ""
+    """The store hub's address (name or IP)."""
+    port: int = 1883
+    """The broker's port (8883 is the usual one with TLS)."""
+    shelf: str = ""
+    """This shelf's name on the bus (a-z, 0-9, - and _; default: shelf.name)."""
+    user: str = ""
+    """Broker user of this shelf (from the hub's pairing: ``smartshelf store add-shelf``)."""
+    password_file: Path | None = None
+    """File holding the broker password (mode 0600), kept out of the config and the process list."""
+    topic_root: str = "smartshelf"
+    """Prefix of every topic; the same on the hub and all its shelves."""
+    tls: bool = False
+    """Encrypt the connection (untrusted networks); the broker needs a TLS listener."""
+    ca_file: Path | None = None
+    """CA certificate that signed the broker's certificate (tls only; default: the system's)."""
+    keepalive_s: int = 30
+    """MQTT keepalive: the broker notices a lost shelf after about 1.5x this."""
+    status_every_s: float = 10.0
+    """How often the shelf republishes its (retained) status."""
 
 
 @dataclass(frozen=True)
@@ -192,6 +228,7 @@ class Config:
     leds: LedsConfig = field(default_factory=LedsConfig)
     kiosk: KioskConfig = field(default_factory=KioskConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
     slots: dict[str, int] = field(default_factory=dict)
     """Default LED wiring: slot id -> BCM pin (the admin page's slot map overrides it)."""
     source: Path | None = None
@@ -200,6 +237,11 @@ class Config:
     @property
     def data_dir(self) -> Path:
         return self.shelf.data_dir
+
+    @property
+    def bus_shelf(self) -> str:
+        """This shelf's name on the store bus."""
+        return self.bus.shelf or self.shelf.name
 
     @property
     def runtime_dir(self) -> Path:
@@ -249,6 +291,10 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "kiosk.port": (1, 65535),
     "admin.port": (1, 65535),
     "admin.conversion_window_s": (1, 86400),
+    "bus.port": (1, 65535),
+    "admin.broker_port": (1, 65535),
+    "bus.keepalive_s": (5, 3600),
+    "bus.status_every_s": (0.5, 3600),
 }
 _PIN_KEYS = {"presence.pin", "presence.trigger_pin", "presence.echo_pin"}
 
@@ -369,6 +415,26 @@ def _cross_checks(config: Config) -> None:
     for slot, pin in config.slots.items():
         if pin in used:
             raise ConfigError(f"slots.{slot} = {pin}: pin {pin} is already used by the presence sensor")
+    _check_bus(config)
+
+
+def _check_bus(config: Config) -> None:
+    bus = config.bus
+    if not bus.enabled:
+        return
+    from smartshelf.core.bus_schema import Topics, check_name
+
+    if not bus.host:
+        raise ConfigError("bus.host must name the store hub when bus.enabled = true")
+    name = bus.shelf or config.shelf.name
+    try:
+        check_name(name)
+    except ConfigError as exc:
+        key = "bus.shelf" if bus.shelf else "shelf.name (used as bus.shelf)"
+        raise ConfigError(f"{key}: {exc}") from None
+    if not bus.user or bus.password_file is None:
+        raise ConfigError("bus.user and bus.password_file are required when bus.enabled = true")
+    Topics(bus.topic_root)
 
 
 def resolve_config_path(path: Path | str | None = None) -> Path | None:

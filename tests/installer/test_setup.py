@@ -321,3 +321,13 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
         sorted(p.name for p in (prefix / "releases").iterdir()),
         os.readlink(prefix / "current"),
     ) == before
+
+
+def test_dry_run_hub_adds_the_broker_steps(tmp_path: Path) -> None:
+    result = run_setup(tmp_path, "--dry-run", "--hub")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "smartshelf store hub-config --data-dir" in out and "/etc/mosquitto/conf.d/smartshelf.conf" in out
+    assert "systemctl enable --now mosquitto" in out
+    plain = run_setup(tmp_path, "--dry-run")
+    assert "mosquitto" not in plain.stdout
