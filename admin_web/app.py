@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,10 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "smartshelf_session",
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+    # the cookie is set at login only: no sliding renewal (the server-side record has a fixed expiry)
+    "SESSION_REFRESH_EACH_REQUEST": False,
+    "PROXY_HOPS": 0,
+    "SESSION_COOKIE_SECURE": False,
     "JSON_SORT_KEYS": False,
 }
 
@@ -60,6 +64,9 @@ def _from_smartshelf_config(path: str | None) -> dict[str, Any]:
         "DEVICE_URL": cfg.admin.device_url,
         "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
+        "PROXY_HOPS": cfg.admin.proxy_hops,
+        "SESSION_COOKIE_SECURE": cfg.admin.secure_cookie or cfg.admin.proxy_hops > 0,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=cfg.admin.session_hours),
     }
 
 
@@ -104,6 +111,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     config.setdefault("SHELF_NAME", "smartshelf")
     config.setdefault("CONVERSION_WINDOW_S", 600)
     app.config.update(config)
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops:  # trust exactly this many proxies' X-Forwarded-For/-Proto (never a client's own header)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.config["SESSION_COOKIE_SECURE"] = True
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
     if not app.config.get("SECRET_KEY"):
@@ -128,6 +141,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _handle_http_error)
     app.jinja_env.filters["price"] = lambda p: format_price(int(p.get("price") or 0), p.get("currency") or "INR")
     app.jinja_env.filters["stock_state"] = stock_state
+    app.jinja_env.filters["utc"] = lambda ts: datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M")
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

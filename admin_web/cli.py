@@ -58,6 +58,9 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("create-token", parents=[common], help="create an API token; prints it alone on stdout")
     p.add_argument("--name", required=True, help="what the token is for, e.g. 'pos-sync'")
+    p.add_argument("--scope", action="append", default=None, metavar="SCOPE",
+                   help="a scope (repeat for more): products:read, stock:write, products:write "
+                        "(default: products:read and stock:write, what a POS sync needs)")
     p.set_defaults(func=create_token)
 
     p = sub.add_parser("revoke-token", parents=[common], help="revoke an API token by name")
@@ -141,12 +144,14 @@ def create_token(args: argparse.Namespace) -> int:
     from admin_web.errors import ValidationError
 
     try:
-        token = AccountStore(_settings(args)["DATA_DIR"]).create_token(args.name)
+        store = AccountStore(_settings(args)["DATA_DIR"])
+        token = store.create_token(args.name, args.scope)
     except ValidationError as exc:
         raise ConfigError(f"token not created: {exc}") from None
+    scopes = store.token_info(token)["scopes"]  # type: ignore[index]
     print(token)
-    print(f"API token {args.name!r} created; it is shown only now. Use: Authorization: Bearer <token>",
-          file=sys.stderr)
+    print(f"API token {args.name!r} created with scopes {', '.join(scopes)}; it is shown only now. "
+          "Use: Authorization: Bearer <token>", file=sys.stderr)
     return 0
 
 

@@ -12,7 +12,7 @@ from smartshelf.core.errors import ImageError
 from smartshelf.core.storage import atomic_write_bytes
 
 IMAGE_DIR = "images"
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]+\.(png|jpg|webp|gif)$")
+NAME_RE = re.compile(r"[A-Za-z0-9._-]+\.(png|jpg|webp|gif)")
 MIME = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
 MAX_PIXELS = 40_000_000
 
@@ -72,5 +72,5 @@ def save_image(data_dir: str | Path, sku: str, data: bytes, *, max_bytes: int) -
 
 
 def delete_image(data_dir: str | Path, name: str | None) -> None:
-    if name and NAME_RE.match(name):
+    if name and NAME_RE.fullmatch(name):
         (Path(data_dir) / IMAGE_DIR / name).unlink(missing_ok=True)

@@ -24,12 +24,15 @@ GENDERS: tuple[str, ...] = ("female", "male", "unisex")
 DEFAULT_CURRENCY = "INR"
 DEFAULT_LOW_STOCK = 2
 
-SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SLOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+SKU_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SLOT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
 #: ISO 4217 currencies without minor units (others have 2 decimals, which covers the rest we sell in).
 ZERO_DECIMAL_CURRENCIES = frozenset({"JPY", "KRW", "VND", "CLP", "ISK", "UGX", "XAF", "XOF", "PYG", "RWF"})
 MAX_ABS_INT = 10**12
+#: Bounds of every integer field (inclusive). Stock may go below 0 (more sold than counted).
+MAX_PRICE = 10**10
+MAX_STOCK = 1_000_000
 
 
 def now_iso() -> str:
@@ -51,16 +54,15 @@ def _text(field: str, value: Any, *, max_len: int, required: bool) -> str | None
     return value
 
 
-def _int(field: str, value: Any, *, minimum: int | None = None) -> int:
+def _int(field: str, value: Any, *, minimum: int | None = None, maximum: int = MAX_ABS_INT) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,15}\s*", value):
             value = int(value)
         else:
-            raise ValidationError(field, f"must be a whole number, got {value!r}")
-    if abs(value) > MAX_ABS_INT:
-        raise ValidationError(field, "is out of range")
-    if minimum is not None and value < minimum:
-        raise ValidationError(field, f"must be at least {minimum}, got {value}")
+            raise ValidationError(field, f"must be a whole number, got {str(value)[:40]!r}")
+    low = -maximum if minimum is None else minimum
+    if not low <= value <= maximum:
+        raise ValidationError(field, f"must be between {low} and {maximum}, got {str(value)[:40]}")
     return value
 
 
@@ -89,7 +91,7 @@ def validate_product(data: Mapping[str, Any], *, existing: Mapping[str, Any] | N
     out: dict[str, Any] = {}
     sku = _text("sku", merged["sku"], max_len=64, required=True)
     assert sku is not None
-    if not SKU_RE.match(sku):
+    if not SKU_RE.fullmatch(sku):
         raise ValidationError("sku", "may only hold letters, digits, '.', '_' and '-' (at most 64)")
     out["sku"] = sku
     out["name"] = _text("name", merged["name"], max_len=200, required=True)
@@ -101,20 +103,20 @@ def validate_product(data: Mapping[str, Any], *, existing: Mapping[str, Any] | N
             raise ValidationError("gender", f"must be one of {', '.join(GENDERS)} or empty, got {gender!r}")
     out["gender"] = gender
     out["category"] = _text("category", merged["category"], max_len=100, required=False)
-    out["price"] = _int("price", merged["price"], minimum=0)
+    out["price"] = _int("price", merged["price"], minimum=0, maximum=MAX_PRICE)
     currency = _text("currency", merged["currency"], max_len=3, required=False) or DEFAULT_CURRENCY
     currency = currency.upper()
-    if not CURRENCY_RE.match(currency):
+    if not CURRENCY_RE.fullmatch(currency):
         raise ValidationError("currency", f"must be a 3-letter ISO 4217 code, got {currency!r}")
     out["currency"] = currency
-    out["stock"] = _int("stock", merged["stock"])
+    out["stock"] = _int("stock", merged["stock"], maximum=MAX_STOCK)
     slot = _text("slot", merged["slot"], max_len=16, required=False)
-    if slot is not None and not SLOT_RE.match(slot):
+    if slot is not None and not SLOT_RE.fullmatch(slot):
         raise ValidationError("slot", "may only hold letters, digits, '_' and '-' (at most 16), e.g. A1")
     out["slot"] = slot
     out["item_id"] = _text("item_id", merged["item_id"], max_len=64, required=False)
     low = merged["low_stock"]
-    out["low_stock"] = DEFAULT_LOW_STOCK if low is None or low == "" else _int("low_stock", low, minimum=0)
+    out["low_stock"] = DEFAULT_LOW_STOCK if low is None or low == "" else _int("low_stock", low, minimum=0, maximum=MAX_STOCK)
     out["image"] = existing.get("image") if existing is not None else None
     out["updated_at"] = now_iso()
     return out
@@ -124,12 +126,12 @@ def validate_slot(data: Mapping[str, Any]) -> dict[str, Any]:
     """Return a normalised slots doc ``{"slot", "pin", "label"}``; pins are BCM 2..27."""
     slot = _text("slot", data.get("slot"), max_len=16, required=True)
     assert slot is not None
-    if not SLOT_RE.match(slot):
+    if not SLOT_RE.fullmatch(slot):
         raise ValidationError("slot", "may only hold letters, digits, '_' and '-' (at most 16), e.g. A1")
     pin_raw = data.get("pin")
     pin: int | None = None
     if pin_raw is not None and pin_raw != "":
-        pin = _int("pin", pin_raw)
+        pin = _int("pin", pin_raw, maximum=MAX_STOCK)
         if not 2 <= pin <= 27:
             raise ValidationError("pin", f"must be a BCM GPIO number between 2 and 27, got {pin}")
     label = _text("label", data.get("label"), max_len=60, required=False)

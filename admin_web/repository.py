@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from admin_web.errors import Conflict, NotFound, ValidationError
-from admin_web.products import now_iso, stock_state, validate_product, validate_slot
+from admin_web.products import MAX_STOCK, now_iso, stock_state, validate_product, validate_slot
 from smartshelf.core.storage import FileLock, open_db, write_transaction
 
 STORE_FILE = "store.json"
@@ -197,13 +197,27 @@ class InventoryRepository:
 
     def restock(self, sku: str, quantity: int) -> dict[str, Any]:
         """Add ``quantity`` (> 0) units to the product's stock."""
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-            raise ValidationError("quantity", f"must be a whole number above 0, got {quantity!r}")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= MAX_STOCK:
+            raise ValidationError("quantity", f"must be a whole number from 1 to {MAX_STOCK}, got {quantity!r}")
         with self.transaction() as tx:
             current = tx.product(sku)
             if current is None:
                 raise NotFound(f"no product with sku {sku!r}")
             current["stock"] = int(current.get("stock") or 0) + quantity
+            current["updated_at"] = now_iso()
+            return dict(current)
+
+    def set_stock(self, sku: str, stock: int | None, *, add: int | None = None) -> dict[str, Any]:
+        """Set the stock to ``stock`` or add ``add`` (may be negative); the result stays within
+        +-MAX_STOCK."""
+        with self.transaction() as tx:
+            current = tx.product(sku)
+            if current is None:
+                raise NotFound(f"no product with sku {sku!r}")
+            new = stock if stock is not None else int(current.get("stock") or 0) + int(add or 0)
+            if not -MAX_STOCK <= new <= MAX_STOCK:
+                raise ValidationError("stock", f"would be {new}; must stay between {-MAX_STOCK} and {MAX_STOCK}")
+            current["stock"] = new
             current["updated_at"] = now_iso()
             return dict(current)
 

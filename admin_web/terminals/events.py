@@ -26,9 +26,9 @@ EVENT_TYPES: tuple[str, ...] = ("sale", "refund")
 MAX_BODY_BYTES = 64 * 1024
 MAX_LINES = 200
 MAX_QTY = 10_000
-_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_SKU_RE = re.compile(r"^\S{1,64}$")
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_SKU_RE = re.compile(r"\S{1,64}")
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _KEYS = {"id", "type", "lines", "amount", "currency", "time"}
 
 
@@ -104,7 +104,7 @@ def event_from_dict(raw: Any) -> TerminalEvent:
     if missing:
         raise EventError(f"event field {missing[0]!r} is missing")
     event_id = raw["id"]
-    if not isinstance(event_id, str) or not _ID_RE.match(event_id):
+    if not isinstance(event_id, str) or not _ID_RE.fullmatch(event_id):
         raise EventError(f"id = {str(event_id)[:60]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
     if raw["type"] not in EVENT_TYPES:
         raise EventError(f"type = {raw['type']!r} must be one of {', '.join(EVENT_TYPES)}")
@@ -118,12 +118,12 @@ def event_from_dict(raw: Any) -> TerminalEvent:
         if not isinstance(line, dict) or set(line) != {"sku", "qty"}:
             raise EventError(f"lines[{i}] must be an object with exactly sku and qty, not {line!r}"[:200])
         sku = line["sku"]
-        if not isinstance(sku, str) or not _SKU_RE.match(sku):
+        if not isinstance(sku, str) or not _SKU_RE.fullmatch(sku):
             raise EventError(f"lines[{i}].sku = {sku!r} must be a non-empty string without spaces"[:200])
         lines.append(Line(sku, _whole(line["qty"], f"lines[{i}].qty", low=1, high=MAX_QTY)))
     amount = _whole(raw["amount"], "amount", low=0, high=10**12)
     currency = raw["currency"]
-    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
+    if not isinstance(currency, str) or not _CURRENCY_RE.fullmatch(currency):
         raise EventError(f"currency = {currency!r} must be an ISO 4217 code such as 'EUR'")
     return TerminalEvent(
         id=event_id,

@@ -43,7 +43,7 @@ MAX_BATCH = 256
 #: (older entries move to the ledger archive, see :mod:`admin_web.terminals.archive`).
 COMPACT_AT = 250
 KEEP_RECENT = 50
-_NAME_RE = re.compile(r"^[^\x00-\x1f]{1,64}$")
+_NAME_RE = re.compile(r"[^\x00-\x1f]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +185,7 @@ class TerminalLedger:
         """Register a terminal. Generic terminals get a new random secret; Stripe needs the webhook
         signing secret (``whsec_...``) from the Stripe dashboard as ``secret``."""
         name = name.strip()
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise TerminalError(f"terminal name {name!r} must be 1-64 printable characters")
         if provider not in PROVIDERS:
             raise TerminalError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")

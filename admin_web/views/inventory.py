@@ -188,7 +188,7 @@ def restock(sku: str) -> Any:
 
 @bp.route("/image/<name>")
 def image(name: str) -> Any:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         abort(404)
     ext = name.rsplit(".", 1)[1]
     return send_from_directory(get_data_dir() / IMAGE_DIR, name, mimetype=MIME[ext], max_age=3600)

@@ -24,7 +24,7 @@ from device.display.screen import KioskScreen
 logger = logging.getLogger(__name__)
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-_IMAGE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,120}$")
+_IMAGE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,120}")
 ControlHandler = Callable[[str, dict[str, Any]], dict[str, Any]]
 
 
@@ -107,9 +107,9 @@ class _Handler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path in ("/", "/index.html"):
             self._file(STATIC_DIR / "kiosk.html")
-        elif path.startswith("/static/") and _IMAGE_NAME.match(path[8:]):
+        elif path.startswith("/static/") and _IMAGE_NAME.fullmatch(path[8:]):
             self._file(STATIC_DIR / path[8:])
-        elif path.startswith("/images/") and self.kiosk.images_dir and _IMAGE_NAME.match(path[8:]):
+        elif path.startswith("/images/") and self.kiosk.images_dir and _IMAGE_NAME.fullmatch(path[8:]):
             self._file(self.kiosk.images_dir / path[8:])
         elif path == "/state":
             self._json(HTTPStatus.OK, self.kiosk.screen.snapshot()[1])

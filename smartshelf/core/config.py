@@ -143,6 +143,13 @@ class AdminConfig:
     """Where the admin reaches the device's control endpoint."""
     conversion_window_s: int = 600
     """A sale within this many seconds after a recommendation of that product is a conversion."""
+    proxy_hops: int = 0
+    """Behind a TLS reverse proxy: how many proxies in front of the admin set X-Forwarded-For /
+    X-Forwarded-Proto (werkzeug's ProxyFix trusts exactly that many); 0 = none, headers ignored."""
+    secure_cookie: bool = False
+    """Mark the session cookie Secure (sent over HTTPS only); on whenever proxy_hops > 0."""
+    session_hours: float = 12.0
+    """Absolute lifetime of a staff login; it never slides with use."""
 
 
 @dataclass(frozen=True)
@@ -198,6 +205,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "kiosk.port": (1, 65535),
     "admin.port": (1, 65535),
     "admin.conversion_window_s": (1, 86400),
+    "admin.proxy_hops": (0, 5),
+    "admin.session_hours": (0.1, 720),
 }
 _PIN_KEYS = {"presence.pin", "presence.trigger_pin", "presence.echo_pin"}
 
