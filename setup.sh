@@ -133,7 +133,7 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 apt_packages() {
     # The distribution's numpy, OpenCV and picamera2 are built together: pip must never replace them.
-    local pkgs=(python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio git "$(chromium_package)")
+    local pkgs=(python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-pil python3-cryptography git "$(chromium_package)")
     local missing=() p
     for p in "${pkgs[@]}"; do
         installed "$p" || missing+=("$p")

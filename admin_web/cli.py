@@ -5,6 +5,7 @@ No flask import at module import time (``smartshelf --help`` stays light); handl
     smartshelf admin [serve] [--config PATH] [--data-dir D] [--host H] [--port P] [--threads N]
     smartshelf admin set-password [--user NAME]        # password read from stdin
     smartshelf admin create-token --name NAME          # prints the token alone on stdout
+    smartshelf admin rotate-device-secret              # revoke the admin<->device control secret
     smartshelf admin backup [--dest DIR]
     smartshelf admin restore ARCHIVE
 """
@@ -66,6 +67,10 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("revoke-token", parents=[common], help="revoke an API token by name")
     p.add_argument("--name", required=True)
     p.set_defaults(func=revoke_token)
+
+    p = sub.add_parser("rotate-device-secret", parents=[common],
+                       help="write a new admin<->device control secret (the old one stops working at once)")
+    p.set_defaults(func=rotate_device_secret)
 
     p = sub.add_parser("backup", parents=[common], help="write a .tar.gz of store, accounts and images")
     p.add_argument("--dest", default=None, help="folder for the archive (default <data_dir>/backups)")
@@ -164,6 +169,16 @@ def revoke_token(args: argparse.Namespace) -> int:
     except NotFound as exc:
         raise ConfigError(str(exc)) from None
     print(f"token {args.name!r} revoked", file=sys.stderr)
+    return 0
+
+
+def rotate_device_secret(args: argparse.Namespace) -> int:
+    from smartshelf.core.control import rotate, secret_path
+
+    data_dir = _settings(args)["DATA_DIR"]
+    rotate(data_dir)
+    print(f"new device control secret in {secret_path(data_dir)}; the old one is refused from now on",
+          file=sys.stderr)
     return 0
 
 

@@ -41,7 +41,8 @@ PER_PAGE = 50
 
 def notify_device() -> None:
     """Best-effort POST /control/reload in the background (the device also watches store.json)."""
-    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]),
+                          data_dir=current_app.config["DATA_DIR"])
     threading.Thread(target=client.reload_quietly, name="device-reload", daemon=True).start()
 
 

@@ -111,7 +111,10 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert status.get("decisions"), f"no decision within a minute: {status}"
         assert status["camera"]["state"] == "ok"
-        req = urllib.request.Request(base + "/control/pause", data=b'{"paused": true}', method="POST")
+        from smartshelf.core.control import HEADER, read_secret
+
+        req = urllib.request.Request(base + "/control/pause", data=b'{"paused": true}', method="POST",
+                                     headers={"Content-Type": "application/json", HEADER: read_secret(data)})
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert json.loads(resp.read())["paused"] is True
         with urllib.request.urlopen(base + "/status", timeout=2) as resp:
