@@ -33,6 +33,7 @@ from tinydb import Query
 from admin_web.errors import NotFound, ValidationError
 from admin_web.products import now_iso
 from smartshelf.core.errors import StorageError
+from smartshelf.core.schema import check_table
 from smartshelf.core.storage import FileLock, atomic_write_bytes, open_db, write_transaction
 
 ACCOUNTS_FILE = "accounts.json"
@@ -95,6 +96,20 @@ class AccountStore:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+    def validate(self) -> None:
+        """Check accounts.json against its schema; StorageError names the file, document and key."""
+        text = (str, type(None))
+        with self._lock:
+            tables = self.db.storage.read() or {}
+        check_table(self.path, tables, "users", {"username": str, "password_hash": str, "changed_at": text},
+                    required=("username", "password_hash"))
+        check_table(self.path, tables, "tokens", {"name": str, "hash": str, "created_at": text, "scopes": list},
+                    required=("name", "hash"))
+        check_table(self.path, tables, "sessions", {"id": str, "hash": str, "user": str, "created_at": (int, float),
+                                                    "expires_at": (int, float), "address": str, "agent": str},
+                    required=("id", "hash", "user", "expires_at"))
+        check_table(self.path, tables, "settings", {"key": str}, required=("key",))
 
     # -- users --------------------------------------------------------------------------------
     def has_users(self) -> bool:

@@ -16,11 +16,29 @@ from pathlib import Path
 from typing import Any
 
 from admin_web.errors import Conflict, NotFound, ValidationError
-from admin_web.products import MAX_STOCK, now_iso, stock_state, validate_product, validate_slot
+from admin_web.products import MAX_PRICE, MAX_STOCK, now_iso, stock_state, validate_product, validate_slot
+from smartshelf.core.schema import Spec, bounded_int, check_table
 from smartshelf.core.storage import FileLock, open_db, write_transaction
 
 STORE_FILE = "store.json"
 TABLES = ("products", "slots", "sales", "terminals")
+
+_NULLABLE_TEXT = (str, type(None))
+PRODUCT_SCHEMA: dict[str, Spec] = {
+    "sku": str, "name": str, "brand": _NULLABLE_TEXT, "gender": _NULLABLE_TEXT, "category": _NULLABLE_TEXT,
+    "price": bounded_int(0, MAX_PRICE), "currency": str, "stock": bounded_int(-MAX_STOCK, MAX_STOCK),
+    "slot": _NULLABLE_TEXT, "item_id": _NULLABLE_TEXT, "low_stock": bounded_int(0, MAX_STOCK, nullable=True),
+    "image": _NULLABLE_TEXT, "updated_at": _NULLABLE_TEXT,
+}
+SLOT_SCHEMA: dict[str, Spec] = {"slot": str, "pin": bounded_int(2, 27, nullable=True), "label": _NULLABLE_TEXT}
+
+
+def check_store(path: Path, tables: Any) -> None:
+    """store.json against its schema (products and slots; the terminals area checks its tables)."""
+    check_table(path, tables, "products", PRODUCT_SCHEMA, required=("sku", "name", "price", "stock"))
+    check_table(path, tables, "slots", SLOT_SCHEMA, required=("slot",))
+    for name in ("sales", "terminals"):
+        check_table(path, tables, name, {})
 
 
 class StoreTransaction:
@@ -79,6 +97,11 @@ class InventoryRepository:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+    def validate(self) -> None:
+        """Check store.json against its schema; StorageError names the file, document and key."""
+        with self._lock:
+            check_store(self.path, self.db.storage.read() or {})
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[StoreTransaction]:
