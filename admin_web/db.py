@@ -18,7 +18,6 @@ from admin_web.insight import EventReader
 from admin_web.repository import InventoryRepository
 from smartshelf.core.errors import StorageError
 
-
 logger = logging.getLogger(__name__)
 
 

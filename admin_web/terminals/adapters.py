@@ -15,7 +15,10 @@ from typing import Any, Protocol
 
 from admin_web.terminals import signing
 from admin_web.terminals.errors import AuthError, EventError
-from admin_web.terminals.events import TerminalEvent, event_from_dict, parse_event
+from admin_web.terminals.events import EARLIEST, LATEST, TerminalEvent, event_from_dict, parse_event
+from smartshelf.core.jsonsafe import loads_bounded
+
+MAX_STRIPE_DEPTH = 12
 
 
 class TerminalAdapter(Protocol):
@@ -63,6 +66,14 @@ class StripeAdapter:
         import stripe  # lazy: the library is only needed when a Stripe webhook arrives
 
         try:
+            signing.parse_stripe_header(headers.get("Stripe-Signature"))
+        except AuthError as exc:
+            raise AuthError(f"Stripe signature check failed: {exc}") from None
+        try:
+            loads_bounded(body, max_depth=MAX_STRIPE_DEPTH)  # stripe's json.loads has no depth bound
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise EventError(f"Stripe webhook body is not valid JSON: {exc}") from None
+        try:
             stripe.Webhook.construct_event(body, headers.get("Stripe-Signature"), secret, tolerance=self.tolerance_s)
         except stripe.SignatureVerificationError as exc:
             raise AuthError(f"Stripe signature check failed: {exc.user_message or exc}") from None
@@ -77,13 +88,18 @@ class StripeAdapter:
         kind = raw["type"]
         if kind not in self.SALE_TYPES + self.REFUND_TYPES:
             return None
-        obj = (raw.get("data") or {}).get("object")
+        data = raw.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
         if not isinstance(obj, dict):
             raise EventError(f"Stripe {kind} event has no data.object")
         metadata = obj.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise EventError(f"Stripe {kind} event's metadata must be an object")
         created = obj.get("created") or raw.get("created")
         if isinstance(created, bool) or not isinstance(created, int):
             raise EventError(f"Stripe {kind} event has no created timestamp")
+        if not EARLIEST.timestamp() <= created < LATEST.timestamp():
+            raise EventError(f"Stripe {kind} created = {str(created)[:20]} is outside {EARLIEST.year}-{LATEST.year - 1}")
         when = datetime.fromtimestamp(created, UTC).isoformat()
         currency = str(obj.get("currency", "")).upper()
         if kind in self.SALE_TYPES:
@@ -123,8 +139,8 @@ def _metadata_lines(metadata: Any, key: str, kind: str) -> Any:
     if not isinstance(metadata, dict) or key not in metadata:
         raise EventError(f"Stripe {kind} event has no metadata.{key} (JSON list of {{sku, qty}})")
     try:
-        return json.loads(metadata[key])
-    except (TypeError, json.JSONDecodeError):
+        return loads_bounded(metadata[key], max_depth=3)
+    except (TypeError, ValueError):
         raise EventError(f"Stripe {kind} metadata.{key} is not a JSON list of {{sku, qty}}") from None
 
 
