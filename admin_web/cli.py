@@ -82,13 +82,9 @@ def register(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import load_effective_config
 
-    config_path = getattr(args, "config", None)
-    if config_path is None and not DEFAULT_CONFIG_PATH.exists():
-        cfg = load_config(None)
-    else:
-        cfg = load_config(config_path or DEFAULT_CONFIG_PATH)
+    cfg = load_effective_config(getattr(args, "config", None))
     data_dir = Path(getattr(args, "data_dir", None) or cfg.data_dir)
     return {
         "DATA_DIR": str(data_dir), "DEVICE_URL": cfg.admin.device_url, "SHELF_NAME": cfg.shelf.name,

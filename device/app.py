@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_effective_config
 from smartshelf.core.errors import ImageError, SmartShelfError
 from smartshelf.core.types import Decision
 
@@ -46,9 +46,7 @@ def register(subparsers: Any) -> None:
 
 
 def _config_from(path: Path | None) -> Config:
-    if path is None and DEFAULT_CONFIG_PATH.exists():
-        path = DEFAULT_CONFIG_PATH
-    return load_config(path)
+    return load_effective_config(path)
 
 
 # ---------------------------------------------------------------------------------------- run

@@ -19,21 +19,17 @@ from smartshelf.core.errors import ConfigError
 def _data_dir(args: argparse.Namespace) -> Path:
     if args.data_dir:
         return Path(args.data_dir)
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import load_effective_config
 
-    if args.config is None and not DEFAULT_CONFIG_PATH.exists():
-        return load_config(None).data_dir
-    return load_config(args.config or DEFAULT_CONFIG_PATH).data_dir
+    return load_effective_config(args.config).data_dir
 
 
 def _window(args: argparse.Namespace) -> int:
     if args.window is not None:
         return int(args.window)
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import load_effective_config
 
-    if args.config is None and not DEFAULT_CONFIG_PATH.exists():
-        return load_config(None).admin.conversion_window_s
-    return load_config(args.config or DEFAULT_CONFIG_PATH).admin.conversion_window_s
+    return load_effective_config(args.config).admin.conversion_window_s
 
 
 def _ledger(args: argparse.Namespace) -> Any:

@@ -1,7 +1,7 @@
 """Insight dashboard: impressions per hour and per segment, most recommended products, device status.
 
 All charts are server-side SVG. Other areas add panels with
-:func:`admin_web.app.register_dashboard_panel` (shown in the template's ``{% block conversion %}``).
+:func:`admin_web.registry.register_dashboard_panel` (shown in the template's ``{% block conversion %}``).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
+from admin_web import registry
 from admin_web.db import get_data_dir, get_event_reader, get_repository
 from admin_web.insight import impressions_per_hour, read_status, totals
 from admin_web.svg import bar_chart, column_chart
@@ -23,7 +24,7 @@ RANGES = {"1": 1, "7": 7, "30": 30}
 
 def _panels() -> list[dict[str, Any]]:
     out = []
-    for panel in current_app.extensions.get("smartshelf.dashboard_panels", []):
+    for panel in registry.dashboard_panels(current_app):
         try:
             result = panel()
         except Exception:

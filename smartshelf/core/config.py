@@ -8,6 +8,7 @@ Every section is a frozen dataclass; unknown keys and bad values raise ConfigErr
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tomllib
 import types
 import typing
@@ -16,6 +17,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from smartshelf.core.errors import ConfigError
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("/etc/smartshelf/config.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/smartshelf")
@@ -314,6 +317,60 @@ def _cross_checks(config: Config) -> None:
     for slot, pin in config.slots.items():
         if pin in used:
             raise ConfigError(f"slots.{slot} = {pin}: pin {pin} is already used by the presence sensor")
+
+
+def resolve_config_path(path: Path | str | None = None) -> Path | None:
+    """The one path resolver: ``path`` when given; else the default path when that file exists;
+    else None (the built-in defaults, as on a development machine)."""
+    if path is not None:
+        return Path(path)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_effective_config(path: Path | str | None = None) -> Config:
+    """The config this process runs with: :func:`resolve_config_path` then :func:`load_config`."""
+    return load_config(resolve_config_path(path))
+
+
+class ConfigSource:
+    """A config loaded once per process and reloaded when its file changes (by mtime and size).
+
+    ``get()`` is cheap (one ``stat``); after a change it re-reads and validates the file; a file that
+    no longer validates is logged once as an error naming the key, and the last good config stays.
+    """
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = resolve_config_path(path)
+        self._stamp = self._stat()
+        self._config = load_config(self.path)
+        self._bad_stamp: tuple[int, int] | None = None
+        #: Why the file's current content is not in use (None when it is).
+        self.error: str | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def get(self) -> Config:
+        stamp = self._stat()
+        if stamp == self._stamp or stamp is None or stamp == self._bad_stamp:
+            return self._config
+        try:
+            self._config = load_config(self.path)
+        except ConfigError as exc:
+            self._bad_stamp = stamp
+            self.error = str(exc)
+            logger.error("config changed but is not valid; keeping the last good one: %s", exc)
+            return self._config
+        self._stamp = stamp
+        self.error = None
+        logger.info("config %s reloaded", self.path)
+        return self._config
 
 
 def load_config(path: Path | str | None = None) -> Config:

@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config, resolve_config_path
 
 logger = logging.getLogger(__name__)
 
@@ -484,9 +484,7 @@ def run_checks(ctx: Context, skip: Iterable[str] = ()) -> list[CheckResult]:
 
 def make_context(config_path: Path | None, *, explicit: bool, **overrides: Any) -> Context:
     """Load the config for the checks; a bad or missing explicit config becomes the config check's failure."""
-    path = config_path
-    if path is None and not explicit and DEFAULT_CONFIG_PATH.is_file():
-        path = DEFAULT_CONFIG_PATH
+    path = config_path if explicit else resolve_config_path(config_path)
     error = None
     config = Config()
     if path is not None:

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from smartshelf.core.config import DEFAULT_CONFIG_PATH
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, resolve_config_path
 from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
@@ -598,9 +598,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = args.config
-    if config is None and DEFAULT_CONFIG_PATH.is_file():
-        config = DEFAULT_CONFIG_PATH
+    config = resolve_config_path(args.config)
     options = Options(
         prefix=args.prefix,
         config=config,

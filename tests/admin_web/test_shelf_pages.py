@@ -179,7 +179,7 @@ def test_device_status_running_and_stale(app: Any, logged_in: Any) -> None:
 def test_dashboard_panels_registry(app: Any, logged_in: Any) -> None:
     from markupsafe import Markup
 
-    from admin_web.app import register_dashboard_panel
+    from admin_web.registry import register_dashboard_panel
 
     register_dashboard_panel(app, lambda: {"title": "Conversion by segment", "html": Markup("<p id='conv'>12%</p>")})
     register_dashboard_panel(app, lambda: 1 / 0)  # a broken panel does not break the page

@@ -31,6 +31,7 @@ def stock(ledger: TerminalLedger) -> dict[str, int]:
     return {p["sku"]: p["stock"] for p in ledger.products()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_batch", [1, 3, 256])
 def test_threads_group_commit_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_batch: int) -> None:
     monkeypatch.setattr("admin_web.terminals.ledger.MAX_BATCH", max_batch)  # small: the lead is handed on

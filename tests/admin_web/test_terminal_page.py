@@ -11,6 +11,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from conftest import ADMIN_PASSWORD, ADMIN_USER, AuthActions
+
 from admin_web.terminals import signing
 from admin_web.terminals.views import get_ledger
 
@@ -90,11 +92,17 @@ def test_last_seen_ledger_conversions_and_exports(client: Any, auth: Any, csrf: 
     assert "Conversion by segment" in dashboard and "male/45-54" in dashboard
 
 
-def test_ab_share_is_read_from_the_config_file(tmp_path: Path, client: Any, auth: Any, app: Any) -> None:
+def test_ab_share_is_read_from_the_config_file(tmp_path: Path, data_dir: Path) -> None:
+    """The config is loaded once and reloaded when the file changes; a bad edit is reported."""
+    from admin_web import create_app
+    from admin_web.accounts import AccountStore
+
     config = tmp_path / "config.toml"
     config.write_text("[recommend]\ngeneric_share = 0.2\n")
-    app.config["SMARTSHELF_CONFIG"] = str(config)
-    auth.login()
+    AccountStore(data_dir).set_password(ADMIN_USER, ADMIN_PASSWORD)
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "SMARTSHELF_CONFIG": str(config)})
+    client = app.test_client()
+    AuthActions(client).login()
     page = client.get("/terminals/").data.decode()
     assert "recommend.generic_share = 0.20" in page and "20 % of visits" in page
     config.write_text("[recommend]\ngeneric_share = 0.0\n")

@@ -72,6 +72,7 @@ def test_check_config_refuses_a_corrupt_factor_file_but_not_a_missing_one(tmp_pa
     assert result.returncode == 1 and "factors.npz" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_refuses_missing_models_and_a_camera_that_cannot_open(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_demo(data)
@@ -86,6 +87,7 @@ def test_run_refuses_missing_models_and_a_camera_that_cannot_open(tmp_path: Path
     assert [l for l in result.stderr.splitlines() if l.startswith("smartshelf: error")], result.stderr
 
 
+@pytest.mark.slow
 def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_demo(data)

@@ -49,6 +49,7 @@ def test_demo_json_finds_a_face_and_lights_slots(tmp_path: Path) -> None:
     assert empty and not empty & {sku for line in lines for sku in line["items"]}
 
 
+@pytest.mark.slow
 def test_demo_frames_argument_loops_the_clip() -> None:
     result = run_demo("--frames", "80")
     assert result.returncode == 0, result.stderr
@@ -56,6 +57,7 @@ def test_demo_frames_argument_loops_the_clip() -> None:
     assert len(visits) >= 2, "the clip replays: the shopper comes back as a new visit"
 
 
+@pytest.mark.slow
 def test_the_loop_writes_no_image_anywhere(tmp_path: Path) -> None:
     """Run the demo with its data dir and TMPDIR watched: no image, array or archive file appears."""
     data, tmp = tmp_path / "data", tmp_path / "tmp"

@@ -73,6 +73,7 @@ def test_scripts_are_strict_bash() -> None:
         assert os.access(script, os.X_OK), f"{script} is not executable"
 
 
+@pytest.mark.slow
 def test_dry_run_prints_every_pi_step_and_changes_nothing(tmp_path: Path) -> None:
     first = run_setup(tmp_path, "--dry-run")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -170,6 +171,7 @@ def test_non_pi_makes_only_the_dev_venv_and_second_run_does_nothing(tmp_path: Pa
     assert after == before
 
 
+@pytest.mark.slow
 def test_dry_run_enables_the_kiosk_for_the_desktop_user(tmp_path: Path) -> None:
     import pwd
 

@@ -109,6 +109,7 @@ def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) ->
     assert len(list((prefix / "releases").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_doctor_regression_refuses_and_keeps_current(tmp_path: Path, config: Path) -> None:
     first = read_source(make_tree(tmp_path / "src1"))
     updater(tmp_path)[0].update(first)
@@ -128,6 +129,7 @@ def test_doctor_regression_refuses_and_keeps_current(tmp_path: Path, config: Pat
     assert "models.detector" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_doctor_with_the_same_failures_as_before_goes_on(tmp_path: Path, config: Path) -> None:
     """A check failing for reasons outside the release (a bad factor file in the data dir) does not block updates."""
     (tmp_path / "data" / "factors.npz").write_bytes(b"not a factor file")
@@ -332,6 +334,7 @@ def build_wheel(tree: Path, dest: Path, version: str = "0.9.0") -> Path:
     return whl
 
 
+@pytest.mark.slow
 def test_install_from_a_wheel(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "src")
     whl = build_wheel(tree, tmp_path)

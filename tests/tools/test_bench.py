@@ -36,6 +36,7 @@ def bench(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict[str, Any], Pat
     return json.loads(lines[0]), out
 
 
+@pytest.mark.slow
 def test_every_stage_measured(bench: tuple[dict[str, Any], Path]) -> None:
     result, _ = bench
     for name in STAGES:
