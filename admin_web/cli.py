@@ -37,6 +37,8 @@ def _serve_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--host", default=default, help="listen address (default admin.host of the config, 0.0.0.0)")
     parser.add_argument("--port", type=int, default=default, help="listen port (default admin.port, 8080)")
+    parser.add_argument("--check", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="check the config and the data files, then exit (for ExecStartPre=)")
     parser.add_argument("--threads", type=int, default=argparse.SUPPRESS if suppress else 8,
                         help="waitress worker threads (default 8)")
 
@@ -106,13 +108,21 @@ def serve(args: argparse.Namespace) -> int:
     from admin_web import create_app
     from admin_web.accounts import AccountStore
 
-    app = create_app(settings)
+    app = create_app(settings)  # checks store.json and accounts.json: a bad file is one line, exit 1
+    if getattr(args, "check", False):
+        print(f"admin data in {settings['DATA_DIR']} is valid", file=sys.stderr)
+        return 0
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops and host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("admin.proxy_hops = %d but the admin listens on %s: a client that reaches it directly can "
+                       "choose its X-Forwarded-For; listen on 127.0.0.1 behind the proxy", hops, host)
     if not AccountStore(settings["DATA_DIR"]).has_users():
         logger.warning("no admin password is set: run `smartshelf admin set-password --data-dir %s`",
                        settings["DATA_DIR"])
     logger.info("admin page on http://%s:%s/ (data %s)", host, port, settings["DATA_DIR"])
     waitress_serve(app, host=host, port=int(port), threads=max(1, args.threads), ident="smartshelf-admin",
-                   clear_untrusted_proxy_headers=True)
+                   # behind a proxy, werkzeug's ProxyFix (admin.proxy_hops) reads X-Forwarded-*; else drop them
+                   clear_untrusted_proxy_headers=not hops)
     return 0
 
 

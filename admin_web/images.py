@@ -41,8 +41,8 @@ def dimensions(data: bytes) -> tuple[int, int]:
     try:
         with Image.open(io.BytesIO(data)) as img:
             return int(img.width), int(img.height)
-    except Image.DecompressionBombError:
-        raise ImageError(f"the image has more than {MAX_PIXELS:,} pixels") from None
+    except Image.DecompressionBombError as exc:  # Pillow refuses the worst from the header too
+        raise ImageError(f"the image is too large to decode safely ({exc})") from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise ImageError(f"the file cannot be decoded: its image header is unreadable ({exc})") from None
 

@@ -27,7 +27,7 @@ from flask import (
 from admin_web.accounts import DEFAULT_SCOPES, SCOPES
 from admin_web.db import get_accounts
 from admin_web.errors import NotFound, ValidationError
-from admin_web.security import current_user, login_limiter, public, safe_next
+from admin_web.security import csrf_token, current_user, login_limiter, public, safe_next
 
 bp = Blueprint("auth", __name__)
 
@@ -65,6 +65,7 @@ def login() -> Any:
                 username.strip(), lifetime_s=_lifetime_s(), address=client,
                 agent=request.headers.get("User-Agent", ""),
             )
+            csrf_token()  # made now, so later pages never change the session (no cookie re-issued)
             return redirect(target)
         current_app.logger.warning("failed admin login for %r from %s", username[:64], client)
         error = "Wrong user name or password."
@@ -121,6 +122,8 @@ def change_password() -> Any:
         return _account_page(400, password_error=f"New password {exc.message}.")
     session["sid"] = accounts.create_session(user, lifetime_s=_lifetime_s(), address=request.remote_addr or "",
                                              agent=request.headers.get("User-Agent", ""))
+    session.pop("_csrf", None)
+    csrf_token()
     flash("Password changed; every other session is signed out.", "info")
     return redirect(url_for("auth.account"))
 
