@@ -116,6 +116,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     security.install(app)
+    from smartshelf.core.control import load_or_create_secret
+
+    load_or_create_secret(data_dir)  # the admin<->device secret: whoever starts first creates it
 
     from admin_web.terminals.views import init_app as init_terminals
     from admin_web.views import api, auth, insight, inventory, privacy, slots

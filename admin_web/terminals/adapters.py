@@ -8,7 +8,6 @@ class with the same two members and add it to :func:`adapter_for` and :data:`PRO
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -69,17 +68,16 @@ class StripeAdapter:
             signing.parse_stripe_header(headers.get("Stripe-Signature"))
         except AuthError as exc:
             raise AuthError(f"Stripe signature check failed: {exc}") from None
-        try:
-            loads_bounded(body, max_depth=MAX_STRIPE_DEPTH)  # stripe's json.loads has no depth bound
-        except (ValueError, UnicodeDecodeError) as exc:
-            raise EventError(f"Stripe webhook body is not valid JSON: {exc}") from None
-        try:
-            stripe.Webhook.construct_event(body, headers.get("Stripe-Signature"), secret, tolerance=self.tolerance_s)
+        payload = body.decode("utf-8", "replace")
+        try:  # the signature first (the library's own check), then our bounded parse of the body
+            stripe.WebhookSignature.verify_header(payload, headers.get("Stripe-Signature"), secret,
+                                                  tolerance=self.tolerance_s)
         except stripe.SignatureVerificationError as exc:
             raise AuthError(f"Stripe signature check failed: {exc.user_message or exc}") from None
+        try:
+            raw = loads_bounded(body, max_depth=MAX_STRIPE_DEPTH)  # stripe's json.loads has no depth bound
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventError(f"Stripe webhook body is not valid JSON: {exc}") from None
-        raw = json.loads(body)
         return self.event_from_stripe(raw)
 
     def event_from_stripe(self, raw: Any) -> TerminalEvent | None:

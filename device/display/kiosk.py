@@ -93,6 +93,17 @@ class _Handler(BaseHTTPRequestHandler):
     kiosk: KioskServer
     server_version = "smartshelf-device"
 
+    def do_HEAD(self) -> None:
+        path = self.path.split("?", 1)[0]
+        if path == "/events":  # headers only; a stream has no length
+            if self._host_ok():
+                self._send(HTTPStatus.OK, b"", "text/event-stream")
+            return
+        self.do_GET()  # _send leaves the body out for HEAD
+
+    def do_OPTIONS(self) -> None:
+        self._not_allowed()  # no CORS preflight is ever answered
+
     def do_PUT(self) -> None:
         self._not_allowed()
 
