@@ -42,7 +42,7 @@ def parse_header(header: str | None) -> tuple[int, list[str]]:
     timestamp: int | None = None
     signatures: list[str] = []
     for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
+        key, sep, value = part.strip(" \t").partition("=")
         if not sep:
             raise AuthError(f"malformed X-Signature element {part.strip()[:40]!r}; expected key=value")
         if key == "t":
@@ -69,7 +69,7 @@ def parse_stripe_header(header: str | None) -> int:
         raise AuthError("Stripe-Signature header is too long")
     timestamp: int | None = None
     for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
+        key, sep, value = part.strip(" \t").partition("=")
         if not sep or not re.fullmatch(r"[a-z0-9]{1,8}", key) or not re.fullmatch(r"[A-Za-z0-9]{1,256}", value):
             raise AuthError(f"malformed Stripe-Signature element {part.strip()[:40]!r}; expected key=value")
         if key == "t":

@@ -25,13 +25,13 @@ class HeaderError(SmartShelfError, ValueError):
 
 
 def _value(name: str, raw: str | None, *, required: bool = True) -> str | None:
-    if raw is None or raw.strip() == "":
+    if raw is None or raw.strip(" \t") == "":
         if required:
             raise HeaderError(f"missing {name} header")
         return None
     if len(raw) > MAX_HEADER:
         raise HeaderError(f"{name} header is longer than {MAX_HEADER} characters")
-    return raw.strip()
+    return raw.strip(" \t")  # only the blanks HTTP allows around a value; a line break is an error
 
 
 def parse_bearer(raw: str | None) -> str:
@@ -41,7 +41,7 @@ def parse_bearer(raw: str | None) -> str:
     scheme, _, token = value.partition(" ")
     if scheme.lower() != "bearer":
         raise HeaderError("Authorization header must be 'Bearer <token>'")
-    token = token.strip()
+    token = token.strip(" \t")
     if not _TOKEN68.fullmatch(token):
         raise HeaderError("Authorization header's token is empty or has characters a token cannot have")
     return token

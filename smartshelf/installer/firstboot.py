@@ -70,9 +70,9 @@ def strip_table(text: str, table: str) -> str:
     """Remove the ``[table]`` section (header to the next table header) from TOML text."""
     out: list[str] = []
     skipping = False
-    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    header = re.compile(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?")
     for line in text.splitlines(keepends=True):
-        match = header.match(line)
+        match = header.fullmatch(line)
         if match:
             name = match.group(1).strip().strip('"')
             skipping = name == table or name.startswith(table + ".")
