@@ -81,6 +81,32 @@ def summarise(events: list[dict[str, Any]]) -> DaySummary:
     return s.finish()
 
 
+#: The fields of a device event that the admin reads, and what each must be (other fields pass).
+EVENT_SCHEMA: dict[str, tuple[type, ...]] = {
+    "time": (int, float), "segment": (str, type(None)), "reason": (str, type(None)),
+    "items": (list, type(None)), "visit_id": (int, type(None)),
+}
+#: Plausible event times (unix seconds, 2000-01-01 .. 2100-01-01).
+EVENT_TIME_RANGE = (946684800.0, 4102444800.0)
+
+
+def event_problem(ev: Any) -> str | None:
+    """Why a device event does not match :data:`EVENT_SCHEMA` (None when it does)."""
+    if not isinstance(ev, dict):
+        return f"is {type(ev).__name__}, not an object"
+    if "time" not in ev:
+        return "has no time"
+    for key, types in EVENT_SCHEMA.items():
+        value = ev.get(key)
+        if key in ev and (isinstance(value, bool) or not isinstance(value, types)):
+            return f".{key} = {str(value)[:40]!r} has the wrong type"
+    if not EVENT_TIME_RANGE[0] <= ev["time"] < EVENT_TIME_RANGE[1]:
+        return f".time = {ev['time']!r} is outside 2000-2099"
+    if ev.get("items") is not None and not all(isinstance(i, str) for i in ev["items"]):
+        return ".items must be a list of skus"
+    return None
+
+
 class EventReader:
     """Cached per-day summaries of the device's event files (read-only)."""
 
@@ -106,8 +132,19 @@ class EventReader:
             logger.warning("skipping unreadable events file: %s", exc)
             return DaySummary(), []
         events: list[dict[str, Any]] = []
-        for table in data.values():
-            events.extend(d for d in table.values() if isinstance(d, dict))
+        skipped: list[str] = []
+        for table in data.values() if isinstance(data, dict) else ():
+            if not isinstance(table, dict):
+                continue
+            for doc_id, doc in table.items():
+                problem = event_problem(doc)
+                if problem is None:
+                    events.append(doc)
+                else:
+                    skipped.append(f"[{doc_id}]{problem}" if problem.startswith(".") else f"[{doc_id}] {problem}")
+        if skipped:  # once per file version: the file is the device's, the admin only reads it
+            logger.warning("%s: %d events skipped that do not match the event schema (first: %s)",
+                           path, len(skipped), skipped[0])
         events.sort(key=lambda e: e.get("time") if isinstance(e.get("time"), (int, float)) else 0.0)
         summary = summarise(events)
         with self._lock:

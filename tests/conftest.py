@@ -99,3 +99,12 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not any(item.get_closest_marker(level) for level in LEVELS):
             item.add_marker(pytest.mark.unit)
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fuzzers' totals (tests/security), when they ran."""
+    import sys
+
+    helpers = sys.modules.get("tests.security.helpers")
+    if helpers is not None:
+        helpers.terminal_summary(terminalreporter)

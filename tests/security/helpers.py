@@ -1,8 +1,8 @@
-"""Helpers of the attack tests and fuzzers: a logged-in client, scoped tokens, a snapshot of
+"""Helpers of the attack tests and fuzzers: an app on a fresh data dir, login, a snapshot of
 the data dir (to show that a refused request changed nothing), and the fuzzing budget.
 
 Fuzzing budget: ``SMARTSHELF_FUZZ_EXAMPLES`` (default 40 per fuzz test, the CI run) sets how many
-requests Hypothesis generates per test; the long run in docs/security.md uses 5000. Each fuzz test
+requests Hypothesis generates per test; the long run in docs/security.md uses 1000. Each fuzz test
 adds what it sent to :data:`FUZZ_STATS`, printed at the end of the run.
 """
 
@@ -72,3 +72,20 @@ def make_app(data_dir: Path, **extra: Any) -> Any:
         "TESTING": True, "DATA_DIR": str(data_dir), "DEVICE_URL": f"http://127.0.0.1:{free_port()}",
         "SHELF_NAME": "Fuzz shelf", "DEVICE_TIMEOUT_S": 0.2, **extra,
     })
+
+
+def terminal_summary(terminalreporter: Any) -> None:
+    """What the fuzzers sent (called from tests/conftest.py's pytest_terminal_summary)."""
+    if not FUZZ_STATS:
+        return
+    terminalreporter.section("fuzzing")
+    total_routes = total_requests = 0
+    for surface, stats in sorted(FUZZ_STATS.items()):
+        routes = len(FUZZ_ROUTES.get(surface, ()))
+        total_routes += routes
+        total_requests += stats["requests"]
+        terminalreporter.write_line(
+            f"{surface}: {routes} routes, {stats['requests']} requests, {stats['refused']} refused (4xx), "
+            f"{stats['server_errors']} server errors (5xx)"
+        )
+    terminalreporter.write_line(f"total: {total_routes} route/method pairs, {total_requests} generated requests")

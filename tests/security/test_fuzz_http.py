@@ -189,7 +189,7 @@ def test_fuzz_json_api(tmp_path: Path) -> None:
 @st.composite
 def terminal_event(draw: Any) -> bytes:
     """A valid sale or refund with 0-2 fields replaced by hostile values (or, 1 in 4, any JSON body)."""
-    if draw(st.integers(0, 3)) == 0:
+    if draw(st.integers(0, 3)) == 3:  # (Hypothesis favours small values: the rare branch is the large one)
         return draw(json_body)
     doc: dict[str, Any] = {
         "id": f"e-{draw(st.integers(0, 10**6))}", "type": draw(st.sampled_from(["sale", "refund"])),
@@ -209,9 +209,9 @@ def terminal_event(draw: Any) -> bytes:
     }
     for key in draw(st.sets(st.sampled_from(sorted(hostile)), max_size=2)):
         doc[key] = draw(hostile[key])
-    if draw(st.integers(0, 5)) == 0:
+    if draw(st.integers(0, 5)) == 5:
         del doc[draw(st.sampled_from(sorted(doc)))]
-    if draw(st.integers(0, 5)) == 0:
+    if draw(st.integers(0, 5)) == 5:
         doc[draw(text)] = draw(json_leaf)
     return json.dumps(doc).encode()
 
@@ -258,7 +258,7 @@ def _stripe_header(secret: str, payload: bytes, t: int) -> str:
 
 @st.composite
 def stripe_event(draw: Any) -> bytes:
-    if draw(st.integers(0, 4)) == 0:
+    if draw(st.integers(0, 4)) == 4:
         return draw(json_body)
     kind = draw(st.one_of(st.sampled_from(["payment_intent.succeeded", "charge.refunded", "customer.created"]), text))
     lines = draw(st.one_of(st.just('[{"sku": "A", "qty": 1}]'), json_value.map(json.dumps), text, nested().map(bytes.decode)))

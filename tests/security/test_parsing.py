@@ -158,3 +158,24 @@ def test_the_trainer_export_defuses_formulas_too() -> None:
     interactions, _ = interactions_csv([attribution], {"A": "=HYPERLINK(\"http://x\")"})
     rows = list(csv.reader(io.StringIO(interactions)))
     assert rows[1][1].startswith("'=")
+
+
+def test_device_events_are_checked_against_their_schema_on_load(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+    from datetime import date
+
+    from admin_web.insight import EventReader
+
+    events = tmp_path / "events"
+    events.mkdir()
+    good = {"time": 1764150000.0, "segment": "female/25-34", "items": ["A"], "visit_id": 1, "reason": "ok"}
+    bad = [{**good, "time": "yesterday"}, {**good, "items": [1, 2]}, {**good, "time": 1e300}, {**good, "visit_id": True},
+           "not an object"]
+    docs = {str(i + 1): d for i, d in enumerate([good, *bad])}
+    (events / "2025-11-26.json").write_text(json.dumps({"_default": docs}))
+    with caplog.at_level(logging.WARNING):
+        loaded = EventReader(tmp_path).events(date(2025, 11, 26))
+    assert loaded == [good]
+    lines = [r.getMessage() for r in caplog.records if "event schema" in r.getMessage()]
+    assert len(lines) == 1 and "5 events skipped" in lines[0] and "2025-11-26.json" in lines[0] and ".time" in lines[0]
