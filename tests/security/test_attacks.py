@@ -475,3 +475,15 @@ def test_8_the_admin_command_prints_that_line_and_exits_1(tmp_path: Path, capsys
     assert main(["admin", "serve", "--data-dir", str(data), "--check"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert any("products[1].stock" in line and "store.json" in line for line in err), err
+
+
+# -- revocation: a login, a token, a terminal and the device channel each stop on the next request -----------
+def test_a_revoked_terminal_is_refused_on_its_next_event(app: Any, logged_in: Any, products: Any) -> None:
+    with app.app_context():
+        till = get_ledger().pair("Till 9")
+    assert _send(logged_in, till, _sale("r-1")).get_json() == {"status": "applied"}
+    page = logged_in.post(f"/terminals/{till.terminal_id}/revoke", data={"csrf_token": csrf_of(logged_in)})
+    assert page.status_code == 200
+    before = snapshot(Path(app.config["DATA_DIR"]))
+    assert _send(logged_in, till, _sale("r-2")).status_code == 401
+    assert snapshot(Path(app.config["DATA_DIR"])) == before
