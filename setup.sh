@@ -44,6 +44,9 @@ read -r -a PIP_FLAGS <<< "${SMARTSHELF_PIP_FLAGS:-}"
 read -r -a UPDATE_FLAGS <<< "${SMARTSHELF_UPDATE_FLAGS:-}"
 SERVICE_USER=smartshelf
 SYSTEM_UNITS=(smartshelf-device.service smartshelf-admin.service smartshelf-firstboot.service)
+# The nightly retrain: the service is started by its timer only (the timer is what is enabled).
+RETRAIN_UNITS=(smartshelf-retrain.service smartshelf-retrain.timer)
+RETRAIN_TIMER=smartshelf-retrain.timer
 KIOSK_UNIT=smartshelf-kiosk.service
 
 DRY=0
@@ -246,7 +249,7 @@ kiosk_user() {
 
 units() {
     local unit units_changed=0
-    for unit in "${SYSTEM_UNITS[@]}"; do
+    for unit in "${SYSTEM_UNITS[@]}" "${RETRAIN_UNITS[@]}"; do
         if install_unit "$REPO/systemd/$unit" "$UNIT_DIR/$unit"; then
             units_changed=1
         fi
@@ -260,11 +263,14 @@ units() {
     else
         say "systemd units up to date in $UNIT_DIR"
     fi
-    for unit in "${SYSTEM_UNITS[@]}"; do
+    for unit in "${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER"; do
         if ((DRY)) || ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
             step systemctl enable "$unit"
         fi
     done
+    if ((DRY)) || ! systemctl is-active --quiet "$RETRAIN_TIMER" 2>/dev/null; then
+        step systemctl start "$RETRAIN_TIMER"
+    fi
     local user home wants
     user="$(kiosk_user)"
     if [[ -z "$user" ]] || ! home="$(getent passwd "$user" | cut -d: -f6)" || [[ -z "$home" ]]; then
@@ -306,9 +312,9 @@ summary() {
     say "self-check:             sudo -u $SERVICE_USER smartshelf doctor --config $ETC_DIR/config.toml"
     say "logs:                   journalctl -u smartshelf-device -u smartshelf-admin -f"
     if [[ ! -f "$DATA_DIR/factors.npz" ]]; then
-        say "note: no factor file $DATA_DIR/factors.npz yet: the shelf ranks with a catalogue prior of the products"
-        say "      entered on the admin page until one is installed, e.g. from a catalogue CSV:"
-        say "      sudo -u $SERVICE_USER smartshelf factors prior --catalog catalog.csv --out $DATA_DIR/factors.npz"
+        say "note: no factor file $DATA_DIR/factors.npz yet: the shelf suggests the products entered on the"
+        say "      admin page from their details (gender, category, price, what sells); the nightly retrain"
+        say "      (smartshelf-retrain.timer) learns from the till's sales once there are enough"
     fi
 }
 

@@ -64,6 +64,8 @@ def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
         "PROXY_HOPS": cfg.admin.proxy_hops,
         "SESSION_COOKIE_SECURE": cfg.admin.secure_cookie or cfg.admin.proxy_hops > 0,
         "PERMANENT_SESSION_LIFETIME": timedelta(hours=cfg.admin.session_hours),
+        # None: <DATA_DIR>/factors.npz, whatever data dir the app is given
+        "FACTORS_PATH": str(cfg.recommend.factors) if cfg.recommend.factors else None,
     }
 
 
@@ -109,6 +111,8 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.config["SESSION_COOKIE_SECURE"] = True
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("FACTORS_PATH"):
+        app.config["FACTORS_PATH"] = str(data_dir / "factors.npz")
     if not app.config.get("SECRET_KEY"):
         from admin_web.accounts import load_or_create_secret_key
 
@@ -121,9 +125,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     load_or_create_secret(data_dir)  # the admin<->device secret: whoever starts first creates it
 
     from admin_web.terminals.views import init_app as init_terminals
-    from admin_web.views import api, auth, insight, inventory, privacy, slots
+    from admin_web.views import api, auth, insight, inventory, privacy, settings, slots
 
-    for module in (auth, inventory, slots, insight, privacy, api):
+    for module in (auth, inventory, slots, insight, privacy, settings, api):
         app.register_blueprint(module.bp)
     # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
     init_terminals(app)

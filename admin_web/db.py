@@ -66,7 +66,12 @@ def check_store_present(data_dir: Path) -> None:
 def init_app(app: Flask) -> None:
     data_dir = Path(app.config["DATA_DIR"])
     check_store_present(data_dir)
-    repository = InventoryRepository(data_dir)
+    from admin_web.appconfig import CONFIG_KEY
+
+    source = app.extensions.get(CONFIG_KEY)
+    repository = InventoryRepository(
+        data_dir, configured_slots=(lambda: source.get().slots) if source is not None else None
+    )
     accounts = AccountStore(data_dir)
     # read both files now: a corrupt file is restored from its last good copy (or the start fails
     # with a StorageError that says how to restore) before the first request, not during one

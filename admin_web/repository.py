@@ -11,24 +11,62 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.products import MAX_PRICE, MAX_STOCK, now_iso, stock_state, validate_product, validate_slot
+from admin_web.shop import ShopSettings, settings_from_doc, validate_settings
 from smartshelf.core.schema import Spec, bounded_int, check_table
 from smartshelf.core.storage import FileLock, open_db, write_transaction
 
 STORE_FILE = "store.json"
-TABLES = ("products", "slots", "sales", "terminals")
+TABLES = ("products", "slots", "sales", "terminals", "settings")
+
+
+class SlotTaken(Conflict):
+    """Putting a product on a slot would take another product off the shelf (or move this one from
+    its slot): nothing changed; repeat with ``move=True`` to do it. ``displaced`` is the product now
+    on the slot (sku, name, slot) or None, ``moved_from`` the slot the product leaves or None."""
+
+    def __init__(self, sku: str, slot: str, displaced: dict[str, Any] | None, moved_from: str | None) -> None:
+        parts = []
+        if displaced is not None:
+            parts.append(f"slot {slot} holds {displaced['sku']} ({displaced.get('name')}), which would be taken off the shelf")
+        if moved_from is not None:
+            parts.append(f"{sku} would leave slot {moved_from}")
+        super().__init__("; ".join(parts) + ": confirm the move to do it")
+        self.sku = sku
+        self.slot = slot
+        self.displaced = displaced
+        self.moved_from = moved_from
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A saved product and what the save moved: the product taken off ``doc['slot']``, the slot it left."""
+
+    doc: dict[str, Any]
+    displaced: dict[str, Any] | None = None
+    moved_from: str | None = None
+
+    def moves(self) -> list[str]:
+        """What happened to the shelf, in words (empty when nothing moved)."""
+        out = []
+        if self.moved_from:
+            out.append(f"{self.doc['sku']} moved from slot {self.moved_from} to {self.doc['slot'] or 'no slot'}")
+        if self.displaced:
+            out.append(f"{self.displaced['sku']} ({self.displaced.get('name')}) was taken off slot {self.displaced['slot']}")
+        return out
 
 _NULLABLE_TEXT = (str, type(None))
 PRODUCT_SCHEMA: dict[str, Spec] = {
     "sku": str, "name": str, "brand": _NULLABLE_TEXT, "gender": _NULLABLE_TEXT, "category": _NULLABLE_TEXT,
     "price": bounded_int(0, MAX_PRICE), "currency": str, "stock": bounded_int(-MAX_STOCK, MAX_STOCK),
     "slot": _NULLABLE_TEXT, "item_id": _NULLABLE_TEXT, "low_stock": bounded_int(0, MAX_STOCK, nullable=True),
-    "image": _NULLABLE_TEXT, "updated_at": _NULLABLE_TEXT,
+    "image": _NULLABLE_TEXT, "updated_at": _NULLABLE_TEXT, "sold": bounded_int(0, 10**12, nullable=True),
 }
 SLOT_SCHEMA: dict[str, Spec] = {"slot": str, "pin": bounded_int(2, 27, nullable=True), "label": _NULLABLE_TEXT}
 
@@ -37,7 +75,7 @@ def check_store(path: Path, tables: Any) -> None:
     """store.json against its schema (products and slots; the terminals area checks its tables)."""
     check_table(path, tables, "products", PRODUCT_SCHEMA, required=("sku", "name", "price", "stock"))
     check_table(path, tables, "slots", SLOT_SCHEMA, required=("slot",))
-    for name in ("sales", "terminals"):
+    for name in ("sales", "terminals", "settings"):
         check_table(path, tables, name, {})
 
 
@@ -84,7 +122,9 @@ class StoreTransaction:
 class InventoryRepository:
     """Products and slots in ``<data_dir>/store.json`` (TinyDB through AtomicJSONStorage)."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, *, configured_slots: Callable[[], Iterable[str]] | None = None) -> None:
+        #: Slot names from the config (``[slots]``), used when store.json has no slots table yet.
+        self.configured_slots = configured_slots or (lambda: ())
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / STORE_FILE
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -171,32 +211,74 @@ class InventoryRepository:
             raise NotFound(f"no product with sku {sku!r}")
         return dict(doc)
 
-    def _check_slot_free(self, tx: StoreTransaction, slot: str | None, sku: str) -> None:
-        if slot is None:
-            return
-        for other in tx.find("products", slot=slot):
-            if other["sku"] != sku:
-                raise ValidationError("slot", f"slot {slot} already holds product {other['sku']}")
+    # -- shop settings ------------------------------------------------------------------------
+    def settings(self) -> ShopSettings:
+        with self._lock:
+            docs = self.db.table("settings").all()
+        return settings_from_doc(docs[0] if docs else None)
 
-    def create_product(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        doc = validate_product(data)
+    def set_settings(self, data: Mapping[str, Any]) -> ShopSettings:
         with self.transaction() as tx:
-            if tx.product(doc["sku"]) is not None:
-                raise Conflict(f"a product with sku {doc['sku']!r} already exists")
-            self._check_slot_free(tx, doc["slot"], doc["sku"])
-            tx.insert("products", doc)
-        return doc
+            table = tx.table("settings")
+            current = settings_from_doc(next(iter(table.values()), None))
+            new = validate_settings(data, current)
+            table.clear()
+            table["1"] = new.to_dict()
+        return new
 
-    def update_product(self, sku: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    def slot_names(self, tx: StoreTransaction | None = None) -> set[str]:
+        """The shelf's slots: store.json's slots table, else the config's ``[slots]`` (may be empty)."""
+        if tx is not None:
+            names = {str(d["slot"]) for d in tx.all("slots")}
+        else:
+            with self._lock:
+                names = {str(d["slot"]) for d in self.db.table("slots").all()}
+        return names or {str(s) for s in self.configured_slots()}
+
+    def _settings_in(self, tx: StoreTransaction) -> ShopSettings:
+        return settings_from_doc(next(iter(tx.table("settings").values()), None))
+
+    def _place(self, tx: StoreTransaction, doc: dict[str, Any], previous_slot: str | None, move: bool) -> Saved:
+        """Check (and with ``move`` make) room for ``doc`` on its slot; raises SlotTaken otherwise."""
+        slot = doc.get("slot")
+        holder = None
+        if slot is not None:
+            holder = next((p for p in tx.find("products", slot=slot) if p["sku"] != doc["sku"]), None)
+        moved_from = previous_slot if previous_slot and slot and previous_slot != slot else None
+        displaced = {"sku": holder["sku"], "name": holder.get("name"), "slot": slot} if holder else None
+        if (displaced or moved_from) and not move:
+            raise SlotTaken(doc["sku"], str(slot), displaced, moved_from)
+        if holder is not None:
+            holder["slot"] = None
+            holder["updated_at"] = now_iso()
+        return Saved(doc, displaced, moved_from)
+
+    def create_product(self, data: Mapping[str, Any], *, move: bool = False) -> dict[str, Any]:
+        return self.save_product(data, move=move).doc
+
+    def update_product(self, sku: str, data: Mapping[str, Any], *, move: bool = False) -> dict[str, Any]:
+        return self.save_product(data, sku=sku, move=move).doc
+
+    def save_product(self, data: Mapping[str, Any], *, sku: str | None = None, move: bool = False) -> Saved:
+        """Create (``sku`` None) or update a product. Putting it on a slot another product holds, or
+        moving it from its slot, raises :class:`SlotTaken` (nothing changed) unless ``move``."""
         with self.transaction() as tx:
+            shop, slots = self._settings_in(tx), self.slot_names(tx)
+            if sku is None:
+                doc = validate_product(data, shop=shop, slots=slots)
+                if tx.product(doc["sku"]) is not None:
+                    raise Conflict(f"a product with sku {doc['sku']!r} already exists")
+                saved = self._place(tx, doc, None, move)
+                tx.insert("products", doc)
+                return saved
             current = tx.product(sku)
             if current is None:
                 raise NotFound(f"no product with sku {sku!r}")
-            doc = validate_product(data, existing=current)
-            self._check_slot_free(tx, doc["slot"], sku)
+            doc = validate_product(data, existing=current, shop=shop, slots=slots if "slot" in data else None)
+            saved = self._place(tx, doc, current.get("slot"), move)
             current.clear()
             current.update(doc)
-        return dict(doc)
+        return Saved(dict(doc), saved.displaced, saved.moved_from)
 
     def set_image(self, sku: str, image: str | None) -> str | None:
         """Set the product's image file name; returns the previous one (for the caller to delete)."""
@@ -250,7 +332,7 @@ class InventoryRepository:
         For existing products the fields named in ``keep`` (e.g. stock, slot for a catalogue
         import) and the image keep their current values.
         """
-        keep = set(keep) | {"image"}
+        keep = set(keep) | {"image", "sold"}
         created = updated = 0
         with self.transaction() as tx:
             by_sku = {d["sku"]: d for d in tx.table("products").values()}
@@ -304,19 +386,22 @@ class InventoryRepository:
                 product["slot"] = None
                 product["updated_at"] = now_iso()
 
-    def assign_slot(self, slot: str, sku: str | None) -> None:
-        """Put product ``sku`` (or nothing) in ``slot``; the product previously there is unassigned."""
+    def assign_slot(self, slot: str, sku: str | None, *, move: bool = False) -> Saved | None:
+        """Put product ``sku`` (or nothing) in ``slot``. Taking another product off the slot or moving
+        ``sku`` from its own slot raises :class:`SlotTaken` (nothing changed) unless ``move``."""
         with self.transaction() as tx:
             if tx.find_one("slots", slot=slot) is None:
                 raise NotFound(f"no slot {slot!r}")
-            target = None
-            if sku:
-                target = tx.product(sku)
-                if target is None:
-                    raise NotFound(f"no product with sku {sku!r}")
-            for product in tx.find("products", slot=slot):
-                product["slot"] = None
-                product["updated_at"] = now_iso()
-            if target is not None:
-                target["slot"] = slot
-                target["updated_at"] = now_iso()
+            if not sku:
+                for product in tx.find("products", slot=slot):
+                    product["slot"] = None
+                    product["updated_at"] = now_iso()
+                return None
+            target = tx.product(sku)
+            if target is None:
+                raise NotFound(f"no product with sku {sku!r}")
+            previous = target.get("slot")
+            saved = self._place(tx, {**target, "slot": slot}, previous, move)
+            target["slot"] = slot
+            target["updated_at"] = now_iso()
+            return Saved(dict(target), saved.displaced, saved.moved_from)

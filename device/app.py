@@ -104,8 +104,9 @@ def _check(config: Config) -> int:
         FactorModel.load(config.factors_path)
     else:
         logger.warning(
-            "no factor file at %s: the shelf will rank with the catalogue prior of its products until one is "
-            "installed (smartshelf factors prior --catalog CSV --out %s)", config.factors_path, config.factors_path,
+            "no factor file at %s: the shelf ranks the products on its slots with the catalogue prior (their "
+            "gender, category, price and sales) until the nightly retrain (smartshelf-retrain.timer) installs one",
+            config.factors_path,
         )
     print(f"config OK: {config.source or 'defaults'}")
     return 0

@@ -106,6 +106,8 @@ def apply_batch(
             doc_id = by_sku[sku]
             doc = dict(products[doc_id])
             doc["stock"] = int(doc.get("stock") or 0) + change
+            # Units sold (refunds give back): the shelf's catalogue prior puts what sells first.
+            doc["sold"] = max(0, int(doc.get("sold") or 0) - change)
             doc["updated_at"] = stamp
             products[doc_id] = doc
             if doc["stock"] < 0:

@@ -96,13 +96,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from smartshelf.core.storage import atomic_write_bytes
 
     ledger, _, attributions = _conversions(args)
-    item_ids = {p.get("sku"): p.get("item_id") for p in ledger.products() if p.get("item_id")}
+    products = ledger.products()
+    item_ids = {p.get("sku"): p.get("item_id") for p in products if p.get("item_id")}
     interactions, users = conversion.interactions_csv(attributions, item_ids)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "interactions.csv", interactions.encode("utf-8"))
     atomic_write_bytes(out / "users.csv", users.encode("utf-8"))
+    atomic_write_bytes(out / "items.csv", conversion.items_csv(products).encode("utf-8"))
     rows = interactions.count("\n") - 1
-    print(f"wrote {out / 'interactions.csv'} ({rows} rows) and {out / 'users.csv'}")
+    print(f"wrote {out / 'interactions.csv'} ({rows} rows), {out / 'users.csv'} and {out / 'items.csv'} "
+          f"({len(products)} products)")
     return 0
 
 
@@ -148,7 +152,7 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_revoke)
 
     for name, func, helptext in (
-        ("export", cmd_export, "write interactions.csv and users.csv for the recommendation trainer"),
+        ("export", cmd_export, "write interactions.csv, users.csv and items.csv for the retrain"),
         ("conversions", cmd_conversions, "conversion rate by segment and the A/B uplift"),
     ):
         p = sub.add_parser(name, help=helptext)
@@ -156,7 +160,7 @@ def register(subparsers: Any) -> None:
         p.add_argument("--events-dir", help="device events folder (default <data_dir>/events)")
         p.add_argument("--window", type=int, help="conversion window in seconds (default admin.conversion_window_s)")
         if name == "export":
-            p.add_argument("--out", required=True, help="folder for interactions.csv and users.csv")
+            p.add_argument("--out", required=True, help="folder for interactions.csv, users.csv and items.csv")
         else:
             p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)

@@ -1,6 +1,6 @@
 """Which sales did the shelf's picks cause? Attribution, conversion rates and the trainer export.
 
-Definitions (documented in the README notes):
+Definitions (documented in docs/terminals.md):
 
 - An *impression* is one device decision event (``events/YYYY-MM-DD.json``, CONTRACTS.md): at
   ``time`` the shelf showed ``items`` to visit ``visit_id`` of ``segment`` in A/B ``variant``.
@@ -307,6 +307,32 @@ def interactions_csv(attributions: Sequence[Attribution], item_ids: Mapping[str,
     for user in sorted(users):
         writer.writerow([user, user])
     return inter.getvalue(), users_io.getvalue()
+
+
+ITEMS_COLUMNS = ("item", "sku", "name", "gender", "category", "price", "currency", "sold")
+
+
+def items_csv(products: Iterable[Mapping[str, Any]]) -> str:
+    """items.csv: every product of the store, sold or not, so a retrain keeps the whole catalogue.
+
+    ``item`` is the id the interactions use (the product's ``item_id``, else its sku); ``price`` in
+    major units with a decimal point; ``sold`` = units sold through the terminals.
+    """
+    from admin_web.products import currency_exponent
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ITEMS_COLUMNS)
+    for p in sorted(products, key=lambda p: str(p.get("sku"))):
+        currency = str(p.get("currency") or "")
+        exp = currency_exponent(currency) if currency else 2
+        price = int(p.get("price") or 0)
+        major = f"{price / 10**exp:.{exp}f}"
+        writer.writerow([
+            p.get("item_id") or p["sku"], p["sku"], p.get("name") or "", p.get("gender") or "",
+            p.get("category") or "", major, currency, int(p.get("sold") or 0),
+        ])
+    return out.getvalue()
 
 
 def compute(

@@ -16,7 +16,7 @@ PRF: keystream block i = ``HMAC(k_enc, nonce || i)``, tag = ``HMAC(k_mac, nonce 
 ciphertext)``): they still decrypt, so nothing is lost on upgrade; every new secret is ``v2``. Pairing
 a terminal again (or ``SecretBox.upgrade``) rewrites a secret as ``v2``.
 
-Consequences (documented in the README notes): copying ``store.json`` alone leaks no secret;
+Consequences (documented in docs/terminals.md): copying ``store.json`` alone leaks no secret;
 an attacker with the whole data dir (store.json + terminal.key) can sign events. A restored backup
 without ``terminal.key`` cannot verify terminals: re-pair them (the key file is reported).
 """

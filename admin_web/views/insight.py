@@ -16,6 +16,8 @@ from admin_web import registry
 from admin_web.db import get_data_dir, get_event_reader, get_repository
 from admin_web.insight import impressions_per_hour, read_status, totals
 from admin_web.svg import bar_chart, column_chart
+from smartshelf.core.readiness import learned_ids, shelf_readiness
+from smartshelf.core.retrain_report import read_retrain_report
 
 bp = Blueprint("insight", __name__)
 
@@ -51,6 +53,10 @@ def dashboard() -> Any:
     tz = datetime.fromtimestamp(now).astimezone().strftime("%Z") or "local time"
     discrepancies, low = repo.stock_alerts()
     alerts = discrepancies + low
+    readiness = shelf_readiness(
+        repo.list_products(), [s["slot"] for s in repo.list_slots()],
+        learned=learned_ids(current_app.config["FACTORS_PATH"]),
+    )
     return render_template(
         "insight/dashboard.html",
         hourly_svg=column_chart([f"{h:02d}" for h in range(24)], hourly,
@@ -59,6 +65,7 @@ def dashboard() -> Any:
         segment_svg=bar_chart([s for s, _ in segments], [n for _, n in segments],
                               title=f"Impressions per segment, last {days} day(s)"),
         top_svg=bar_chart(top_labels, [n for _, n in top], title=f"Most recommended products, last {days} day(s)"),
-        totals=tot, days=days, status=status, alerts=alerts, panels=_panels(),
+        totals=tot, days=days, status=status, alerts=alerts, panels=_panels(), readiness=readiness,
+        retrain=read_retrain_report(current_app.config["FACTORS_PATH"]),
         fmt_time=lambda t: datetime.fromtimestamp(float(t)).astimezone().strftime("%Y-%m-%d %H:%M:%S") if t else "never",
     )

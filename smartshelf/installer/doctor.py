@@ -1,6 +1,6 @@
 """`smartshelf doctor`: a self-check of the installed shelf, one line per check with the fix.
 
-Checks (names for ``--skip``): config, runtime, camera, gpio, models, factors, data_dir,
+Checks (names for ``--skip``): config, runtime, camera, gpio, models, factors, shelf, data_dir,
 time_sync, admin_port. Every check runs even when an earlier one failed; a check that raises
 becomes a failed line with the error's text. The exit status is 1 when any check failed
 (warnings do not fail), so installers and ``smartshelf update`` can gate on it.
@@ -41,6 +41,7 @@ CHECK_NAMES = (
     "gpio",
     "models",
     "factors",
+    "shelf",
     "data_dir",
     "time_sync",
     "admin_port",
@@ -334,14 +335,41 @@ def check_factors(ctx: Context) -> str:
     path = ctx.config.factors_path
     if not path.exists():
         raise Warn(
-            f"factor file {path} not found: the shelf ranks with the catalogue prior of its products",
-            f"make one from the shelf's catalogue: smartshelf factors prior --catalog catalog.csv --out {path} "
-            "(as the smartshelf user), or copy a trained factor file there",
+            f"factor file {path} not found: the shelf suggests its products from their details (gender, "
+            "category, price, what sells) until the nightly retrain has learned from enough sales",
+            "nothing to do on a new shop: check that the retrain is scheduled (systemctl list-timers "
+            "smartshelf-retrain.timer); or copy a trained factor file there",
         )
     model = FactorModel.load(path)
     n_items = getattr(model, "n_items", "?")
     rank = getattr(model, "rank", "?")
     return f"{path}: {n_items} items, rank {rank}, checksum ok"
+
+
+def check_shelf(ctx: Context) -> str:
+    """Can the shelf suggest the products staff put on it (store.json, read-only)?"""
+    from smartshelf.core.readiness import learned_ids, shelf_readiness
+    from smartshelf.core.storage import open_db
+
+    path = ctx.config.data_dir / "store.json"
+    if not path.exists():
+        raise Warn(
+            "no products yet: the shelf has nothing to suggest",
+            "add products and put them on slots on the admin page (or import a product CSV)",
+        )
+    db = open_db(path, read_only=True)
+    try:
+        products = [dict(d) for d in db.table("products").all()]
+        slots = [str(d["slot"]) for d in db.table("slots").all()] or list(ctx.config.slots)
+    finally:
+        db.close()
+    readiness = shelf_readiness(products, slots, learned=learned_ids(ctx.config.factors_path))
+    if readiness.problems:
+        raise Warn(
+            " ".join(readiness.problems),
+            "on the admin page: restock, or put products that are in stock on the shelf's slots",
+        )
+    return f"{len(readiness.suggestable)} product(s) on slots can be suggested. " + " ".join(readiness.notes)
 
 
 def check_data_dir(ctx: Context) -> str:
@@ -442,6 +470,7 @@ CHECKS: dict[str, CheckFn] = {
     "gpio": check_gpio,
     "models": check_models,
     "factors": check_factors,
+    "shelf": check_shelf,
     "data_dir": check_data_dir,
     "time_sync": check_time_sync,
     "admin_port": check_admin_port,

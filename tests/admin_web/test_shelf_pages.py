@@ -240,3 +240,25 @@ def test_event_reader_raw_events_are_cached_per_file_version(app: Any, monkeypat
     _write_events(data_dir, [_event(start + 10, "generic", ["C"], 3)])
     assert [e["items"] for e in reader.events_between(start, start + 86400)] == [["C"]]
     assert reader.events_between(start + 20, start + 86400) == []
+
+
+def test_dashboard_says_what_the_shelf_can_suggest_and_the_last_retrain(app: Any, logged_in: Any) -> None:
+    from smartshelf.core.retrain_report import write_retrain_report
+
+    page = logged_in.get("/").data.decode()
+    assert "The shelf suggests nothing to shoppers right now" in page
+    assert "No product is on a slot" in page
+    assert "has not retrained from sales yet" in page
+    data_dir = Path(app.config["DATA_DIR"])
+    atomic_write_json(data_dir / "store.json", {"products": {
+        "1": {"sku": "DRESS-1", "name": "Summer Dress", "stock": 0, "slot": "A1", "price": 3990},
+        "2": {"sku": "CAP-1", "name": "Cap", "stock": 3, "slot": "A2", "price": 1290},
+    }, "slots": {"1": {"slot": "A1", "pin": 5}, "2": {"slot": "A2", "pin": 6}}})
+    write_retrain_report(data_dir / "factors.npz", {
+        "outcome": "waiting", "finished_at": time.time(), "message": "only 7 sales", "new_sales": 7,
+        "min_new_sales": 20, "items": None,
+    })
+    page = logged_in.get("/").data.decode()
+    assert "1 product(s) on slots can be suggested" in page
+    assert "Slot A1: “Summer Dress” (DRESS-1) is out of stock" in page
+    assert "Not enough new sales yet" in page and "7 new sale(s) of the 20 needed" in page

@@ -63,6 +63,12 @@ def test_refund_restores_stock() -> None:
     assert [d["type"] for d in out.tables["sales"].values()] == ["sale", "refund"]
 
 
+def test_units_sold_are_counted_on_the_product_for_the_shelfs_prior() -> None:
+    out = apply_batch(tables(), [sub("e1", [("A", 4)]), sub("r1", [("A", 3)], kind="refund"),
+                                 sub("e2", [("B", 1)])], received_at=NOW)
+    assert {d["sku"]: d["sold"] for d in out.tables["products"].values()} == {"A": 1, "B": 1}
+
+
 def test_revoked_or_unknown_terminal_changes_nothing() -> None:
     out = apply_batch(tables(), [sub("e1", [("A", 1)], terminal="t2"), sub("e2", [("A", 1)], terminal="zz")],
                       received_at=NOW)

@@ -138,6 +138,10 @@ def test_cli_pair_list_revoke_export(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["terminal", "export", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     assert "interactions.csv (1 rows)" in capsys.readouterr().out
     assert (tmp_path / "out" / "interactions.csv").read_text().splitlines()[1].startswith("unknown,A,2,")
+    items = (tmp_path / "out" / "items.csv").read_text().splitlines()
+    assert items[0] == "item,sku,name,gender,category,price,currency,sold"
+    assert [row.split(",")[0] for row in items[1:]] == ["A", "B"], "every product, sold or not"
+    assert items[1].endswith(",2") and items[2].endswith(",0")
     assert (tmp_path / "out" / "users.csv").read_text().strip() == "user,segment"
     assert main(["terminal", "conversions", "--data-dir", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sales_lines"] == 1

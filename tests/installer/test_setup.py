@@ -291,6 +291,9 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     assert f"ExecStart={launcher} run --config {tmp_path / 'etc' / 'config.toml'}" in unit
     assert f"ReadWritePaths={tmp_path / 'data'}" in unit
     assert (tmp_path / "user-units" / "smartshelf-kiosk.service").exists()
+    assert "systemctl enable smartshelf-retrain.timer" in calls, "the nightly retrain is scheduled"
+    retrain = (tmp_path / "units" / "smartshelf-retrain.service").read_text()
+    assert f"--out {tmp_path / 'data'}/retrain" in retrain and (tmp_path / "units" / "smartshelf-retrain.timer").exists()
 
     log.write_text("useradd (done)\n")  # keep the fake user
     before = sorted(p.name for p in (prefix / "releases").iterdir()), os.readlink(prefix / "current")
