@@ -28,8 +28,8 @@ from typing import Any
 
 from admin_web.errors import ValidationError
 from admin_web.products import PRODUCT_FIELDS, validate_product
-from smartshelf.core.csvsafe import safe_cell
 from admin_web.shop import ShopSettings
+from smartshelf.core.csvsafe import safe_cell
 
 TEMPLATE_COLUMNS: tuple[str, ...] = PRODUCT_FIELDS
 MYNTRA_COLUMNS: tuple[str, ...] = ("Product_ID", "Product_Name", "Product_Brand", "Gender", "Price")

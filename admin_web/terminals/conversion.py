@@ -321,7 +321,7 @@ def items_csv(products: Iterable[Mapping[str, Any]]) -> str:
     from admin_web.products import currency_exponent
 
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out, lineterminator="\n")
     writer.writerow(ITEMS_COLUMNS)
     for p in sorted(products, key=lambda p: str(p.get("sku"))):
         currency = str(p.get("currency") or "")

@@ -27,8 +27,8 @@ from flask import Blueprint, Response, jsonify, request, url_for
 from admin_web.db import get_repository
 from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.products import MAX_STOCK
-from admin_web.security import public, requires_scope
 from admin_web.repository import SlotTaken
+from admin_web.security import public, requires_scope
 from admin_web.views.inventory import notify_device
 from smartshelf.core.headers import HeaderError, require_json
 from smartshelf.core.jsonsafe import JSONDepthError, loads_bounded
