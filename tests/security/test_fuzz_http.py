@@ -331,13 +331,25 @@ def test_fuzz_device_loopback(tmp_path: Path) -> None:
     @given(method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD"]),
            path=st.one_of(st.sampled_from(paths), st.sampled_from(paths).map(lambda p: p + "?x=1"),
                           header_text.map(lambda t: "/" + quote(t))),
-           host=st.one_of(st.sampled_from([f"127.0.0.1:{port}", f"localhost:{port}", "evil.example",
-                                           f"evil.example:{port}", "127.0.0.1", ""]), header_text),
-           auth=st.sampled_from(["good", "none", "bad"]),
-           content_type=st.one_of(st.sampled_from(["application/json", "text/plain", "", "application/json;x"]),
+           # about half the requests are well-addressed and authorised, so they reach the commands
+           host=st.one_of(st.sampled_from([f"127.0.0.1:{port}", f"localhost:{port}"]),
+                          st.sampled_from(["evil.example", f"evil.example:{port}", "127.0.0.1", "", f"[::1]:{port}"]),
+                          header_text),
+           auth=st.sampled_from(["good", "good", "none", "bad"]),
+           content_type=st.one_of(st.just("application/json"),
+                                  st.sampled_from(["text/plain", "", "application/json;x", "application/json; charset=utf-8"]),
                                   header_text),
-           body=json_body, length=st.one_of(st.none(), st.sampled_from(["-1", "abc", "99999999999", "1"])))
-    def run(method: str, path: str, host: str, auth: str, content_type: str, body: bytes, length: str | None) -> None:
+           body=json_body, length=st.one_of(st.none(), st.sampled_from(["-1", "abc", "99999999999", "1"])),
+           # half the examples: a well-formed, authorised control POST whose body is hostile
+           command=st.one_of(st.none(), st.tuples(
+               st.sampled_from(["pause", "identify", "reload"]),
+               st.dictionaries(st.one_of(st.sampled_from(["slot", "seconds", "paused"]), text), json_leaf, max_size=3))))
+    def run(method: str, path: str, host: str, auth: str, content_type: str, body: bytes, length: str | None,
+            command: tuple[str, dict[str, Any]] | None) -> None:
+        if command is not None:
+            method, path, host, auth, content_type, length = (
+                "POST", f"/control/{command[0]}", f"127.0.0.1:{port}", "good", "application/json", None)
+            body = json.dumps(command[1]).encode()
         if path.startswith("/events"):
             return  # the SSE stream is a long poll; covered by tests/device/test_kiosk.py
         done = len(commands)
@@ -357,8 +369,8 @@ def test_fuzz_device_loopback(tmp_path: Path) -> None:
             response.read()
         finally:
             conn.close()
-        record("device loopback", f"{method} {path.split('?')[0] if path in paths or '?' in path else '/<random>'}",
-               status)
+        known = path.split("?")[0]
+        record("device loopback", f"{method} {known if known in paths else '/<random>'}", status)
         assert status < 500, (method, path, headers)
         if status >= 400:
             assert len(commands) == done, (method, path, headers, status)
