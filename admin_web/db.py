@@ -17,6 +17,7 @@ from admin_web.accounts import AccountStore
 from admin_web.insight import EventReader
 from admin_web.repository import InventoryRepository
 from smartshelf.core.errors import StorageError
+from smartshelf.core.storage import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +62,9 @@ def check_store_present(data_dir: Path) -> None:
         )
         logger.error("%s", message)
         raise StorageError(message)
+    # a fresh data dir: write the empty store now, so that from here on a missing file means a lost one
+    atomic_write_bytes(store, b"{}")
+    logger.info("%s: created an empty store (fresh data dir)", store)
 
 
 def init_app(app: Flask) -> None:

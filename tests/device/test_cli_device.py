@@ -177,7 +177,7 @@ def test_products_entered_through_the_api_light_the_shelf_without_a_factor_file(
     from admin_web.accounts import AccountStore
 
     data = Path(app.config["DATA_DIR"])
-    token = AccountStore(data).create_token("setup")
+    token = AccountStore(data).create_token("setup", ["products:read", "products:write"])
     client = app.test_client()
     for product in STAFF_PRODUCTS:
         answer = client.post("/api/v1/products", json=product, headers={"Authorization": f"Bearer {token}"})

@@ -216,9 +216,14 @@ def test_4_other_evidence_of_earlier_data_also_refuses(tmp_path: Path, evidence:
         make_app(data)
 
 
-def test_4_a_fresh_install_with_only_a_password_starts_empty(tmp_path: Path) -> None:
+def test_4_a_fresh_install_with_only_a_password_starts_empty_and_writes_its_store(tmp_path: Path) -> None:
     app = make_app(tmp_path / "fresh")
     assert app.extensions["smartshelf.repository"].count_products() == 0
+    # the empty store is on disk from the first start: a device event later is no reason to refuse a restart
+    assert (tmp_path / "fresh" / "store.json").read_bytes() == b"{}"
+    (tmp_path / "fresh" / "events").mkdir()
+    (tmp_path / "fresh" / "events" / "2026-11-26.json").write_text("{}")
+    assert make_app(tmp_path / "fresh").extensions["smartshelf.repository"].count_products() == 0
 
 
 # -- 5: the device's loopback control endpoint ------------------------------------------------------------
