@@ -47,6 +47,8 @@ SCOPES: dict[str, str] = {
     "products:read": "read products and slots (GET /api/v1/products, /api/v1/slots)",
     "stock:write": "set or add stock of existing products (PUT /api/v1/products/<sku>/stock)",
     "products:write": "create, change and delete products (POST/PUT/DELETE /api/v1/products)",
+    "settings:read": "read the shop settings (GET /api/v1/settings)",
+    "settings:write": "change the shop settings: currency, number format, A/B share (PUT /api/v1/settings)",
 }
 #: The least a point-of-sale sync needs: read the catalogue, keep stock counts in step.
 DEFAULT_SCOPES: tuple[str, ...] = ("products:read", "stock:write")

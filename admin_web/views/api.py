@@ -2,7 +2,7 @@
 
 ``GET/POST /api/v1/products``, ``GET/PUT/DELETE /api/v1/products/<sku>``,
 ``PUT /api/v1/products/<sku>/stock``, ``GET /api/v1/slots``, ``GET/PUT /api/v1/settings`` (the shop
-settings; staff sessions only, no token scope reaches them); the OpenAPI description of all of them
+settings: scopes settings:read / settings:write, never in a default token); the OpenAPI description of all of them
 at ``GET /api/v1/openapi.json`` (``admin_web/openapi.json``, kept in step with the routes by a test).
 Each view names the token scope it needs (:func:`~admin_web.security.requires_scope`).
 Bodies must be ``Content-Type: application/json`` objects, at most ``MAX_JSON_DEPTH`` deep.
@@ -203,11 +203,13 @@ def list_slots() -> Any:
 
 
 @bp.get("/settings")
+@requires_scope("settings:read")
 def get_settings() -> Any:
     return jsonify(get_repository().settings().to_dict())
 
 
 @bp.put("/settings")
+@requires_scope("settings:write")
 def put_settings() -> Any:
     settings = get_repository().set_settings(_body())
     notify_device()

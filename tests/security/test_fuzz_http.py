@@ -151,7 +151,8 @@ def test_fuzz_json_api(tmp_path: Path) -> None:
     _seed(app)
     accounts = app.extensions["smartshelf.accounts"]
     tokens = {
-        "full": accounts.create_token("full", ["products:read", "products:write", "stock:write"]),
+        "full": accounts.create_token("full", ["products:read", "products:write", "stock:write", "settings:read",
+                                              "settings:write"]),
         "default": accounts.create_token("pos"),
         "none": None, "garbage": "ss_not-a-token", "malformed": "\x00\u202e",
     }

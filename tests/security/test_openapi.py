@@ -64,7 +64,7 @@ def api_schema(tmp_path: Path) -> Any:
     repo = app.extensions["smartshelf.repository"]
     repo.create_product({"sku": "A", "name": "Product A", "price": 250, "stock": 3, "slot": "A1"})
     STATE.update(data=data, token=app.extensions["smartshelf.accounts"].create_token(
-        "schemathesis", ["products:read", "products:write", "stock:write"]))
+        "schemathesis", ["products:read", "products:write", "stock:write", "settings:read", "settings:write"]))
     raw = app.test_client().get("/api/v1/openapi.json").get_data()
     return schemathesis.from_dict(json.loads(raw), app=app,
                                   data_generation_methods=[DataGenerationMethod.positive,
