@@ -44,6 +44,8 @@ read -r -a PIP_FLAGS <<< "${SMARTSHELF_PIP_FLAGS:-}"
 read -r -a UPDATE_FLAGS <<< "${SMARTSHELF_UPDATE_FLAGS:-}"
 SERVICE_USER=smartshelf
 SYSTEM_UNITS=(smartshelf-device.service smartshelf-admin.service smartshelf-firstboot.service)
+TIME_WAIT_UNIT=systemd-time-wait-sync.service
+TIME_WAIT_DROPIN="$TIME_WAIT_UNIT.d/smartshelf.conf"
 # The nightly retrain: the service is started by its timer only (the timer is what is enabled).
 RETRAIN_UNITS=(smartshelf-retrain.service smartshelf-retrain.timer)
 RETRAIN_TIMER=smartshelf-retrain.timer
@@ -136,7 +138,9 @@ installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install o
 
 apt_packages() {
     # The distribution's numpy, OpenCV and picamera2 are built together: pip must never replace them.
-    local pkgs=(python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-pil python3-cryptography git "$(chromium_package)")
+    # python3-setuptools, python3-wheel: `smartshelf update` builds and installs each release with
+    # pip --no-build-isolation (Bookworm's setuptools needs the wheel package for bdist_wheel).
+    local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-pil python3-cryptography git "$(chromium_package)")
     local missing=() p
     for p in "${pkgs[@]}"; do
         installed "$p" || missing+=("$p")
@@ -257,13 +261,17 @@ units() {
     if install_unit "$REPO/systemd/$KIOSK_UNIT" "$USER_UNIT_DIR/$KIOSK_UNIT"; then
         units_changed=1
     fi
+    if install_unit "$REPO/systemd/$TIME_WAIT_DROPIN" "$UNIT_DIR/$TIME_WAIT_DROPIN"; then
+        units_changed=1
+    fi
     if ((units_changed)); then
         step systemctl daemon-reload
         RELEASE_CHANGED=1
     else
         say "systemd units up to date in $UNIT_DIR"
     fi
-    for unit in "${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER"; do
+    # no RTC on a Pi 4: time-sync.target waits for NTP (bounded by the drop-in above)
+    for unit in "${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER" "$TIME_WAIT_UNIT"; do
         if ((DRY)) || ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
             step systemctl enable "$unit"
         fi

@@ -5,6 +5,7 @@ Config keys (a dict; missing keys come from the smartshelf config file, then def
 DATA_DIR, DEVICE_URL, SHELF_NAME, CONVERSION_WINDOW_S (from the TOML config's shelf/admin sections),
 SECRET_KEY (default: ``<data_dir>/secret_key``, created once, 0600), LOGIN_MAX_FAILURES (5),
 LOGIN_WINDOW_S (300), MAX_CONTENT_LENGTH (16 MiB), MAX_IMAGE_BYTES (5 MiB), DEVICE_TIMEOUT_S (2),
+RUNTIME_DIR (where the device's status.json is; default /run/smartshelf if it exists, else DATA_DIR),
 DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path).
 
 The smartshelf config is loaded once per process into a :class:`ConfigSource` (reloaded when the
@@ -58,6 +59,7 @@ def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
     cfg = source.get()
     return {
         "DATA_DIR": str(cfg.data_dir),
+        "RUNTIME_DIR": str(cfg.runtime_dir),
         "DEVICE_URL": cfg.admin.device_url,
         "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,

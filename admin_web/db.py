@@ -105,3 +105,11 @@ def get_event_reader() -> EventReader:
 
 def get_data_dir() -> Path:
     return Path(current_app.config["DATA_DIR"])
+
+
+def get_runtime_dir() -> Path:
+    """Where the device writes status.json (RUNTIME_DIR; default /run/smartshelf if it exists, else DATA_DIR)."""
+    from smartshelf.core.config import resolve_runtime_dir
+
+    configured = current_app.config.get("RUNTIME_DIR")
+    return resolve_runtime_dir(Path(configured) if configured else None, get_data_dir())

@@ -1,6 +1,10 @@
-"""The one place that touches store.json (products, slots, and for the terminals area sales/terminals).
+"""The one place that touches store.json (products, slots, terminals, and the sales ledger's mark).
 
-Every read and write goes through an :class:`InventoryRepository`; views never call TinyDB.
+Every read and write goes through an :class:`InventoryRepository`; views never call TinyDB, and the
+terminals area (:class:`~admin_web.terminals.ledger.TerminalLedger`) changes stock and terminals
+through :meth:`InventoryRepository.transaction` too, so the admin process has one owner of the file,
+one lock and one transaction helper. (The sales themselves live in their own append-only file,
+``ledger.sqlite3``, owned by the TerminalLedger.)
 Thread safety: one re-entrant thread lock serialises all access inside the process; writes also
 hold the inter-process :class:`~smartshelf.core.storage.FileLock` (CLI commands take it too), so each
 read-modify-write is atomic. Multi-table changes use :meth:`InventoryRepository.transaction`,
@@ -20,10 +24,10 @@ from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.products import MAX_PRICE, MAX_STOCK, now_iso, stock_state, validate_product, validate_slot
 from admin_web.shop import ShopSettings, settings_from_doc, validate_settings
 from smartshelf.core.schema import Spec, bounded_int, check_table
-from smartshelf.core.storage import FileLock, open_db, write_transaction
+from smartshelf.core.storage import FileLock, SkipWrite, open_db, write_transaction
 
 STORE_FILE = "store.json"
-TABLES = ("products", "slots", "sales", "terminals", "settings")
+TABLES = ("products", "slots", "terminals", "settings", "meta")
 
 
 class SlotTaken(Conflict):
@@ -75,7 +79,7 @@ def check_store(path: Path, tables: Any) -> None:
     """store.json against its schema (products and slots; the terminals area checks its tables)."""
     check_table(path, tables, "products", PRODUCT_SCHEMA, required=("sku", "name", "price", "stock"))
     check_table(path, tables, "slots", SLOT_SCHEMA, required=("slot",))
-    for name in ("sales", "terminals", "settings"):
+    for name in ("sales", "terminals", "settings", "meta"):
         check_table(path, tables, name, {})
 
 
@@ -88,6 +92,26 @@ class StoreTransaction:
 
     def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
         self._tables = tables
+
+    @property
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """All raw tables (for code that computes new tables, such as the terminals' apply)."""
+        return self._tables
+
+    def replace_tables(self, tables: dict[str, dict[str, Any]]) -> None:
+        """Make ``tables`` the content written at the end of the transaction."""
+        self._tables.clear()
+        self._tables.update(tables)
+
+    def skip(self) -> None:
+        """End the transaction here without writing (nothing changed)."""
+        raise SkipWrite
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        return self.table("meta").get("1", {}).get(key, default)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.table("meta").setdefault("1", {})[key] = value
 
     def table(self, name: str) -> dict[str, dict[str, Any]]:
         return self._tables.setdefault(name, {})
@@ -144,10 +168,19 @@ class InventoryRepository:
             check_store(self.path, self.db.storage.read() or {})
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[StoreTransaction]:
-        """Lock, read store.json once, yield a :class:`StoreTransaction`, write once on success."""
-        with self._lock, self.file_lock, write_transaction(self.db) as tables:
+    def transaction(self, *, durable: bool = True) -> Iterator[StoreTransaction]:
+        """Lock, read store.json once, yield a :class:`StoreTransaction`, write once on success.
+
+        ``durable=False`` writes without fsyncs (still atomic): only for changes that are durable in
+        another file already (a sale's stock change, replayed from the sales ledger after a power cut).
+        """
+        with self._lock, self.file_lock, write_transaction(self.db, durable=durable) as tables:
             yield StoreTransaction(tables)
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The current raw tables, read-only (never mutate them): shared with the storage's cache."""
+        with self._lock:
+            return self.db.storage.read() or {}
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:

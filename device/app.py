@@ -161,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     time.sleep(max(0.0, period - (time.monotonic() - started)))
             if not args.json:
                 stats = shelf.controller.stats
-                kept = f"events in {data_dir / 'events'}" if args.data_dir else "use --data-dir to keep the events"
+                kept = f"events in {data_dir / 'events.sqlite3'}" if args.data_dir else "use --data-dir to keep the events"
                 print(f"{stats.frames} frames, {stats.faces} with a face, {stats.decisions} decision(s); {kept}")
         except KeyboardInterrupt:
             pass

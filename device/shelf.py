@@ -39,6 +39,8 @@ from smartshelf.core.storage import atomic_write_json
 logger = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
+#: Whether staff paused the camera: survives restarts and reboots (status.json lives in /run).
+PAUSE_FILE = "paused.json"
 
 
 class FactorRankers:
@@ -142,7 +144,9 @@ class Shelf:
     kiosk: KioskServer | None
     status_path: Path
     closers: list[Callable[[], None]] = field(default_factory=list)
+    pause_path: Path | None = None
     _last_status: float = 0.0
+    _saved_paused: bool | None = None
 
     def status(self) -> dict[str, Any]:
         c = self.controller
@@ -177,10 +181,23 @@ class Shelf:
         if now - self._last_status < every_s:
             return
         self._last_status = now
+        status = self.status()
         try:
-            atomic_write_json(self.status_path, self.status())
+            # runtime state in /run (tmpfs): atomic for readers, no fsync (it need not survive a reboot)
+            atomic_write_json(self.status_path, status, durable=False)
         except OSError as exc:
             logger.warning("cannot write %s: %s", self.status_path, exc)
+        self._save_paused(bool(status["paused"]))
+
+    def _save_paused(self, paused: bool) -> None:
+        """Keep staff's pause on disk when it changes (rare), so a reboot does not resume the camera."""
+        if self.pause_path is None or paused == self._saved_paused:
+            return
+        try:
+            atomic_write_json(self.pause_path, {"paused": paused, "at": time.time()})
+            self._saved_paused = paused
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", self.pause_path, exc)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -201,11 +218,14 @@ def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector, AgeGenderModel]:
         raise
 
 
-def _previously_paused(status_path: Path) -> bool:
-    try:
-        return bool(json.loads(status_path.read_text()).get("paused", False))
-    except (OSError, ValueError, AttributeError):
-        return False
+def _previously_paused(*paths: Path) -> bool | None:
+    """The pause saved in the first of ``paths`` that can be read (None: none can)."""
+    for path in paths:
+        try:
+            return bool(json.loads(path.read_text()).get("paused", False))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
 
 
 def build_shelf(
@@ -261,10 +281,16 @@ def build_shelf(
             clock=clock,
             wall_clock=wall_clock,
         )
-        status_path = data_dir / STATUS_FILE
-        if _previously_paused(status_path):
+        runtime_dir = config.runtime_dir
+        runtime_dir.mkdir(parents=True, exist_ok=True)
+        status_path = runtime_dir / STATUS_FILE
+        pause_path = data_dir / PAUSE_FILE
+        # earlier releases kept the pause only in <data_dir>/status.json
+        paused = _previously_paused(pause_path, data_dir / STATUS_FILE)
+        if paused:
             controller.set_paused(True)
-        shelf = Shelf(config, controller, camera, None, status_path, closers)
+        shelf = Shelf(config, controller, camera, None, status_path, closers, pause_path=pause_path,
+                      _saved_paused=paused)
         if serve and isinstance(kiosk_screen, KioskScreen):
             load_or_create_secret(data_dir)  # whoever starts first (device or admin) creates it
             kiosk = KioskServer(

@@ -86,8 +86,8 @@ def _conversions(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     ledger = _ledger(args)
     data_dir = ledger.data_dir
-    events_dir = Path(args.events_dir) if args.events_dir else data_dir / "events"
-    report, attributions = conversion.compute(ledger.sales(), events_dir, window_s=_window(args))
+    events_db = Path(args.events) if args.events else data_dir / "events.sqlite3"
+    report, attributions = conversion.compute(ledger.sales(), events_db, window_s=_window(args))
     return ledger, report, attributions
 
 
@@ -157,7 +157,7 @@ def register(subparsers: Any) -> None:
     ):
         p = sub.add_parser(name, help=helptext)
         common(p)
-        p.add_argument("--events-dir", help="device events folder (default <data_dir>/events)")
+        p.add_argument("--events", help="the device's event database (default <data_dir>/events.sqlite3)")
         p.add_argument("--window", type=int, help="conversion window in seconds (default admin.conversion_window_s)")
         if name == "export":
             p.add_argument("--out", required=True, help="folder for interactions.csv, users.csv and items.csv")

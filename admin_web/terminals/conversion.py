@@ -2,7 +2,7 @@
 
 Definitions (documented in docs/terminals.md):
 
-- An *impression* is one device decision event (``events/YYYY-MM-DD.json``, CONTRACTS.md): at
+- An *impression* is one device decision event (``events.sqlite3``, see device/events.py): at
   ``time`` the shelf showed ``items`` to visit ``visit_id`` of ``segment`` in A/B ``variant``.
 - A *visit* groups the impressions of one ``visit_id`` within one day file; its segment and variant
   are those of its last decision (decisions may be revised while the shopper stands there).
@@ -126,42 +126,32 @@ def impressions_from_docs(day: str, docs: Iterable[Mapping[str, Any]]) -> list[I
 
 
 class ImpressionLoader:
-    """Reads the device's day files read-only, caching each file's impressions by its stat, so the
-    dashboard does not parse a month of events on every view. Thread-safe; one per app."""
+    """Reads the device's event database read-only, caching each UTC day's impressions by the day's
+    version, so the dashboard does not parse a month of events on every view. Thread-safe; one per app."""
 
-    def __init__(self, events_dir: Path) -> None:
-        self.events_dir = Path(events_dir)
-        self._files: dict[str, tuple[tuple[int, int, int], list[Impression]]] = {}
+    def __init__(self, events_db: Path) -> None:
+        from admin_web.insight import EventReader
+
+        self.events_db = Path(events_db)
+        self._reader = EventReader(path=self.events_db)
+        self._files: dict[str, tuple[tuple[int, int], list[Impression]]] = {}
         self._merged: tuple[tuple[Any, ...], list[Impression]] | None = None
         self._lock = threading.Lock()
 
-    def _day(self, day: date) -> tuple[tuple[int, int, int], list[Impression]] | None:
-        from smartshelf.core.errors import StorageError
-        from smartshelf.core.storage import AtomicJSONStorage
-
-        path = self.events_dir / f"{day.isoformat()}.json"
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+    def _day(self, day: date) -> tuple[tuple[int, int], list[Impression]] | None:
+        key, _summary, docs = self._reader.load_day(day)
+        if not docs:
             self._files.pop(day.isoformat(), None)
             return None
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
         cached = self._files.get(day.isoformat())
         if cached is not None and cached[0] == key:
             return cached
-        try:
-            tables = AtomicJSONStorage(path, read_only=True, create_dirs=False).read() or {}
-        except StorageError as exc:
-            logger.warning("skipping unreadable events file: %s", exc)
-            tables = {}
-        imps: list[Impression] = []
-        for table in tables.values():
-            imps.extend(impressions_from_docs(day.isoformat(), table.values()))
+        imps = impressions_from_docs(day.isoformat(), docs)
         self._files[day.isoformat()] = (key, imps)
         return key, imps
 
     def load(self, start: datetime, end: datetime) -> list[Impression]:
-        """Impressions of the day files covering ``[start, end]``, sorted by time (do not modify)."""
+        """Impressions of the UTC days covering ``[start, end]``, sorted by time (do not modify)."""
         with self._lock:
             parts = []
             day = start.astimezone(UTC).date()
@@ -179,10 +169,9 @@ class ImpressionLoader:
             self._merged = (signature, merged)
             return merged
 
-
-def load_impressions(events_dir: Path, start: datetime, end: datetime) -> list[Impression]:
-    """Read the device's day files covering ``[start, end]`` (read-only, no cache), sorted by time."""
-    return ImpressionLoader(events_dir).load(start, end)
+def load_impressions(events_db: Path, start: datetime, end: datetime) -> list[Impression]:
+    """Read the device's events of the UTC days covering ``[start, end]`` (read-only), sorted by time."""
+    return ImpressionLoader(events_db).load(start, end)
 
 
 def sale_time(doc: Mapping[str, Any]) -> float:
@@ -337,7 +326,7 @@ def items_csv(products: Iterable[Mapping[str, Any]]) -> str:
 
 def compute(
     sales: Sequence[Mapping[str, Any]],
-    events_dir: Path,
+    events_db: Path,
     *,
     window_s: int,
     start: datetime | None = None,
@@ -363,7 +352,7 @@ def compute(
     lo, hi = start.timestamp(), end.timestamp()
     chosen = [doc for t, doc in timed if lo <= t <= hi]
     impressions = [
-        i for i in (loader or ImpressionLoader(events_dir)).load(start - timedelta(seconds=window_s), end)
+        i for i in (loader or ImpressionLoader(events_db)).load(start - timedelta(seconds=window_s), end)
         if lo - window_s <= i.time <= hi
     ]
     attributions = attribute(chosen, impressions, window_s=window_s)

@@ -43,8 +43,9 @@ EXTENSION = "smartshelf.terminals"
 
 def init_app(app: Flask) -> None:
     """Register the terminals area on an admin app."""
-    app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]))
-    app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events")
+    app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]),
+                                               repository=app.extensions["smartshelf.repository"])
+    app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events.sqlite3")
     app.register_blueprint(bp)
     registry.add_nav_link(app, "terminals.index", "Terminals")
     registry.register_dashboard_panel(app, _dashboard_panel)
@@ -79,7 +80,8 @@ def _receive(terminal_id: str, provider: str) -> Any:
         stored_provider, secret = ledger.credentials(terminal_id)
         if stored_provider != provider:
             raise AuthError(f"terminal {terminal_id!r} is paired as {stored_provider}, not {provider}")
-        event = adapter_for(provider).read(body=body, headers=request.headers, secret=secret, now=ledger.clock())
+        event = adapter_for(provider).read(body=body, headers=request.headers, secret=secret, now=ledger.clock(),
+                                           clock_synced=ledger.clock_synced())
     except AuthError as exc:
         logger.info("terminal request refused (401) from %s: %s", request.remote_addr, exc)
         return _error(401, "unauthorized", str(exc))
@@ -129,15 +131,15 @@ def _conversions(*, days: int | None = REPORT_DAYS) -> tuple[conversion.Conversi
     """The last ``days`` days (None: the whole ledger, for the trainer export)."""
     ledger = get_ledger()
     window = int(current_app.config.get("CONVERSION_WINDOW_S", 600))
-    events_dir = Path(current_app.config["DATA_DIR"]) / "events"
+    events_db = Path(current_app.config["DATA_DIR"]) / "events.sqlite3"
     loader = current_app.extensions[EXTENSION + ".impressions"]
     if days is None:
-        return conversion.compute(ledger.sales(), events_dir, window_s=window, loader=loader)
+        return conversion.compute(ledger.sales(), events_db, window_s=window, loader=loader)
     end = datetime.fromtimestamp(ledger.clock(), UTC)
     start = end - timedelta(days=days)
     # Sales are reported by payment time; an entry received up to a day after its payment is kept.
     sales = ledger.sales(since=start.timestamp() - 86400)
-    return conversion.compute(sales, events_dir, window_s=window, start=start, end=end, loader=loader)
+    return conversion.compute(sales, events_db, window_s=window, start=start, end=end, loader=loader)
 
 
 def _page(**extra: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 from flask import Blueprint, current_app, render_template, request
 
 from admin_web import registry
-from admin_web.db import get_data_dir, get_event_reader, get_repository
+from admin_web.db import get_event_reader, get_repository, get_runtime_dir
 from admin_web.insight import impressions_per_hour, read_status, totals
 from admin_web.svg import bar_chart, column_chart
 from smartshelf.core.readiness import learned_ids, shelf_readiness
@@ -49,7 +49,7 @@ def dashboard() -> Any:
     top = tot.items.most_common(10)
     top_labels = [f"{sku} {products[sku]['name']}" if sku in products else sku for sku, _ in top]
     segments = sorted(tot.segments.items(), key=lambda kv: (-kv[1], kv[0]))
-    status = read_status(get_data_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]), now=now)
+    status = read_status(get_runtime_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]), now=now)
     tz = datetime.fromtimestamp(now).astimezone().strftime("%Z") or "local time"
     discrepancies, low = repo.stock_alerts()
     alerts = discrepancies + low

@@ -22,6 +22,8 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_CONFIG_PATH = Path("/etc/smartshelf/config.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/smartshelf")
+#: systemd's RuntimeDirectory=smartshelf of the device unit (a tmpfs, emptied at reboot).
+DEFAULT_RUNTIME_DIR = Path("/run/smartshelf")
 
 CameraType = Literal["picamera2", "opencv", "replay"]
 PresenceType = Literal["camera_motion", "pir", "ultrasonic", "always"]
@@ -37,7 +39,10 @@ class ShelfConfig:
     name: str = "smartshelf"
     """Shown on the admin page and the shelf notice."""
     data_dir: Path = DEFAULT_DATA_DIR
-    """Where TinyDB files, events and backups live (device: events + status; admin: the rest)."""
+    """Where TinyDB files, events and backups live (device: events; admin: the rest)."""
+    runtime_dir: Path | None = None
+    """Where the device writes status.json (state that need not survive a reboot, rewritten every 2 s);
+    default /run/smartshelf when that folder exists (the device unit's RuntimeDirectory=), else data_dir."""
 
 
 @dataclass(frozen=True)
@@ -176,11 +181,22 @@ class Config:
         return self.shelf.data_dir
 
     @property
+    def runtime_dir(self) -> Path:
+        return resolve_runtime_dir(self.shelf.runtime_dir, self.shelf.data_dir)
+
+    @property
     def factors_path(self) -> Path:
         return self.recommend.factors or self.shelf.data_dir / "factors.npz"
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
+
+
+def resolve_runtime_dir(runtime_dir: Path | None, data_dir: Path) -> Path:
+    """shelf.runtime_dir if set, else /run/smartshelf if it exists (systemd made it), else data_dir."""
+    if runtime_dir is not None:
+        return runtime_dir
+    return DEFAULT_RUNTIME_DIR if DEFAULT_RUNTIME_DIR.is_dir() else data_dir
 
 
 _BOUNDS: dict[str, tuple[float, float]] = {

@@ -141,7 +141,7 @@ def check_runtime(ctx: Context) -> str:
 
 def _device_status(config: Config) -> dict[str, Any] | None:
     """The running device's status.json if it is fresh and its pid is alive, else None."""
-    path = config.data_dir / "status.json"
+    path = config.runtime_dir / "status.json"
     try:
         status = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -421,12 +421,16 @@ def check_time_sync(ctx: Context) -> str:
             return "clock synchronised (timedatectl NTPSynchronized=yes)"
         if out.returncode == 0:
             raise Warn(
-                "clock not synchronised (timedatectl NTPSynchronized=no): event times and sale matching may be off",
-                "sudo timedatectl set-ntp true and check the network reaches an NTP server",
+                "the shelf's clock is not set: it has not synchronised with a time server since it started "
+                "(a Raspberry Pi has no battery clock). Until it does, the times of new events are marked "
+                "as unreliable and card terminals' sales may be refused because the shelf's time is wrong, "
+                "not the terminal's",
+                "connect the shelf to a network that reaches a time server; check with `timedatectl` "
+                "and `sudo timedatectl set-ntp true`",
             )
     raise Warn(
-        "cannot tell whether the clock is synchronised (no timesyncd, no timedatectl)",
-        "enable NTP (systemd-timesyncd)",
+        "cannot tell whether the shelf's clock is set (no systemd-timesyncd flag file, no timedatectl)",
+        "enable NTP (systemd-timesyncd) so the shelf's clock is set after every power cut",
     )
 
 

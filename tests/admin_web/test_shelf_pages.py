@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from smartshelf.core.storage import atomic_write_json, open_db
+from tests.conftest import write_device_events
 
 
 class FakeDevice:
@@ -108,13 +108,7 @@ def test_identify_says_when_device_is_not_running(logged_in: Any, csrf: Any) -> 
 
 
 def _write_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
-    by_day: dict[str, dict[str, Any]] = {}
-    for ev in events:
-        day = datetime.fromtimestamp(ev["time"], UTC).date().isoformat()
-        table = by_day.setdefault(day, {"_default": {}})["_default"]
-        table[str(len(table) + 1)] = ev
-    for day, content in by_day.items():
-        atomic_write_json(data_dir / "events" / f"{day}.json", content)
+    write_device_events(data_dir, events)
 
 
 def _event(t: float, segment: str, items: list[str], visit: int) -> dict[str, Any]:
@@ -235,11 +229,11 @@ def test_event_reader_raw_events_are_cached_per_file_version(app: Any, monkeypat
     assert [e["items"] for e in got] == [["B"], ["A"]]  # sorted by time
     parses: list[int] = []
     real = json.loads
-    monkeypatch.setattr("smartshelf.core.storage.json.loads", lambda raw: parses.append(1) or real(raw))
+    monkeypatch.setattr("admin_web.insight.json.loads", lambda raw: parses.append(1) or real(raw))
     assert reader.events_between(start, start + 86400) == got and parses == []  # unchanged: no parse
     _write_events(data_dir, [_event(start + 10, "generic", ["C"], 3)])
-    assert [e["items"] for e in reader.events_between(start, start + 86400)] == [["C"]]
-    assert reader.events_between(start + 20, start + 86400) == []
+    assert [e["items"] for e in reader.events_between(start, start + 86400)] == [["C"], ["B"], ["A"]]  # appended
+    assert [e["items"] for e in reader.events_between(start + 20, start + 86400)] == [["B"], ["A"]]
 
 
 def test_dashboard_says_what_the_shelf_can_suggest_and_the_last_retrain(app: Any, logged_in: Any) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -93,6 +94,8 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
     prepare_demo(data)
     port = free_port()
     config = write_config(tmp_path / "c.toml", data, port)
+    run_dir = tmp_path / "run"  # stands for /run/smartshelf (the unit's RuntimeDirectory)
+    config.write_text(config.read_text().replace("[camera]", f'runtime_dir = "{run_dir}"\n[camera]', 1))
     assert smartshelf("run", "--config", str(config), "--check-config").returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "smartshelf.cli", "run", "--config", str(config)],
@@ -125,9 +128,12 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-3000:]
-    saved = json.loads((data / "status.json").read_text())
-    assert saved["paused"] is True, "the pause survives in the device's status file"
-    assert list((data / "events").glob("*.json")), "decisions were logged"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["paused"] is True and not (data / "status.json").exists(), "status.json lives in the runtime dir"
+    saved = json.loads((data / "paused.json").read_text())
+    assert saved["paused"] is True, "the pause survives a reboot (not only in /run)"
+    with sqlite3.connect(data / "events.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] > 0, "decisions were logged"
 
 
 def test_analyze_reports_faces_largest_first() -> None:

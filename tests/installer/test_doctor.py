@@ -90,16 +90,16 @@ def test_camera_read_from_running_device_status(tmp_path: Path) -> None:
         "pid": os.getpid(),
         "camera": {"type": "picamera2", "state": "ok", "fps": 9.5},
     }
-    (ctx.config.data_dir / "status.json").write_text(json.dumps(status))
+    (ctx.config.runtime_dir / "status.json").write_text(json.dumps(status))
     [r] = one("camera", ctx)
     assert r.status == "ok" and "running device" in r.detail
     status["camera"] = {"type": "picamera2", "state": "lost", "error": "no frames"}
-    (ctx.config.data_dir / "status.json").write_text(json.dumps(status))
+    (ctx.config.runtime_dir / "status.json").write_text(json.dumps(status))
     [r] = one("camera", ctx)
     assert r.status == "fail" and "no frames" in r.detail
     # a stale status file is ignored (then the real camera is tried: picamera2 is absent here)
     status["updated_at"] = time.time() - 3600
-    (ctx.config.data_dir / "status.json").write_text(json.dumps(status))
+    (ctx.config.runtime_dir / "status.json").write_text(json.dumps(status))
     [r] = one("camera", ctx)
     assert "running device" not in r.detail
 
@@ -248,7 +248,7 @@ def test_time_sync(tmp_path: Path) -> None:
     fake.chmod(0o755)
     ctx.timedatectl = str(fake)
     [r] = one("time_sync", ctx)
-    assert r.status == "warn" and "not synchronised" in r.detail
+    assert r.status == "warn" and "the shelf's clock is not set" in r.detail and "time server" in r.fix
     fake.write_text("#!/bin/sh\necho yes\n")
     [r] = one("time_sync", ctx)
     assert r.status == "ok"

@@ -95,6 +95,8 @@ def test_dry_run_prints_every_pi_step_and_changes_nothing(tmp_path: Path) -> Non
         "smartshelf-kiosk.service",
         "would run: systemctl daemon-reload",
         "would run: systemctl enable smartshelf-device.service",
+        "would run: systemctl enable systemd-time-wait-sync.service",
+        "systemd-time-wait-sync.service.d/smartshelf.conf",
         "would run: systemctl restart smartshelf-device.service smartshelf-admin.service",
         "admin page: http://",
         "smartshelf admin set-password",
@@ -249,6 +251,11 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     log = tmp_path / "fake.log"
     model = tmp_path / "model"
     model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\0")
+    # apt's camera and GPIO stacks, which the update's self-check imports on a Pi (stand-ins here)
+    apt_site = tmp_path / "apt-site"
+    apt_site.mkdir()
+    (apt_site / "picamera2.py").write_text("")
+    (apt_site / "lgpio.py").write_text("")
     boot = tmp_path / "boot" / "smartshelf.toml"
     boot.parent.mkdir()
     boot.write_text(f'[shelf]\nname = "Aisle 9"\ndata_dir = "{tmp_path / "data"}"\n')
@@ -259,7 +266,9 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
         FAKE_STATE=str(state),
         SMARTSHELF_MODEL_FILE=str(model),
         SMARTSHELF_SYSTEM_PYTHON=sys.executable,
-        SMARTSHELF_UPDATE_FLAGS=f"--no-deps --site-packages {sysconfig.get_paths()['purelib']}",
+        SMARTSHELF_UPDATE_FLAGS=(
+            f"--no-deps --site-packages {sysconfig.get_paths()['purelib']} --site-packages {apt_site}"
+        ),
     )
 
     def setup() -> subprocess.CompletedProcess:
@@ -278,8 +287,13 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     assert first.returncode == 0, first.stdout + first.stderr
     calls = log.read_text()
     assert "apt-get" not in calls  # everything "installed"
+    present = next(line for line in first.stdout.splitlines() if "apt packages present:" in line)
+    assert "python3-setuptools" in present.split(), "pip install --no-build-isolation needs it on the Pi"
     assert "useradd --system --user-group" in calls and "--groups video,gpio smartshelf" in calls
     assert "systemctl daemon-reload" in calls and "systemctl enable smartshelf-device.service" in calls
+    assert "systemctl enable systemd-time-wait-sync.service" in calls
+    dropin = tmp_path / "units" / "systemd-time-wait-sync.service.d" / "smartshelf.conf"
+    assert "TimeoutStartSec=" in dropin.read_text()
     assert "systemctl restart smartshelf-device.service smartshelf-admin.service" in calls
     prefix = tmp_path / "opt"
     launcher = prefix / "current" / "venv" / "bin" / "smartshelf"

@@ -67,6 +67,21 @@ def test_device_unit_is_notify_with_watchdog_and_config_check() -> None:
     assert shlex.split(one(unit, "ExecStart"))[:2] == [INSTALL_BIN, "run"]
 
 
+def test_device_unit_waits_for_the_clock_and_keeps_status_in_run() -> None:
+    unit = "smartshelf-device.service"
+    assert "time-sync.target" in one(unit, "Wants").split(), "After= alone does not pull the target in"
+    assert "time-sync.target" in one(unit, "After").split()
+    assert "smartshelf" in one(unit, "RuntimeDirectory").split()  # /run/smartshelf: status.json
+    from smartshelf.core.config import DEFAULT_RUNTIME_DIR
+
+    assert DEFAULT_RUNTIME_DIR == Path("/run/smartshelf")
+    dropin = UNITS / "systemd-time-wait-sync.service.d" / "smartshelf.conf"
+    text = dropin.read_text()
+    assert "[Service]" in text
+    timeout = int(re.search(r"^TimeoutStartSec=(\d+)$", text, re.MULTILINE).group(1))
+    assert 0 < timeout <= 300, "the wait is bounded: a shelf without network still starts"
+
+
 def test_device_unit_keeps_camera_and_gpio_reachable() -> None:
     unit = "smartshelf-device.service"
     s = settings(unit)
@@ -79,7 +94,8 @@ def test_device_unit_keeps_camera_and_gpio_reachable() -> None:
     assert all(v.split()[1] == "rw" for v in s["DeviceAllow"])
     assert "AF_NETLINK" in one(unit, "RestrictAddressFamilies")  # libcamera's udev monitor
     # lgpio writes notification pipes into the working directory: it must be a writable one
-    assert one(unit, "WorkingDirectory") == "/run/" + one(unit, "RuntimeDirectory")
+    assert one(unit, "WorkingDirectory") == "/run/smartshelf-device"
+    assert "smartshelf-device" in one(unit, "RuntimeDirectory").split()
     assert "LG_WD=/run/smartshelf-device" in settings(unit)["Environment"]
 
 

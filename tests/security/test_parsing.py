@@ -163,19 +163,21 @@ def test_the_trainer_export_defuses_formulas_too() -> None:
 def test_device_events_are_checked_against_their_schema_on_load(tmp_path: Any, caplog: pytest.LogCaptureFixture) -> None:
     import json
     import logging
+    import sqlite3
     from datetime import date
 
     from admin_web.insight import EventReader
+    from tests.conftest import write_device_events
 
-    events = tmp_path / "events"
-    events.mkdir()
-    good = {"time": 1764150000.0, "segment": "female/25-34", "items": ["A"], "visit_id": 1, "reason": "ok"}
-    bad = [{**good, "time": "yesterday"}, {**good, "items": [1, 2]}, {**good, "time": 1e300}, {**good, "visit_id": True},
-           "not an object"]
-    docs = {str(i + 1): d for i, d in enumerate([good, *bad])}
-    (events / "2025-11-26.json").write_text(json.dumps({"_default": docs}))
+    t = 1764150000.0  # 2025-11-26
+    good = {"time": t, "segment": "female/25-34", "items": ["A"], "visit_id": 1, "reason": "ok"}
+    write_device_events(tmp_path, [good])
+    bad = [{**good, "time": "yesterday"}, {**good, "items": [1, 2]}, {**good, "visit_id": True}, "not an object"]
+    with sqlite3.connect(tmp_path / "events.sqlite3") as conn:  # hand-made rows the device would never write
+        conn.executemany("INSERT INTO events (time, doc) VALUES (?, ?)", [(t + 1, json.dumps(b)) for b in bad])
+        conn.execute("INSERT INTO events (time, doc) VALUES (?, ?)", (t + 2, "{not json"))
     with caplog.at_level(logging.WARNING):
         loaded = EventReader(tmp_path).events(date(2025, 11, 26))
-    assert loaded == [good]
+    assert [e["visit_id"] for e in loaded] == [1] and loaded[0]["segment"] == "female/25-34"
     lines = [r.getMessage() for r in caplog.records if "event schema" in r.getMessage()]
-    assert len(lines) == 1 and "5 events skipped" in lines[0] and "2025-11-26.json" in lines[0] and ".time" in lines[0]
+    assert len(lines) == 1 and "5 events" in lines[0] and "events.sqlite3" in lines[0], lines
