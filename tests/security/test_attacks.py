@@ -54,7 +54,6 @@ def _stock(app: Any, sku: str) -> int:
 
 
 # -- 1: one terminal swallowing another's sales -------------------------------------------------------
-@pytest.mark.xfail(strict=True, reason="per-terminal dedup is the store branch's ledger rewrite (issue 16 attack 1)")
 def test_1_two_tills_numbering_from_one_both_get_their_sales(app: Any, client: Any, products: Any) -> None:
     with app.app_context():
         t1, t2 = get_ledger().pair("Till 1"), get_ledger().pair("Till 2")
@@ -64,7 +63,6 @@ def test_1_two_tills_numbering_from_one_both_get_their_sales(app: Any, client: A
     assert _stock(app, "A") == 3
 
 
-@pytest.mark.xfail(strict=True, reason="the stripe: prefix is reserved by the store branch (issue 16 attack 1)")
 def test_1_a_generic_terminal_cannot_preempt_a_stripe_payment(app: Any, client: Any, products: Any) -> None:
     with app.app_context():
         till = get_ledger().pair("Till 1")
