@@ -144,7 +144,7 @@ apt_packages() {
     # The distribution's numpy, OpenCV and picamera2 are built together: pip must never replace them.
     # python3-setuptools, python3-wheel: `smartshelf update` builds and installs each release with
     # pip --no-build-isolation (Bookworm's setuptools needs the wheel package for bdist_wheel).
-    local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv python3-picamera2 python3-lgpio git "$(chromium_package)")
+    local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-pil python3-cryptography git "$(chromium_package)")
     local missing=() p
     for p in "${pkgs[@]}"; do
         installed "$p" || missing+=("$p")

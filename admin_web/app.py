@@ -22,7 +22,7 @@ Extension points for other areas (``admin_web.registry``, imported by the areas,
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +49,13 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "smartshelf_session",
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+    # the cookie is set at login only: no sliding renewal (the server-side record has a fixed expiry)
+    "SESSION_REFRESH_EACH_REQUEST": False,
+    "PROXY_HOPS": 0,
+    "SESSION_COOKIE_SECURE": False,
     "JSON_SORT_KEYS": False,
 }
+
 
 def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
     cfg = source.get()
@@ -60,6 +65,9 @@ def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
         "DEVICE_URL": cfg.admin.device_url,
         "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
+        "PROXY_HOPS": cfg.admin.proxy_hops,
+        "SESSION_COOKIE_SECURE": cfg.admin.secure_cookie or cfg.admin.proxy_hops > 0,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=cfg.admin.session_hours),
         # None: <DATA_DIR>/factors.npz, whatever data dir the app is given
         "FACTORS_PATH": str(cfg.recommend.factors) if cfg.recommend.factors else None,
         "STORE_HUB": cfg.admin.store_hub,
@@ -102,6 +110,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     config.setdefault("SHELF_NAME", "smartshelf")
     config.setdefault("CONVERSION_WINDOW_S", 600)
     app.config.update(config)
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops:  # trust exactly this many proxies' X-Forwarded-For/-Proto (never a client's own header)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.config["SESSION_COOKIE_SECURE"] = True
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
     if not app.config.get("FACTORS_PATH"):
@@ -113,6 +127,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     security.install(app)
+    from smartshelf.core.control import load_or_create_secret
+
+    load_or_create_secret(data_dir)  # the admin<->device secret: whoever starts first creates it
 
     from admin_web.terminals.views import init_app as init_terminals
     from admin_web.views import api, auth, insight, inventory, privacy, settings, slots
@@ -130,6 +147,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     app.register_error_handler(HTTPException, _handle_http_error)
     app.jinja_env.filters["price"] = lambda p: format_price(int(p.get("price") or 0), p.get("currency") or "INR")
     app.jinja_env.filters["stock_state"] = stock_state
+    app.jinja_env.filters["utc"] = lambda ts: datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M")
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

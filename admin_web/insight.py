@@ -83,6 +83,32 @@ def summarise(events: list[dict[str, Any]]) -> DaySummary:
     return s.finish()
 
 
+#: The fields of a device event that the admin reads, and what each must be (other fields pass).
+EVENT_SCHEMA: dict[str, tuple[type, ...]] = {
+    "time": (int, float), "segment": (str, type(None)), "reason": (str, type(None)),
+    "items": (list, type(None)), "visit_id": (int, type(None)),
+}
+#: Plausible event times (unix seconds, 2000-01-01 .. 2100-01-01).
+EVENT_TIME_RANGE = (946684800.0, 4102444800.0)
+
+
+def event_problem(ev: Any) -> str | None:
+    """Why a device event does not match :data:`EVENT_SCHEMA` (None when it does)."""
+    if not isinstance(ev, dict):
+        return f"is {type(ev).__name__}, not an object"
+    if "time" not in ev:
+        return "has no time"
+    for key, types in EVENT_SCHEMA.items():
+        value = ev.get(key)
+        if key in ev and (isinstance(value, bool) or not isinstance(value, types)):
+            return f".{key} = {str(value)[:40]!r} has the wrong type"
+    if not EVENT_TIME_RANGE[0] <= ev["time"] < EVENT_TIME_RANGE[1]:
+        return f".time = {ev['time']!r} is outside 2000-2099"
+    if ev.get("items") is not None and not all(isinstance(i, str) for i in ev["items"]):
+        return ".items must be a list of skus"
+    return None
+
+
 class EventReader:
     """Cached per-day summaries of the device's event database (read-only)."""
 
@@ -131,13 +157,21 @@ class EventReader:
                 self._conn = None
                 return (0, 0), DaySummary(), []
         events: list[dict[str, Any]] = []
-        for (raw,) in rows:
+        skipped: list[str] = []
+        for n, (raw,) in enumerate(rows):
             try:
                 doc = json.loads(raw)
             except ValueError:
+                skipped.append(f"[row {n}] is not JSON")
                 continue
-            if isinstance(doc, dict):
+            problem = event_problem(doc)
+            if problem is None:
                 events.append(doc)
+            else:
+                skipped.append(f"[row {n}]{problem}" if problem.startswith(".") else f"[row {n}] {problem}")
+        if skipped:  # once per version of the day: the events are the device's, the admin only reads them
+            logger.warning("%s: %d events of %s skipped that do not match the event schema (first: %s)",
+                           self.path, len(skipped), day.isoformat(), skipped[0])
         summary = summarise(events)
         with self._lock:
             self._cache[day.isoformat()] = (key, summary, events)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -60,6 +61,29 @@ class LoopStats:
             del self._window[0]
         if len(self._window) >= 2 and self._window[-1] > self._window[0]:
             self.fps = (len(self._window) - 1) / (self._window[-1] - self._window[0])
+
+
+_COMMAND_KEYS = {"identify": {"slot", "seconds"}, "pause": {"paused"}, "reload": set()}
+_MAX_IDENTIFY_S = 60.0
+
+
+def validate_command(name: str, body: Any) -> dict[str, Any]:
+    """Check a control command's body strictly (ValueError/TypeError name the key); nothing else reaches the loop."""
+    if not isinstance(body, dict):
+        raise TypeError(f"{name}: the body must be a JSON object")
+    unknown = sorted(set(body) - _COMMAND_KEYS[name])
+    if unknown:
+        raise ValueError(f"{name}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_COMMAND_KEYS[name])) or 'none'}")
+    if name == "identify":
+        slot = body.get("slot")
+        if not isinstance(slot, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", slot):
+            raise ValueError(f"identify: slot = {str(slot)[:40]!r} is not a slot id such as A1")
+        seconds = body.get("seconds", 5)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= _MAX_IDENTIFY_S:
+            raise ValueError(f"identify: seconds = {str(seconds)[:40]} must be a number in (0, {_MAX_IDENTIFY_S:g}]")
+    elif name == "pause" and not isinstance(body.get("paused", True), bool):
+        raise ValueError(f"pause: paused = {str(body.get('paused'))[:40]!r} must be true or false")
+    return body
 
 
 class ShelfController:
@@ -112,6 +136,7 @@ class ShelfController:
         """Thread-safe: queue a command for the loop thread and wait for its answer."""
         if name not in ("identify", "pause", "reload"):
             raise KeyError(f"unknown command {name!r}; expected identify, pause or reload")
+        body = validate_command(name, body)
         reply: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
         self._commands.put((name, body, reply))
         try:
@@ -134,13 +159,13 @@ class ShelfController:
     def _apply_command(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         if name == "identify":
             slot = str(body.get("slot") or "")
-            seconds = float(body.get("seconds", 5))
+            seconds = float(body.get("seconds", 5))  # bounded by validate_command
             if slot not in self.store.slot_pins:
                 raise ValueError(f"unknown slot {slot!r}; known slots: {', '.join(sorted(self.store.slot_pins))}")
             self.indicator.identify(slot, seconds)
             return {"ok": True, "slot": slot}
         if name == "pause":
-            self.set_paused(bool(body.get("paused", True)))
+            self.set_paused(body.get("paused", True) is True)
             return {"ok": True, "paused": self.paused}
         self.reload(force=True)
         return {"ok": True}

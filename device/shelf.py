@@ -32,6 +32,7 @@ from device.sensors.camera import Camera, ReconnectingCamera, create_camera
 from device.sensors.presence import create_presence
 from smartshelf.core import __version__
 from smartshelf.core.config import Config, ModelsConfig
+from smartshelf.core.control import load_or_create_secret
 from smartshelf.core.errors import ModelError
 from smartshelf.core.storage import atomic_write_json
 
@@ -345,6 +346,7 @@ def build_shelf(
             if events is not None:
                 controller.events = TeeEvents(events, shelf.bus)
         if serve and isinstance(kiosk_screen, KioskScreen):
+            load_or_create_secret(data_dir)  # whoever starts first (device or admin) creates it
             kiosk = KioskServer(
                 kiosk_screen,
                 host=config.kiosk.host,
@@ -352,6 +354,7 @@ def build_shelf(
                 control=controller.command,
                 status=shelf.status,
                 images_dir=data_dir / "images",
+                data_dir=data_dir,
             ).start()
             shelf.kiosk = kiosk
             closers.append(kiosk.close)

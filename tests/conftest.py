@@ -128,3 +128,12 @@ def write_device_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
     for event in events:
         log.record(event)
     log.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fuzzers' totals (tests/security), when they ran."""
+    import sys
+
+    helpers = sys.modules.get("tests.security.helpers")
+    if helpers is not None:
+        helpers.terminal_summary(terminalreporter)

@@ -36,7 +36,8 @@ PER_PAGE = 50
 
 def notify_device() -> None:
     """Best-effort POST /control/reload in the background (the device also watches store.json)."""
-    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]),
+                          data_dir=current_app.config["DATA_DIR"])
     threading.Thread(target=client.reload_quietly, name="device-reload", daemon=True).start()
 
 
@@ -246,7 +247,7 @@ def restock(sku: str) -> Any:
 
 @bp.route("/image/<name>")
 def image(name: str) -> Any:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         abort(404)
     ext = name.rsplit(".", 1)[1]
     return send_from_directory(get_data_dir() / IMAGE_DIR, name, mimetype=MIME[ext], max_age=3600)

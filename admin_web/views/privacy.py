@@ -26,7 +26,8 @@ def index() -> Any:
 @bp.route("/pause", methods=["POST"])
 def pause() -> Any:
     paused = request.form.get("paused") == "1"
-    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]),
+                          data_dir=current_app.config["DATA_DIR"])
     try:
         client.pause(paused)
     except DeviceUnavailable as exc:

@@ -19,7 +19,8 @@ bp = Blueprint("slots", __name__, url_prefix="/slots")
 
 
 def _device() -> DeviceClient:
-    return DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+    return DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]),
+                          data_dir=current_app.config["DATA_DIR"])
 
 
 @bp.route("/")

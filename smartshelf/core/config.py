@@ -188,6 +188,13 @@ class AdminConfig:
     (setup.sh --hub), shows every shelf on /store and publishes each shelf's stock from the one inventory."""
     broker_port: int = 1883
     """The hub's local Mosquitto port (store_hub only; the hub connects on 127.0.0.1)."""
+    proxy_hops: int = 0
+    """Behind a TLS reverse proxy: how many proxies in front of the admin set X-Forwarded-For /
+    X-Forwarded-Proto (werkzeug's ProxyFix trusts exactly that many); 0 = none, headers ignored."""
+    secure_cookie: bool = False
+    """Mark the session cookie Secure (sent over HTTPS only); on whenever proxy_hops > 0."""
+    session_hours: float = 12.0
+    """Absolute lifetime of a staff login; it never slides with use."""
 
 
 @dataclass(frozen=True)
@@ -295,6 +302,8 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "admin.broker_port": (1, 65535),
     "bus.keepalive_s": (5, 3600),
     "bus.status_every_s": (0.5, 3600),
+    "admin.proxy_hops": (0, 5),
+    "admin.session_hours": (0.1, 720),
 }
 _PIN_KEYS = {"presence.pin", "presence.trigger_pin", "presence.echo_pin"}
 

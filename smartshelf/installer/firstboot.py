@@ -54,8 +54,8 @@ BOOT_FILE = Path("/boot/firmware/smartshelf.toml")
 FIRSTBOOT_TABLE = "firstboot"
 FIRSTBOOT_KEYS = {"admin_user", "admin_password_hash", "bus_password"}
 #: werkzeug.security hashes: "method$salt$hexdigest" with method scrypt:... or pbkdf2:...
-HASH_RE = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2:sha(256|512)(:\d+)?)\$[^$\s]+\$[0-9a-f]{32,}$")
-USERNAME_RE = re.compile(r"^[^\s].{0,63}$")
+HASH_RE = re.compile(r"(scrypt:\d+:\d+:\d+|pbkdf2:sha(256|512)(:\d+)?)\$[^$\s]+\$[0-9a-f]{32,}")
+USERNAME_RE = re.compile(r"[^\s].{0,63}")
 SERVICE_USER = "smartshelf"
 
 
@@ -74,9 +74,9 @@ def strip_table(text: str, table: str) -> str:
     """Remove the ``[table]`` section (header to the next table header) from TOML text."""
     out: list[str] = []
     skipping = False
-    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    header = re.compile(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?")
     for line in text.splitlines(keepends=True):
-        match = header.match(line)
+        match = header.fullmatch(line)
         if match:
             name = match.group(1).strip().strip('"')
             skipping = name == table or name.startswith(table + ".")
@@ -106,12 +106,12 @@ def parse_firstboot(text: str, source: Path) -> FirstBoot:
             f"{source}: unknown key {FIRSTBOOT_TABLE}.{unknown[0]}; known keys: {', '.join(sorted(FIRSTBOOT_KEYS))}"
         )
     user = extra.get("admin_user", "admin")
-    if not isinstance(user, str) or not USERNAME_RE.match(user) or not user.isprintable():
+    if not isinstance(user, str) or not USERNAME_RE.fullmatch(user) or not user.isprintable():
         raise ConfigError(
             f"{source}: {FIRSTBOOT_TABLE}.admin_user = {user!r} must be 1-64 printable characters"
         )
     pw_hash = extra.get("admin_password_hash")
-    if pw_hash is not None and (not isinstance(pw_hash, str) or not HASH_RE.match(pw_hash)):
+    if pw_hash is not None and (not isinstance(pw_hash, str) or not HASH_RE.fullmatch(pw_hash)):
         raise ConfigError(
             f"{source}: {FIRSTBOOT_TABLE}.admin_password_hash is not a password hash "
             "(make one with: smartshelf firstboot --hash-password); never put the password itself in the file"

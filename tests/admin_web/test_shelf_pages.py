@@ -77,7 +77,7 @@ def test_slot_map_identify_and_reload(app: Any, logged_in: Any, csrf: Any, devic
                    headers={"X-CSRF-Token": csrf()})
     assert logged_in.post("/slots/save", data={"csrf_token": csrf(), "slot": "A1", "pin": "17",
                                                "label": "top left"}).status_code == 302
-    assert device.wait_for("/control/reload") is None  # best-effort reload after a change
+    assert device.wait_for("/control/reload") == {}  # best-effort reload after a change
     assert logged_in.post("/slots/A1/assign", data={"csrf_token": csrf(), "sku": "P1"}).status_code == 302
     store = open_db(Path(app.config["DATA_DIR"]) / "store.json")
     assert store.table("slots").all() == [{"slot": "A1", "pin": 17, "label": "top left"}]

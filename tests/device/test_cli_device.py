@@ -117,7 +117,10 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert status.get("decisions"), f"no decision within a minute: {status}"
         assert status["camera"]["state"] == "ok"
-        req = urllib.request.Request(base + "/control/pause", data=b'{"paused": true}', method="POST")
+        from smartshelf.core.control import HEADER, read_secret
+
+        req = urllib.request.Request(base + "/control/pause", data=b'{"paused": true}', method="POST",
+                                     headers={"Content-Type": "application/json", HEADER: read_secret(data)})
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert json.loads(resp.read())["paused"] is True
         with urllib.request.urlopen(base + "/status", timeout=2) as resp:
@@ -214,7 +217,7 @@ def test_products_entered_through_the_api_light_the_shelf_without_a_factor_file(
     from admin_web.accounts import AccountStore
 
     data = Path(app.config["DATA_DIR"])
-    token = AccountStore(data).create_token("setup")
+    token = AccountStore(data).create_token("setup", ["products:read", "products:write"])
     client = app.test_client()
     for product in STAFF_PRODUCTS:
         answer = client.post("/api/v1/products", json=product, headers={"Authorization": f"Bearer {token}"})
