@@ -93,6 +93,19 @@ is_pi() {
 }
 
 # --- development venv ---------------------------------------------------------------------------
+# With --dev, the development-only packages (tools/, models/training/) become importable in the venv
+# through a .pth file naming the checkout; the editable install itself maps only what ships.
+dev_tools_path() {
+    ((DEV)) || return 0
+    local site pth
+    site="$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
+    pth="$site/smartshelf-dev-tools.pth"
+    if [[ "$(cat "$pth" 2>/dev/null)" != "$REPO" ]]; then
+        say "development tools importable from the venv: $pth"
+        ((DRY)) || printf '%s\n' "$REPO" > "$pth"
+    fi
+}
+
 dev_venv() {
     local spec="$REPO" stamp="$VENV/.smartshelf-setup" want want_test
     ((DEV)) && spec="${REPO}[test]"
@@ -102,6 +115,7 @@ dev_venv() {
         && { [[ "$(cat "$stamp")" == "$want" ]] || [[ "$(cat "$stamp")" == "$want_test" ]]; } \
         && "$VENV/bin/python" -c 'import sys, device; sys.exit(not device.__file__.startswith(sys.argv[1]))' "$REPO/" 2>/dev/null; then
         say "$VENV is up to date with pyproject.toml (nothing to do)"
+        dev_tools_path
         return 0
     fi
     if [[ ! -x "$VENV/bin/python" ]]; then
@@ -109,6 +123,7 @@ dev_venv() {
     fi
     step "$VENV/bin/python" -m pip install --disable-pip-version-check --quiet "${PIP_FLAGS[@]}" -e "$spec"
     printf '%s\n' "$want" > "$stamp"
+    dev_tools_path
     say "development venv ready: $VENV (run: $VENV/bin/python -m pytest)"
 }
 
@@ -213,7 +228,7 @@ release() {
     local before after
     before="$(readlink "$PREFIX/current" 2>/dev/null || true)"
     printf '+ smartshelf update'; printf ' %q' "${args[@]}"; printf '\n'
-    PYTHONPATH="$REPO" "$SYSTEM_PYTHON" -m device.update "${args[@]}"
+    PYTHONPATH="$REPO" "$SYSTEM_PYTHON" -m smartshelf.installer.update "${args[@]}"
     after="$(readlink "$PREFIX/current" 2>/dev/null || true)"
     if [[ "$before" != "$after" ]] || ((DRY)); then
         CHANGED=1
@@ -410,7 +425,7 @@ summary() {
     local port=8080 ip
     if [[ -f "$ETC_DIR/config.toml" ]]; then
         port="$(PYTHONPATH="$REPO" "$SYSTEM_PYTHON" -c \
-            'import sys; from device.config import load_config; print(load_config(sys.argv[1]).admin.port)' \
+            'import sys; from smartshelf.core.config import load_config; print(load_config(sys.argv[1]).admin.port)' \
             "$ETC_DIR/config.toml" 2>/dev/null || echo 8080)"
     fi
     ip="$(hostname -I 2>/dev/null | awk '{print $1}')"

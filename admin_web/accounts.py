@@ -24,8 +24,8 @@ from tinydb import Query
 
 from admin_web.errors import NotFound, ValidationError
 from admin_web.products import now_iso
-from device.errors import StorageError
-from device.storage import FileLock, atomic_write_bytes, open_db, write_transaction
+from smartshelf.core.errors import StorageError
+from smartshelf.core.storage import FileLock, atomic_write_bytes, open_db, write_transaction
 
 ACCOUNTS_FILE = "accounts.json"
 SECRET_KEY_FILE = "secret_key"

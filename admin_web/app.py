@@ -49,7 +49,7 @@ DashboardPanel = Callable[[], "dict[str, Any] | None"]
 
 
 def _from_smartshelf_config(path: str | None) -> dict[str, Any]:
-    from device.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
 
     if path is None and not DEFAULT_CONFIG_PATH.exists():
         cfg = load_config(None)

@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from device.errors import ConfigError
+from smartshelf.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -74,7 +74,7 @@ def register(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from device.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
 
     config_path = getattr(args, "config", None)
     if config_path is None and not DEFAULT_CONFIG_PATH.exists():
@@ -163,7 +163,7 @@ def revoke_token(args: argparse.Namespace) -> int:
 
 
 def backup(args: argparse.Namespace) -> int:
-    from device.storage import backup as do_backup
+    from smartshelf.core.storage import backup as do_backup
 
     archive = do_backup(_settings(args)["DATA_DIR"], args.dest)
     print(archive)
@@ -171,7 +171,7 @@ def backup(args: argparse.Namespace) -> int:
 
 
 def restore(args: argparse.Namespace) -> int:
-    from device.storage import restore as do_restore
+    from smartshelf.core.storage import restore as do_restore
 
     settings = _settings(args)
     safety = do_restore(args.archive, settings["DATA_DIR"])

@@ -8,8 +8,8 @@ import io
 import re
 from pathlib import Path
 
-from device.errors import ImageError
-from device.storage import atomic_write_bytes
+from smartshelf.core.errors import ImageError
+from smartshelf.core.storage import atomic_write_bytes
 
 IMAGE_DIR = "images"
 NAME_RE = re.compile(r"^[A-Za-z0-9._-]+\.(png|jpg|webp|gif)$")

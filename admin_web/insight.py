@@ -17,8 +17,8 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from device.errors import StorageError
-from device.storage import AtomicJSONStorage
+from smartshelf.core.errors import StorageError
+from smartshelf.core.storage import AtomicJSONStorage
 
 logger = logging.getLogger(__name__)
 

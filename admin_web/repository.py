@@ -2,7 +2,7 @@
 
 Every read and write goes through an :class:`InventoryRepository`; views never call TinyDB.
 Thread safety: one re-entrant thread lock serialises all access inside the process; writes also
-hold the inter-process :class:`~device.storage.FileLock` (CLI commands take it too), so each
+hold the inter-process :class:`~smartshelf.core.storage.FileLock` (CLI commands take it too), so each
 read-modify-write is atomic. Multi-table changes use :meth:`InventoryRepository.transaction`,
 which writes the whole file once (a sale and its stock change apply whole or not at all).
 """
@@ -17,7 +17,7 @@ from typing import Any
 
 from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.products import now_iso, stock_state, validate_product, validate_slot
-from device.storage import FileLock, open_db, write_transaction
+from smartshelf.core.storage import FileLock, open_db, write_transaction
 
 STORE_FILE = "store.json"
 TABLES = ("products", "slots", "sales", "terminals")

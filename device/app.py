@@ -13,9 +13,9 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from device.config import DEFAULT_CONFIG_PATH, Config, load_config
-from device.errors import ImageError, SmartShelfError
-from device.types import Decision
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from smartshelf.core.errors import ImageError, SmartShelfError
+from smartshelf.core.types import Decision
 
 if TYPE_CHECKING:
     from device.display.leds import TerminalIndicator

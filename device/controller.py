@@ -17,7 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from device.config import Config
 from device.display.leds import Indicator
 from device.display.screen import Screen
 from device.events import EventLog, event_from_decision
@@ -27,8 +26,9 @@ from device.recommend.mixture import segment_mixture
 from device.recommend.ranker import Ranker
 from device.sensors.camera import ReconnectingCamera
 from device.sensors.presence import PresenceSensor
-from device.types import Decision, Frame, Recommendation
 from device.visit import Gate, Observation, Visit, combine, gate
+from smartshelf.core.config import Config
+from smartshelf.core.types import Decision, Frame, Recommendation
 
 logger = logging.getLogger(__name__)
 

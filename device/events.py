@@ -14,9 +14,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from device.errors import SmartShelfError
-from device.storage import open_db
-from device.types import Decision
+from smartshelf.core.errors import SmartShelfError
+from smartshelf.core.storage import open_db
+from smartshelf.core.types import Decision
 
 logger = logging.getLogger(__name__)
 

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from device.errors import SmartShelfError
-from device.storage import open_db
+from smartshelf.core.errors import SmartShelfError
+from smartshelf.core.storage import open_db
 
 logger = logging.getLogger(__name__)
 

@@ -16,13 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from device import __version__
-from device.config import Config, ModelsConfig
 from device.controller import ShelfController
 from device.display.kiosk import KioskServer
 from device.display.leds import Indicator, create_indicator
 from device.display.screen import KioskScreen, NullScreen, Screen
-from device.errors import ModelError
 from device.events import EventLog
 from device.inference import DETECTOR_FILES, create_age_gender, create_detector
 from device.inference.age_gender import AgeGenderModel
@@ -32,7 +29,10 @@ from device.recommend.factors import FactorModel, FactorWatcher
 from device.recommend.ranker import Ranker
 from device.sensors.camera import ReconnectingCamera, create_camera
 from device.sensors.presence import create_presence
-from device.storage import atomic_write_json
+from smartshelf.core import __version__
+from smartshelf.core.config import Config, ModelsConfig
+from smartshelf.core.errors import ModelError
+from smartshelf.core.storage import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field, replace
 
-from device.config import VisitConfig
-from device.types import Demographic, Segment
+from smartshelf.core.config import VisitConfig
+from smartshelf.core.types import Demographic, Segment
 
 #: Faces this wide (pixels) or wider get full weight; smaller faces count less.
 FULL_WEIGHT_FACE_PX = 120

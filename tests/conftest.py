@@ -1,4 +1,7 @@
-"""Shared fixtures (flaskr style): ``app``, ``client``, ``runner``, ``auth`` and ``csrf``.
+"""Shared fixtures (flaskr style): ``app``, ``client``, ``auth`` and ``csrf``; and the test levels.
+
+Tests are by area (``tests/<package>/``); the level is a marker: ``integration`` (starts processes or
+servers), ``browser`` (a real Chromium), ``slow`` (over 2 s); everything else is marked ``unit`` here.
 
 ``app`` is an admin app on a fresh temp data dir with the password ``ADMIN_PASSWORD`` set for
 user ``admin``; the device URL points at a closed loopback port (the device is "not running").
@@ -13,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from admin_web.loadtest import free_port
+from tools.servers import free_port
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct horse battery"
@@ -52,11 +55,6 @@ def client(app: Any) -> Any:
     return app.test_client()
 
 
-@pytest.fixture
-def runner(app: Any) -> Any:
-    return app.test_cli_runner()
-
-
 def csrf_token_of(client: Any) -> str:
     """The CSRF token of the client's session (created like the server does if missing)."""
     with client.session_transaction() as sess:
@@ -91,3 +89,13 @@ def auth(client: Any) -> AuthActions:
 def csrf(client: Any) -> Any:
     """``csrf()`` -> the token to put in a form field ``csrf_token`` (or header X-CSRF-Token)."""
     return lambda: csrf_token_of(client)
+
+
+LEVELS = ("integration", "browser")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that is not ``integration`` or ``browser`` as ``unit`` (the default level)."""
+    for item in items:
+        if not any(item.get_closest_marker(level) for level in LEVELS):
+            item.add_marker(pytest.mark.unit)

@@ -23,8 +23,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from device.errors import StorageError
-from device.storage import atomic_write_json
+from smartshelf.core.errors import StorageError
+from smartshelf.core.storage import atomic_write_json
 
 logger = logging.getLogger(__name__)
 

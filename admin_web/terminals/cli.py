@@ -1,4 +1,5 @@
-"""``smartshelf terminal ...``: pair, list, revoke, simulate, export, conversions.
+"""``smartshelf terminal ...``: pair, list, revoke, export, conversions (``terminal simulate`` is a
+development tool, in ``tools.cli``).
 
 No flask import here (``smartshelf --help`` stays light). Writers (pair, revoke) take store.json's
 file lock, so they are safe while the admin service runs.
@@ -8,17 +9,17 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 from typing import Any
 
-from device.errors import ConfigError
+from smartshelf.core.commands import command_group
+from smartshelf.core.errors import ConfigError
 
 
 def _data_dir(args: argparse.Namespace) -> Path:
     if args.data_dir:
         return Path(args.data_dir)
-    from device.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
 
     if args.config is None and not DEFAULT_CONFIG_PATH.exists():
         return load_config(None).data_dir
@@ -28,7 +29,7 @@ def _data_dir(args: argparse.Namespace) -> Path:
 def _window(args: argparse.Namespace) -> int:
     if args.window is not None:
         return int(args.window)
-    from device.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
 
     if args.config is None and not DEFAULT_CONFIG_PATH.exists():
         return load_config(None).admin.conversion_window_s
@@ -96,7 +97,7 @@ def _conversions(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from admin_web.terminals import conversion
-    from device.storage import atomic_write_bytes
+    from smartshelf.core.storage import atomic_write_bytes
 
     ledger, _, attributions = _conversions(args)
     item_ids = {p.get("sku"): p.get("item_id") for p in ledger.products() if p.get("item_id")}
@@ -125,45 +126,8 @@ def cmd_conversions(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_simulate(args: argparse.Namespace) -> int:
-    from admin_web.terminals import simulator
-
-    skus = [s.strip() for s in args.skus.split(",") if s.strip()]
-    if not skus:
-        raise ConfigError("--skus must name at least one sku")
-    rate = None
-    if args.rate:
-        text = args.rate.removesuffix("/s")
-        try:
-            rate = float(text)
-        except ValueError:
-            raise ConfigError(f"--rate {args.rate!r} must be a number of events per second, e.g. 200/s") from None
-        if rate <= 0:
-            raise ConfigError(f"--rate {args.rate!r} must be above 0")
-    try:
-        plan = simulator.plan_events(
-            args.count, skus, duplicates=args.duplicates, refunds=args.refunds, seed=args.seed,
-            currency=args.currency,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    secret = args.secret or os.environ.get("SMARTSHELF_TERMINAL_SECRET")
-    if not secret:
-        raise ConfigError("give --secret or set SMARTSHELF_TERMINAL_SECRET")
-    summary = simulator.run(
-        args.url, args.terminal_id, secret, plan,
-        concurrency=args.concurrency, rate=rate, retries=args.retries,
-    )
-    if args.json:
-        print(json.dumps(summary.as_dict()))
-    else:
-        print(summary.text())
-    return 0 if summary.errors == 0 else 1
-
-
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("terminal", help="payment terminals: pair, revoke, simulate, export sales")
-    sub = parser.add_subparsers(dest="terminal_command", metavar="ACTION", required=True)
+    sub = command_group(subparsers, "terminal", help="payment terminals: pair, revoke, export sales")
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", help="smartshelf config file (default /etc/smartshelf/config.toml)")
@@ -200,20 +164,3 @@ def register(subparsers: Any) -> None:
         else:
             p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)
-
-    p = sub.add_parser("simulate", help="send signed sales to an admin server (demos, load tests)")
-    p.add_argument("--url", required=True, help="admin base URL, e.g. http://127.0.0.1:8080")
-    p.add_argument("--terminal-id", required=True)
-    p.add_argument("--secret", help="the terminal's secret (default: $SMARTSHELF_TERMINAL_SECRET, which keeps it "
-                   "out of the process list)")
-    p.add_argument("--rate", help="events per second overall, e.g. 200/s (default: as fast as possible)")
-    p.add_argument("--count", type=int, default=100)
-    p.add_argument("--skus", required=True, help="comma-separated skus to sell, e.g. A1,B2")
-    p.add_argument("--duplicates", type=float, default=0.0, help="share of sends that repeat an earlier event (0-1)")
-    p.add_argument("--refunds", type=float, default=0.0, help="share of new events that are refunds (0-1)")
-    p.add_argument("--concurrency", type=int, default=4, help="parallel connections")
-    p.add_argument("--retries", type=int, default=0, help="retries for a send without a 200 (not 401/422)")
-    p.add_argument("--currency", default="EUR")
-    p.add_argument("--seed", type=int)
-    p.add_argument("--json", action="store_true", help="print the summary as JSON")
-    p.set_defaults(func=cmd_simulate)

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from device.types import Segment
+from smartshelf.core.types import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -136,8 +136,8 @@ class ImpressionLoader:
         self._lock = threading.Lock()
 
     def _day(self, day: date) -> tuple[tuple[int, int, int], list[Impression]] | None:
-        from device.errors import StorageError
-        from device.storage import AtomicJSONStorage
+        from smartshelf.core.errors import StorageError
+        from smartshelf.core.storage import AtomicJSONStorage
 
         path = self.events_dir / f"{day.isoformat()}.json"
         try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from device.errors import SmartShelfError
+from smartshelf.core.errors import SmartShelfError
 
 
 class TerminalError(SmartShelfError):

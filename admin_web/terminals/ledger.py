@@ -1,6 +1,6 @@
 """The terminals and sales repository over ``<data_dir>/store.json`` (tables products, sales, terminals).
 
-Every event write is one atomic write of store.json under its :class:`~device.storage.FileLock`, so
+Every event write is one atomic write of store.json under its :class:`~smartshelf.core.storage.FileLock`, so
 an event's stock changes and its ledger entry reach the disk together or not at all, and the
 duplicate check (event id already in ``sales``) happens inside the same lock.
 
@@ -32,8 +32,8 @@ from admin_web.terminals.apply import ApplyResult, Submission, Tables, apply_bat
 from admin_web.terminals.archive import LedgerArchive
 from admin_web.terminals.errors import AuthError, KeyFileError, TerminalError
 from admin_web.terminals.keys import SecretBox, load_key
-from device.errors import StorageError
-from device.storage import AtomicJSONStorage, FileLock, open_db
+from smartshelf.core.errors import StorageError
+from smartshelf.core.storage import AtomicJSONStorage, FileLock, open_db
 
 logger = logging.getLogger(__name__)
 

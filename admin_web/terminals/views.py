@@ -31,7 +31,7 @@ from admin_web.terminals.apply import Submission
 from admin_web.terminals.errors import AuthError, EventError, TerminalError
 from admin_web.terminals.events import MAX_BODY_BYTES
 from admin_web.terminals.ledger import TerminalLedger
-from device.errors import ConfigError, StorageError
+from smartshelf.core.errors import ConfigError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ def init_app(app: Flask) -> None:
 
 def _generic_share(config_path: str | None) -> float | None:
     """recommend.generic_share from the smartshelf config (None when it cannot be read)."""
-    from device.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
 
     try:
         if config_path is None and not DEFAULT_CONFIG_PATH.exists():

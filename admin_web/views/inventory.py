@@ -32,7 +32,7 @@ from admin_web.products import (
     parse_major_price,
     stock_state,
 )
-from device.errors import ImageError
+from smartshelf.core.errors import ImageError
 
 bp = Blueprint("inventory", __name__, url_prefix="/products")
 

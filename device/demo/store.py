@@ -7,7 +7,8 @@ import csv
 import shutil
 from pathlib import Path
 
-from device.config import (
+from device.inventory import STORE_FILE
+from smartshelf.core.config import (
     CameraConfig,
     Config,
     KioskConfig,
@@ -16,8 +17,7 @@ from device.config import (
     ShelfConfig,
     VisitConfig,
 )
-from device.inventory import STORE_FILE
-from device.storage import open_db
+from smartshelf.core.storage import open_db
 
 DEMO_DIR = Path(__file__).resolve().parent
 FRAMES_DIR = DEMO_DIR / "frames"

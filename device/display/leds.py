@@ -9,8 +9,8 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from device.config import LedsConfig
-from device.errors import ConfigError, HardwareUnavailable
+from smartshelf.core.config import LedsConfig
+from smartshelf.core.errors import ConfigError, HardwareUnavailable
 
 logger = logging.getLogger(__name__)
 

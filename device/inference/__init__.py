@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from device.inference.runtime import MODELS_DIR, verify_model
-from device.types import Demographic, Face, Frame
+from smartshelf.core.types import Demographic, Face, Frame
 
 if TYPE_CHECKING:
     from device.inference.age_gender import AgeGenderModel
@@ -58,8 +58,8 @@ def create_detector(
     num_threads: int = 2,
 ) -> BlazeFaceDetector:
     """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m)."""
-    from device.errors import ConfigError
     from device.inference.detector import BlazeFaceDetector
+    from smartshelf.core.errors import ConfigError
 
     if variant not in DETECTOR_FILES:
         raise ConfigError(

@@ -21,10 +21,10 @@ from typing import Any
 
 import numpy as np
 
-from device.errors import ImageError, ModelError
 from device.inference.align import align_face
 from device.inference.runtime import InterpreterModel, dequantize, load_interpreter, quantize
-from device.types import Demographic, Face, Frame
+from smartshelf.core.errors import ImageError, ModelError
+from smartshelf.core.types import Demographic, Face, Frame
 
 logger = logging.getLogger(__name__)
 

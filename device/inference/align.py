@@ -13,7 +13,7 @@ import math
 import numpy as np
 
 from device.inference.detector import check_frame
-from device.types import Face, Frame
+from smartshelf.core.types import Face, Frame
 
 #: Face size (BlazeFace box side) ~= EYE_TO_FACE x eye distance ~= MOUTH_TO_FACE x eye-to-mouth
 #: distance for a frontal face (medians over the UTKFace validation split, faces not clipped).

@@ -16,10 +16,10 @@ from typing import Any, Literal
 
 import numpy as np
 
-from device.errors import ImageError, ModelError
 from device.inference import anchors as anc
 from device.inference.runtime import InterpreterModel, load_interpreter
-from device.types import Face, Frame
+from smartshelf.core.errors import ImageError, ModelError
+from smartshelf.core.types import Face, Frame
 
 logger = logging.getLogger(__name__)
 

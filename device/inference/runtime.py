@@ -3,24 +3,30 @@
 The TFLite runtime (``ai_edge_litert``, falling back to ``tflite_runtime``) is imported only inside
 :func:`load_interpreter`, so importing this module never needs it. Every model file the device loads
 is checked against ``models/manifest.json`` first: a file that is missing, unlisted or whose sha256
-differs is refused with :class:`~device.errors.ModelError`.
+differs is refused with :class:`~smartshelf.core.errors.ModelError`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.resources
 import json
 import logging
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from device.errors import HardwareUnavailable, ModelError
+from smartshelf.core.errors import HardwareUnavailable, ModelError
 
 logger = logging.getLogger(__name__)
 
-#: The repository's ``models/`` directory (next to the ``device`` package).
-MODELS_DIR: Path = Path(__file__).resolve().parents[2] / "models"
+def _models_dir() -> Path:
+    """The ``models`` package's folder: the .tflite files and manifest ship in it as package data."""
+    return Path(str(importlib.resources.files("models")))
+
+
+#: Where the shipped models are (``models/`` in a checkout, ``site-packages/models`` when installed).
+MODELS_DIR: Path = _models_dir()
 
 MANIFEST_NAME = "manifest.json"
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from device.errors import ConfigError
-from device.types import Gender, Segment, all_segments
+from smartshelf.core.errors import ConfigError
+from smartshelf.core.types import Gender, Segment, all_segments
 
 logger = logging.getLogger(__name__)
 

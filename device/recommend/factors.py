@@ -36,9 +36,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from device.errors import ModelError
-from device.storage import atomic_write_bytes
-from device.types import Segment
+from smartshelf.core.errors import ModelError
+from smartshelf.core.storage import atomic_write_bytes
+from smartshelf.core.types import Segment
 
 logger = logging.getLogger(__name__)
 
@@ -97,7 +97,7 @@ def _file_mode() -> int:
 
 
 def _atomic_write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
-    """Write an .npz atomically and durably (``device.storage.atomic_write_bytes``), readable by all."""
+    """Write an .npz atomically and durably (``smartshelf.core.storage.atomic_write_bytes``), readable by all."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, buffer.getvalue(), mode=_file_mode())

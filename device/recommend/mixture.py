@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from statistics import NormalDist
 
-from device.types import AGE_BRACKETS, BRACKET_LOWER, Gender, age_bracket
+from smartshelf.core.types import AGE_BRACKETS, BRACKET_LOWER, Gender, age_bracket
 
 #: Segments with less weight than this are dropped (and the rest renormalised): they would not change a
 #: pick, and a short mixture is cheap and readable in logs.
@@ -45,7 +45,7 @@ def segment_mixture(
 
     P(gender) from ``p_female`` times P(bracket) from :func:`bracket_probabilities`; weights under
     ``min_weight`` are dropped. With a certain estimate (p_female 0 or 1, ``age_std`` 0) it is the one
-    segment of :attr:`Demographic.segment <device.types.Demographic.segment>`.
+    segment of :attr:`Demographic.segment <smartshelf.core.types.Demographic.segment>`.
     """
     if not 0.0 <= p_female <= 1.0 or math.isnan(p_female):
         raise ValueError(f"p_female must be in [0, 1], got {p_female}")

@@ -39,7 +39,7 @@ import numpy as np
 
 from device.recommend.data import SEGMENT_LABELS, DataError
 from device.recommend.factors import FactorModel
-from device.types import AGE_BRACKETS
+from smartshelf.core.types import AGE_BRACKETS
 
 logger = logging.getLogger(__name__)
 

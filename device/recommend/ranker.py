@@ -14,7 +14,7 @@ import numpy as np
 import numpy.typing as npt
 
 from device.recommend.factors import FactorModel
-from device.types import Recommendation, Segment
+from smartshelf.core.types import Recommendation, Segment
 
 logger = logging.getLogger(__name__)
 

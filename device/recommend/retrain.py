@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from device.errors import ModelError, SmartShelfError
 from device.recommend.blas import single_threaded_blas
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel, _file_mode
 from device.recommend.metrics import SparseRelevance, hit_rate, precision_ndcg, top_n
 from device.recommend.train import TrainParams, build_model, is_segment_level, search
-from device.storage import atomic_write_bytes
+from smartshelf.core.errors import ModelError, SmartShelfError
+from smartshelf.core.storage import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
 

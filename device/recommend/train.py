@@ -33,7 +33,7 @@ from device.recommend.blas import single_threaded_blas
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel
 from device.recommend.metrics import SparseRelevance, precision_ndcg, top_n
-from device.types import AGE_BRACKETS
+from smartshelf.core.types import AGE_BRACKETS
 
 logger = logging.getLogger(__name__)
 

@@ -7,9 +7,9 @@ import time
 from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
-from device.config import CameraConfig
-from device.errors import CameraError, ConfigError, HardwareUnavailable
-from device.types import Frame
+from smartshelf.core.config import CameraConfig
+from smartshelf.core.errors import CameraError, ConfigError, HardwareUnavailable
+from smartshelf.core.types import Frame
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import logging
 
 import cv2
 
-from device.errors import CameraError, HardwareUnavailable
-from device.types import Frame
+from smartshelf.core.errors import CameraError, HardwareUnavailable
+from smartshelf.core.types import Frame
 
 logger = logging.getLogger(__name__)
 

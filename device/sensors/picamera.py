@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from device.errors import CameraError, HardwareUnavailable
-from device.types import Frame
+from smartshelf.core.errors import CameraError, HardwareUnavailable
+from smartshelf.core.types import Frame
 
 logger = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any, Protocol, runtime_checkable
 import cv2
 import numpy as np
 
-from device.config import PresenceConfig
-from device.errors import ConfigError, HardwareUnavailable
-from device.types import Frame
+from smartshelf.core.config import PresenceConfig
+from smartshelf.core.errors import ConfigError, HardwareUnavailable
+from smartshelf.core.types import Frame
 
 logger = logging.getLogger(__name__)
 

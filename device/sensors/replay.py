@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from device.errors import CameraError
-from device.types import Frame
+from smartshelf.core.errors import CameraError
+from smartshelf.core.types import Frame
 
 logger = logging.getLogger(__name__)
 

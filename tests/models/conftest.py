@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from models import data as D
+from models.training import data as D
 
 FACES = D.DEFAULT_DATA
 

@@ -8,7 +8,6 @@ import shutil
 import numpy as np
 import pytest
 
-from device.errors import ConfigError, ModelError
 from device.inference import (
     DETECTOR_FILES,
     AgeGender,
@@ -17,7 +16,8 @@ from device.inference import (
     create_detector,
 )
 from device.inference.runtime import sha256_of, verify_model
-from device.types import Demographic, Face
+from smartshelf.core.errors import ConfigError, ModelError
+from smartshelf.core.types import Demographic, Face
 
 pytest.importorskip("ai_edge_litert")
 
@@ -178,7 +178,7 @@ def test_int8_and_float_agree(models_dir, face_images):
 
 
 def test_estimate_crop_rejects_wrong_shape():
-    from device.errors import ImageError
+    from smartshelf.core.errors import ImageError
 
     with create_age_gender() as model, pytest.raises(ImageError, match="uint8"):
         model.estimate_crop(np.zeros((10, 10, 3), np.uint8))

@@ -1,17 +1,17 @@
-"""``python -m models.evaluate`` runs on a few test images and prints every table."""
+"""``python -m models.training.evaluate`` runs on a few test images and prints every table."""
 
 from __future__ import annotations
 
 import pytest
 
-from models import data as D
+from models.training import data as D
 
 
 def test_evaluate_quick_run(capsys, tmp_path, monkeypatch):
     pytest.importorskip("ai_edge_litert")
     if not D.DEFAULT_DATA.is_dir():
         pytest.skip(f"shared face data {D.DEFAULT_DATA} not present")
-    from models import evaluate
+    from models.training import evaluate
 
     assert evaluate.main(["--limit", "12", "--repeats", "2", "--no-peer"]) == 0
     out = capsys.readouterr().out
@@ -25,7 +25,7 @@ def test_evaluate_quick_run(capsys, tmp_path, monkeypatch):
 
 
 def test_mcnemar_exact_p_values():
-    from models.evaluate import mcnemar_p
+    from models.training.evaluate import mcnemar_p
 
     assert mcnemar_p(0, 0) == 1.0
     assert mcnemar_p(5, 5) == 1.0
@@ -38,7 +38,7 @@ def test_mcnemar_exact_p_values():
 def test_paired_comparison_reports_difference_and_interval():
     import numpy as np
 
-    from models.evaluate import paired_comparison
+    from models.training.evaluate import paired_comparison
 
     y_age = np.array([30.0] * 10 + [8.0])
     y_fem = np.array([1, 0] * 5 + [1])

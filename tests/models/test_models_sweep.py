@@ -1,4 +1,4 @@
-"""``python -m models.sweep``: the recipe grid, the portable data pack and the summary table."""
+"""``python -m models.training.sweep``: the recipe grid, the portable data pack and the summary table."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from models import sweep
-from models import train as T
+from models.training import sweep
+from models.training import train as T
 
 
 def test_grid_is_every_combination_typed_like_the_option() -> None:

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from models import data as D
+from models.training import data as D
 
 
 @pytest.mark.slow
@@ -15,7 +15,7 @@ def test_train_one_tiny_epoch(tmp_path, fit_on):
     pytest.importorskip("tensorflow")
     if not D.DEFAULT_DATA.is_dir():
         pytest.skip(f"shared face data {D.DEFAULT_DATA} not present")
-    from models import train
+    from models.training import train
 
     rc = train.main(
         [

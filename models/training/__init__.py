@@ -1,0 +1,1 @@
+"""Training, quantisation and evaluation of the vision models (development only, not packed)."""

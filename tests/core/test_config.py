@@ -1,0 +1,75 @@
+"""Config validation: every bad key or value is named in the error."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from smartshelf.core.config import Config, ConfigError, load_config, parse_config
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_defaults_are_valid() -> None:
+    config = load_config(None)
+    assert config.camera.type == "picamera2"
+    assert config.kiosk.host == "127.0.0.1"
+    assert config.factors_path == config.data_dir / "factors.npz"
+
+
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        ({"camera": {"fps": "fast"}}, "camera.fps"),
+        ({"camera": {"fps": 0}}, "camera.fps"),
+        ({"camera": {"type": "webcam"}}, "camera.type"),
+        ({"camera": {"colour": True}}, "camera.colour"),
+        ({"cameras": {}}, "[cameras]"),
+        ({"slots": {"A1": 99}}, "slots.A1"),
+        ({"slots": {"A1": 17, "A2": 17}}, "pin 17"),
+        ({"slots": {"A1": True}}, "slots.A1"),
+        ({"presence": {"type": "pir", "pin": 1}}, "presence.pin"),
+        ({"presence": {"type": "pir", "pin": 17}, "slots": {"A1": 17}}, "slots.A1"),
+        ({"visit": {"min_confidence": 1.5}}, "visit.min_confidence"),
+        ({"leds": {"pwm": "yes"}}, "leds.pwm"),
+        ({"kiosk": {"host": "0.0.0.0"}}, "kiosk.host"),
+        ({"camera": {"type": "replay"}}, "camera.source"),
+        ({"recommend": {"top_n": 0}}, "recommend.top_n"),
+    ],
+)
+def test_bad_values_name_the_key(raw: dict, named: str) -> None:
+    with pytest.raises(ConfigError, match=named.replace("[", r"\[").replace("]", r"\]")):
+        parse_config(raw)
+
+
+def test_file_errors_name_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "nope.toml"
+    with pytest.raises(ConfigError, match="nope.toml"):
+        load_config(missing)
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera\nfps = 3")
+    with pytest.raises(ConfigError, match="bad.toml: not valid TOML"):
+        load_config(bad)
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text("[camera]\nfps = -1\n")
+    with pytest.raises(ConfigError, match=r"wrong.toml: camera.fps"):
+        load_config(wrong)
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    example = REPO / "config.example.toml"
+    config = load_config(example)
+    assert isinstance(config, Config)
+    text = example.read_text()
+    raw = tomllib.loads(text)
+    import dataclasses
+
+    for section in dataclasses.fields(Config):
+        if section.name in ("source", "slots"):
+            continue
+        assert f"[{section.name}]" in text, f"config.example.toml lacks [{section.name}]"
+        for key in dataclasses.fields(getattr(Config(), section.name)):
+            assert f"{key.name} =" in text, f"config.example.toml does not document {section.name}.{key.name}"
+    assert "slots" in raw

@@ -1,0 +1,157 @@
+"""`smartshelf run`, `run --check-config` and `analyze` as real processes."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from device.demo.store import FRAMES_DIR, prepare_demo
+from tools.servers import free_port
+
+pytestmark = pytest.mark.integration
+
+REPO = Path(__file__).resolve().parents[2]
+FACES = REPO.parent / "shared" / "data" / "faces" / "utkface_crop"
+
+
+def smartshelf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "smartshelf.cli", *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, check=False
+    )
+
+
+def write_config(path: Path, data_dir: Path, port: int, extra: str = "") -> Path:
+    path.write_text(
+        f"""
+[shelf]
+name = "Test shelf"
+data_dir = "{data_dir}"
+[camera]
+type = "replay"
+source = "{FRAMES_DIR}"
+fps = 10.0
+[presence]
+type = "always"
+[leds]
+type = "terminal"
+[kiosk]
+port = {port}
+[visit]
+leave_after_s = 0.5
+{extra}
+"""
+    )
+    return path
+
+
+def test_check_config_names_the_bad_key(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[camera]\ntype = 'webcam'\n")
+    result = smartshelf("run", "--config", str(bad), "--check-config")
+    assert result.returncode == 1
+    assert "camera.type" in result.stderr and "bad.toml" in result.stderr
+    assert result.stderr.count("\n") == 1, "one line, no traceback"
+
+
+def test_check_config_refuses_a_corrupt_factor_file_but_not_a_missing_one(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    data.mkdir()
+    config = write_config(tmp_path / "c.toml", data, free_port())
+    result = smartshelf("run", "--config", str(config), "--check-config")
+    assert result.returncode == 0, result.stderr
+    assert "catalogue prior" in result.stderr, "a fresh shelf says how it ranks without a factor file"
+    (data / "factors.npz").write_bytes(b"PK\x03\x04 truncated")
+    result = smartshelf("run", "--config", str(config), "--check-config")
+    assert result.returncode == 1 and "factors.npz" in result.stderr
+
+
+def test_run_refuses_missing_models_and_a_camera_that_cannot_open(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prepare_demo(data)
+    config = write_config(tmp_path / "c.toml", data, free_port(), extra=f'[models]\ndir = "{tmp_path}"\n')
+    result = smartshelf("run", "--config", str(config))
+    assert result.returncode == 1 and "face_detection_short_range.tflite" in result.stderr
+    config = write_config(tmp_path / "c.toml", data, free_port())
+    config.write_text(config.read_text().replace('type = "replay"', 'type = "opencv"').replace(str(FRAMES_DIR), str(tmp_path / "missing.mp4")))
+    result = smartshelf("run", "--config", str(config))
+    assert result.returncode == 1
+    assert "camera.source" in result.stderr and "missing.mp4" in result.stderr
+    assert [l for l in result.stderr.splitlines() if l.startswith("smartshelf: error")], result.stderr
+
+
+def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prepare_demo(data)
+    port = free_port()
+    config = write_config(tmp_path / "c.toml", data, port)
+    assert smartshelf("run", "--config", str(config), "--check-config").returncode == 0
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartshelf.cli", "run", "--config", str(config)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        status: dict = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/status", timeout=2) as resp:
+                    status = json.loads(resp.read())
+                if status.get("decisions"):
+                    break
+            except OSError:
+                pass
+            time.sleep(0.2)
+        assert status.get("decisions"), f"no decision within a minute: {status}"
+        assert status["camera"]["state"] == "ok"
+        req = urllib.request.Request(base + "/control/pause", data=b'{"paused": true}', method="POST")
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert json.loads(resp.read())["paused"] is True
+        with urllib.request.urlopen(base + "/status", timeout=2) as resp:
+            assert json.loads(resp.read())["camera"]["state"] == "paused"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-3000:]
+    saved = json.loads((data / "status.json").read_text())
+    assert saved["paused"] is True, "the pause survives in the device's status file"
+    assert list((data / "events").glob("*.json")), "decisions were logged"
+
+
+def test_analyze_reports_faces_largest_first() -> None:
+    frame = FRAMES_DIR / "frame_020.jpg"
+    result = smartshelf("analyze", str(frame), "--json")
+    assert result.returncode == 0, result.stderr
+    line = json.loads(result.stdout)
+    assert line["image"] == str(frame)
+    face = line["faces"][0]
+    assert set(face) >= {"box", "score", "gender", "p_female", "age", "age_bracket"}
+    assert face["gender"] in ("female", "male") and len(face["box"]) == 4
+    areas = [f["box"][2] * f["box"][3] for f in line["faces"]]
+    assert areas == sorted(areas, reverse=True)
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason="../shared/data/faces is not beside the repo")
+def test_analyze_finds_the_face_in_a_200px_crop() -> None:
+    images = sorted(FACES.iterdir())[:5]
+    result = smartshelf("analyze", *map(str, images), "--json")
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(x) for x in result.stdout.splitlines()]
+    assert len(lines) == 5
+    assert sum(1 for x in lines if x["faces"]) >= 4
+
+
+def test_analyze_names_a_file_that_is_not_an_image(tmp_path: Path) -> None:
+    bogus = tmp_path / "notes.jpg"
+    bogus.write_text("hello")
+    result = smartshelf("analyze", str(bogus), str(FRAMES_DIR / "frame_000.jpg"))
+    assert result.returncode == 1
+    assert f"{bogus}: not a readable image" in result.stderr
+    assert json.loads(result.stdout)["faces"] == [], "the good image is still analysed"

@@ -1,0 +1,83 @@
+"""Slot LEDs through gpiozero's MockFactory, and the simulated backends."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import pytest
+from gpiozero.pins.mock import MockFactory, MockPWMPin
+
+from device.display import GpioIndicator, NullIndicator, TerminalIndicator, create_indicator
+from smartshelf.core.config import LedsConfig
+from smartshelf.core.errors import ConfigError, HardwareUnavailable
+
+
+@pytest.fixture
+def factory() -> MockFactory:
+    return MockFactory(pin_class=MockPWMPin)
+
+
+def test_show_lights_only_the_recommended_slots(factory: MockFactory) -> None:
+    leds = create_indicator(LedsConfig(type="gpio", pwm=True), {"A1": 17, "A2": 27, "B1": 22}, pin_factory=factory)
+    leds.show(["A2", "B1"])
+    assert factory.pin(27).state == 1 and factory.pin(22).state == 1
+    assert factory.pin(17).state == 0
+    leds.show(["A1"])
+    assert factory.pin(17).state == 1 and factory.pin(27).state == 0
+    leds.close()
+    leds.close()  # safe twice
+
+
+def test_idle_breathes_and_identify_blinks(factory: MockFactory) -> None:
+    leds = GpioIndicator({"A1": 17, "A2": 27}, pwm=True, idle_mode="breathe", pin_factory=factory)
+    factory.pin(17).clear_states()
+    leds.idle()
+    time.sleep(0.3)
+    values = {round(s.state, 2) for s in factory.pin(17).states}
+    assert len(values) > 2, f"breathing changes the brightness, got {values}"
+    leds.show([])
+    factory.pin(27).clear_states()
+    leds.identify("A2", seconds=0.8)
+    time.sleep(1.2)
+    states = [s.state for s in factory.pin(27).states]
+    assert states.count(1) >= 2, f"identify blinks the slot: {states}"
+    with pytest.raises(ConfigError, match="B9"):
+        leds.identify("B9")
+    leds.close()
+
+
+def test_plain_leds_and_active_low(factory: MockFactory) -> None:
+    leds = GpioIndicator({"A1": 17}, pwm=False, active_high=False, idle_mode="off", pin_factory=factory)
+    leds.show(["A1"])
+    assert factory.pin(17).state == 0, "active-low LED is lit by driving the pin low"
+    leds.idle()
+    assert factory.pin(17).state == 1
+    leds.close()
+
+
+def test_rewiring_moves_an_led_to_its_new_pin(factory: MockFactory) -> None:
+    leds = GpioIndicator({"A1": 17}, pwm=False, pin_factory=factory)
+    leds.set_slots({"A1": 5, "A2": 6})
+    leds.show(["A1", "A2"])
+    assert factory.pin(5).state == 1 and factory.pin(6).state == 1
+    assert factory.pin(17).state == 0
+    leds.close()
+
+
+def test_pin_in_use_names_the_slot(factory: MockFactory) -> None:
+    from gpiozero import LED
+
+    busy = LED(17, pin_factory=factory)
+    with pytest.raises(HardwareUnavailable, match="slot A1: LED on GPIO17"):
+        GpioIndicator({"A1": 17}, pwm=False, pin_factory=factory)
+    busy.close()
+
+
+def test_terminal_and_null_backends(caplog: pytest.LogCaptureFixture) -> None:
+    leds = create_indicator(LedsConfig(type="terminal"), {"A1": 5, "A2": 6})
+    assert isinstance(leds, TerminalIndicator)
+    with caplog.at_level(logging.INFO):
+        leds.show(["A2"])
+    assert "[A1 .] [A2 *]" in caplog.text
+    assert isinstance(create_indicator(LedsConfig(type="none"), {}), NullIndicator)

@@ -1,0 +1,1 @@
+"""Development tools: never packed into the wheel that ships to a shelf (see docs/development.md)."""

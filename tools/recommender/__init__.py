@@ -1,0 +1,1 @@
+"""Recommender research tools: offline evaluation, demo data, synthetic data with a known answer."""
