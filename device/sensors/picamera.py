@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from smartshelf.core.errors import CameraError, HardwareUnavailable
+from smartshelf.core.errors import SYSCALL_FILTER_HINT, CameraError, HardwareUnavailable, is_eperm
 from smartshelf.core.types import Frame
 
 logger = logging.getLogger(__name__)
@@ -41,9 +41,12 @@ class Picamera2Camera:
             cam.configure(config)
             cam.start()
         except (RuntimeError, IndexError, OSError) as exc:
+            if is_eperm(exc):
+                logger.error("Pi camera: %s", SYSCALL_FILTER_HINT)
             raise HardwareUnavailable(
                 f"Pi camera did not start ({exc}); check the ribbon cable, `rpicam-hello --list-cameras`, "
                 "and that the service user is in the 'video' group"
+                + (f"; {SYSCALL_FILTER_HINT}" if is_eperm(exc) else "")
             ) from exc
         self._cam = cam
         logger.info("opened Pi camera at %dx%d, %.0f fps", self.width, self.height, self.fps)
@@ -54,6 +57,8 @@ class Picamera2Camera:
         try:
             array = self._cam.capture_array("main")
         except (RuntimeError, OSError) as exc:
+            if is_eperm(exc):
+                logger.error("Pi camera capture: %s", SYSCALL_FILTER_HINT)
             raise CameraError(f"Pi camera capture failed: {exc}") from exc
         # picamera2's "RGB888" is BGR byte order in memory; the pipeline wants RGB.
         return np.ascontiguousarray(array[..., 2::-1])
