@@ -24,6 +24,9 @@
 #   SMARTSHELF_DESKTOP      auto (default: a desktop is installed when labwc, wayfire, lxsession,
 #                           lightdm or greetd is), yes or no (Raspberry Pi OS Lite: no browser, no kiosk)
 #   SMARTSHELF_ROOTFS       prefix for the files read to find the desktop and its user (tests)
+#   SMARTSHELF_SYSTEMD      auto (default: running when /run/systemd/system exists), running, or
+#                           offline (a chroot or an image being built: units are installed and
+#                           enabled, nothing is reloaded or started; they start at boot)
 #   SMARTSHELF_SYSTEM_PYTHON the distribution's python (default /usr/bin/python3)
 #   PYTHON                  python that creates the development venv (default python3)
 #   SMARTSHELF_VENV         development venv (default .venv next to this file)
@@ -50,6 +53,7 @@ SERVICE_USER=smartshelf
 SYSTEM_UNITS=(smartshelf-device.service smartshelf-admin.service smartshelf-firstboot.service)
 KIOSK_UNIT=smartshelf-kiosk.service
 DESKTOP="${SMARTSHELF_DESKTOP:-auto}"
+SYSTEMD="${SMARTSHELF_SYSTEMD:-auto}"
 ROOTFS="${SMARTSHELF_ROOTFS:-}"
 
 DRY=0
@@ -374,7 +378,9 @@ units() {
     if ((stale)); then
         say "systemd still has older copies of the units (an earlier run was interrupted?)"
     fi
-    if ((UNITS_CHANGED || stale)); then
+    if ((UNITS_CHANGED || stale)) && ((!SYSTEMD_RUNNING)); then
+        RELEASE_CHANGED=1
+    elif ((UNITS_CHANGED || stale)); then
         step systemctl daemon-reload
         RELEASE_CHANGED=1
     else
@@ -412,7 +418,9 @@ units() {
         fi
     fi
     local services=(smartshelf-device.service smartshelf-admin.service)
-    if ((RELEASE_CHANGED)); then
+    if ((!SYSTEMD_RUNNING)); then
+        say "systemd is not running here (a chroot or an image being built): the services start at boot"
+    elif ((RELEASE_CHANGED)); then
         step systemctl restart "${services[@]}"
     else
         for unit in "${services[@]}"; do
@@ -448,6 +456,12 @@ pi_install() {
     ((DRY)) && say "dry run: the steps a Raspberry Pi install would take (nothing is changed)"
     RELEASE_CHANGED=0
     WITH_DESKTOP="$(has_desktop)"
+    case "$SYSTEMD" in
+        running) SYSTEMD_RUNNING=1 ;;
+        offline) SYSTEMD_RUNNING=0 ;;
+        auto) if [[ -d /run/systemd/system ]]; then SYSTEMD_RUNNING=1; else SYSTEMD_RUNNING=0; fi ;;
+        *) die "SMARTSHELF_SYSTEMD must be auto, running or offline (not $SYSTEMD)" ;;
+    esac
     apt_packages
     service_user
     directories

@@ -39,6 +39,7 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
         SMARTSHELF_BIN_LINK=str(tmp_path / "bin" / "smartshelf"),
         SMARTSHELF_VENV=str(tmp_path / "venv"),
         SMARTSHELF_KIOSK_USER="",
+        SMARTSHELF_SYSTEMD="running",
     )
     env.update(extra)
     return env
@@ -291,6 +292,16 @@ def test_kiosk_user_is_found_beyond_lightdm(tmp_path: Path, files: dict[str, str
     assert result.returncode == 0, result.stdout + result.stderr
     wants = f"/home/{user}/.config/systemd/user/default.target.wants/smartshelf-kiosk.service"
     assert any(line.endswith(wants) and "ln -sfn" in line for line in result.stdout.splitlines()), result.stdout
+
+
+def test_without_a_running_systemd_units_are_enabled_but_nothing_is_started(tmp_path: Path) -> None:
+    """In a chroot or an image being built, systemctl can enable units but not reload or start them."""
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_SYSTEMD="offline")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would run: systemctl enable smartshelf-device.service" in result.stdout
+    assert "daemon-reload" not in result.stdout and "systemctl restart" not in result.stdout
+    assert "systemctl start" not in result.stdout
+    assert "the services start at boot" in result.stdout
 
 
 def test_screen_blanking_is_switched_off_with_raspi_config(tmp_path: Path) -> None:
