@@ -144,7 +144,7 @@ def table(run_dir: Path, suites: list[str]) -> int:
         results["smartshelf demo --json --fast"] = compare_demo(ref_demo, read_jsonl(d / "demo.jsonl"))
         summary = pytest_summary(d / "pytest.txt")
         if summary is not None:
-            results["pytest tests/unit tests/models"] = summary
+            results["pytest -m unit (core, device, models)"] = summary
         per_suite[suite] = results
     names = list(dict.fromkeys(name for results in per_suite.values() for name in results))
     for name in names:
@@ -176,6 +176,8 @@ def table(run_dir: Path, suites: list[str]) -> int:
 def doctor(doctor_json: Path, lgpio_txt: Path) -> int:
     report = json.loads(doctor_json.read_text())
     lgpio_says = lgpio_txt.read_text().strip().splitlines()[-1:] if lgpio_txt.is_file() else []
+    if lgpio_says:
+        print(f"doctor: (lgpio.gpiochip_open in the root says: {lgpio_says[0]})")
     bad = []
     for check in report["checks"]:
         name, status, detail = check["name"], check["status"], check["detail"]
@@ -184,8 +186,8 @@ def doctor(doctor_json: Path, lgpio_txt: Path) -> int:
             continue
         if name == "camera" and "stand-in" in detail:
             why = "python3-picamera2 is the stage's stand-in (no camera)"
-        elif name.startswith("gpio") and lgpio_says and "stand-in" in lgpio_says[0]:
-            why = f"python3-lgpio is the stage's stand-in ({lgpio_says[0]})"
+        elif name.startswith("gpio") and "stand-in" in detail:
+            why = "python3-lgpio is the stage's stand-in (no GPIO chip)"
         elif name in ROOT_ONLY and status == "warn":
             why = ROOT_ONLY[name]
         elif name == "factors" and status == "warn":
