@@ -300,6 +300,7 @@ class Updater:
         self._install_deps(source, python, dest)
         if source.kind == "tree":
             self._link_tree(dest, venv, purelib, source.version)
+            self._compile(python, dest)
         else:
             self._run(
                 [str(python), "-m", "pip", "install", "--no-deps", *self.o.pip_args, str(source.path)],
@@ -358,6 +359,15 @@ class Updater:
             )
             cmd += ["-c", str(constraints)]
         self._run([*cmd, *self.o.pip_args], "pip install the dependencies")
+
+    def _compile(self, python: Path, dest: Path) -> None:
+        """Byte-compile the release with its own Python: the services cannot write its __pycache__
+        (ProtectSystem=strict), so without this every start would compile every module again."""
+        result = subprocess.run(
+            [str(python), "-m", "compileall", "-q", str(dest)], capture_output=True, text=True, check=False
+        )
+        if result.returncode != 0:  # a module that does not compile still runs from source (or fails there)
+            logger.warning("compileall of %s: %s", dest, (result.stdout + result.stderr).strip()[-500:])
 
     def _link_tree(self, dest: Path, venv: Path, purelib: Path, version: str) -> None:
         (purelib / "smartshelf-release.pth").write_text(f"{dest}\n")

@@ -70,7 +70,7 @@ def compare_models(ref: dict, got: dict) -> list[tuple[str, str, bool]]:
                     )
             exact += case_exact
         kind = ref_model["input_dtype"]
-        text = f"{exact}/{same_in} identical, max |diff| {worst:.3g}"
+        text = f"{exact}/{same_in} bit-identical, max abs diff {worst:.3g}"
         if decoded_differently:
             text += f"; {decoded_differently} JPEG input(s) decoded differently"
         rows.append((f"{name} ({kind} in)", text, ok and same_in > 0))

@@ -102,6 +102,8 @@ def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) ->
     assert result.returncode == 0 and "smartshelf" in result.stdout, result.stderr
     where = _device_import(release, tmp_path)
     assert where.stdout.strip().startswith(str(release)), where.stdout + where.stderr
+    # compiled at install time: the services cannot write the release's __pycache__
+    assert list((release / "device" / "__pycache__").glob("__init__.*.pyc"))
     # idempotent
     up2, out2 = updater(tmp_path)
     assert up2.update(read_source(tmp_path / "src")) == 0
