@@ -186,8 +186,10 @@ def doctor(doctor_json: Path, lgpio_txt: Path) -> int:
             continue
         if name == "camera" and "stand-in" in detail:
             why = "python3-picamera2 is the stage's stand-in (no camera)"
-        elif name.startswith("gpio") and "stand-in" in detail:
-            why = "python3-lgpio is the stage's stand-in (no GPIO chip)"
+        elif name.startswith("gpio") and ("stand-in" in detail or "unable to locate Pi revision" in detail):
+            # gpiozero looks the board up in /proc/cpuinfo, which qemu-user writes itself (no Pi revision),
+            # before it would reach python3-lgpio's stand-in
+            why = "no Pi revision in qemu's /proc/cpuinfo, and python3-lgpio is the stage's stand-in (no GPIO chip)"
         elif name in ROOT_ONLY and status == "warn":
             why = ROOT_ONLY[name]
         elif name == "factors" and status == "warn":
