@@ -227,7 +227,8 @@ root_key() {
 # While mmdebstrap installs the packages, the root's dpkg runs under qemu but unpacks each .deb
 # through this machine's own dpkg-deb (xz decompression natively: about 10x faster than emulated),
 # copied into the root with its few libraries (an x86-64 program runs natively inside the chroot;
-# its /usr/lib/x86_64-linux-gnu does not collide with the root's aarch64 one). All of it is
+# its /usr/lib/x86_64-linux-gnu does not collide with the root's aarch64 one; apt's DPkg::Path
+# puts /usr/local/bin first for the build). All of it is
 # removed again before the root is packed, and the root is checked for leftovers.
 # shellcheck disable=SC2016 # hooks: mmdebstrap runs them with the root as $1
 NATIVE_DPKG_DEB_HOOK='set -e
@@ -247,7 +248,9 @@ marker="$1/usr/local/bin/.smartshelf-native-dpkg-deb"
 rm -f "$1/usr/local/bin/dpkg-deb" "$1/lib64/ld-linux-x86-64.so.2"
 rm -rf "$1/usr/lib/x86_64-linux-gnu"
 if grep -q created-lib64 "$marker"; then rm "$1/lib64"; rmdir "$1/usr/lib64"; fi
-rm -f "$marker"'
+rm -f "$marker"
+conf="$1/etc/apt/apt.conf.d/99mmdebstrap"
+[ ! -f "$conf" ] || sed -i "/DPkg::Path/d" "$conf"'
 
 # build_root SUITE: $CACHE/roots/SUITE-KEY.tar, built with mmdebstrap unless a matching one exists.
 build_root() {
@@ -269,6 +272,7 @@ build_root() {
         --include="$(IFS=,; echo "${ROOT_PACKAGES[*]}")" \
         --aptopt='Acquire::Retries "3"' --dpkgopt='path-exclude=/usr/share/doc/*' \
         --dpkgopt='path-exclude=/usr/share/man/*' --dpkgopt='path-exclude=/usr/share/locale/*' \
+        --aptopt='DPkg::Path "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"' \
         --extract-hook="${NATIVE_DPKG_DEB_HOOK}" --customize-hook="${NATIVE_DPKG_DEB_CLEANUP}" \
         --customize-hook='chroot "$1" dpkg-query -W -f="\${db:Status-Abbrev} \${Package}\n" | grep -v "^ii " && exit 1 || true' \
         --customize-hook='! ls -d "$1"/usr/lib/x86_64-linux-gnu "$1"/usr/local/bin/dpkg-deb "$1"/usr/local/bin/.smartshelf-native-dpkg-deb "$1"/lib64/ld-linux-x86-64.so.2 2>/dev/null | grep .' \
