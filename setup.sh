@@ -51,6 +51,11 @@ read -r -a PIP_FLAGS <<< "${SMARTSHELF_PIP_FLAGS:-}"
 read -r -a UPDATE_FLAGS <<< "${SMARTSHELF_UPDATE_FLAGS:-}"
 SERVICE_USER=smartshelf
 SYSTEM_UNITS=(smartshelf-device.service smartshelf-admin.service smartshelf-firstboot.service)
+TIME_WAIT_UNIT=systemd-time-wait-sync.service
+TIME_WAIT_DROPIN="$TIME_WAIT_UNIT.d/smartshelf.conf"
+# The nightly retrain: the service is started by its timer only (the timer is what is enabled).
+RETRAIN_UNITS=(smartshelf-retrain.service smartshelf-retrain.timer)
+RETRAIN_TIMER=smartshelf-retrain.timer
 KIOSK_UNIT=smartshelf-kiosk.service
 DESKTOP="${SMARTSHELF_DESKTOP:-auto}"
 SYSTEMD="${SMARTSHELF_SYSTEMD:-auto}"
@@ -178,7 +183,10 @@ chromium_package() {
 
 apt_packages() {
     # The distribution's numpy, OpenCV and picamera2 are built together: pip must never replace them.
-    local pkgs=(python3-venv python3-pip python3-numpy python3-opencv python3-picamera2 python3-lgpio git)
+    # python3-setuptools, python3-wheel: `smartshelf update` builds and installs each release with
+    # pip --no-build-isolation (Bookworm's setuptools needs the wheel package for bdist_wheel).
+    local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv
+        python3-picamera2 python3-lgpio git)
     local missing=() p browser="" state
     if ((WITH_DESKTOP)); then
         browser="$(chromium_package)"
@@ -307,7 +315,7 @@ install_unit() {
 # installing the files and daemon-reload), else 0. "systemctl show" fails where systemd is not running.
 units_stale() {
     local unit state
-    for unit in "${SYSTEM_UNITS[@]}"; do
+    for unit in "${SYSTEM_UNITS[@]}" "${RETRAIN_UNITS[@]}"; do
         state="$(systemctl show --property=NeedDaemonReload --value "$unit" 2>/dev/null || true)"
         if [[ "$state" == yes ]]; then
             echo 1
@@ -370,7 +378,7 @@ screen_blanking() {
 units() {
     local unit stale=0
     UNITS_CHANGED=0
-    for unit in "${SYSTEM_UNITS[@]}"; do
+    for unit in "${SYSTEM_UNITS[@]}" "${RETRAIN_UNITS[@]}"; do
         install_unit "$REPO/systemd/$unit" "$UNIT_DIR/$unit"
     done
     install_unit "$REPO/systemd/$KIOSK_UNIT" "$USER_UNIT_DIR/$KIOSK_UNIT"
@@ -378,6 +386,7 @@ units() {
     if ((stale)); then
         say "systemd still has older copies of the units (an earlier run was interrupted?)"
     fi
+    install_unit "$REPO/systemd/$TIME_WAIT_DROPIN" "$UNIT_DIR/$TIME_WAIT_DROPIN"
     if ((UNITS_CHANGED || stale)) && ((!SYSTEMD_RUNNING)); then
         RELEASE_CHANGED=1
     elif ((UNITS_CHANGED || stale)); then
@@ -386,11 +395,15 @@ units() {
     else
         say "systemd units up to date in $UNIT_DIR"
     fi
-    for unit in "${SYSTEM_UNITS[@]}"; do
+    # no RTC on a Pi 4: time-sync.target waits for NTP (bounded by the drop-in above)
+    for unit in "${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER" "$TIME_WAIT_UNIT"; do
         if ((DRY)) || ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
             step systemctl enable "$unit"
         fi
     done
+    if ((SYSTEMD_RUNNING)) && { ((DRY)) || ! systemctl is-active --quiet "$RETRAIN_TIMER" 2>/dev/null; }; then
+        step systemctl start "$RETRAIN_TIMER"
+    fi
     local user="" home="" wants
     if ((WITH_DESKTOP)); then
         user="$(kiosk_user)"
@@ -443,9 +456,9 @@ summary() {
     say "self-check:             sudo -u $SERVICE_USER smartshelf doctor --config $ETC_DIR/config.toml"
     say "logs:                   journalctl -u smartshelf-device -u smartshelf-admin -f"
     if [[ ! -f "$DATA_DIR/factors.npz" ]]; then
-        say "note: no factor file $DATA_DIR/factors.npz yet: the shelf ranks with a catalogue prior of the products"
-        say "      entered on the admin page until one is installed, e.g. from a catalogue CSV:"
-        say "      sudo -u $SERVICE_USER smartshelf factors prior --catalog catalog.csv --out $DATA_DIR/factors.npz"
+        say "note: no factor file $DATA_DIR/factors.npz yet: the shelf suggests the products entered on the"
+        say "      admin page from their details (gender, category, price, what sells); the nightly retrain"
+        say "      (smartshelf-retrain.timer) learns from the till's sales once there are enough"
     fi
 }
 

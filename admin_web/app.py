@@ -5,18 +5,21 @@ Config keys (a dict; missing keys come from the smartshelf config file, then def
 DATA_DIR, DEVICE_URL, SHELF_NAME, CONVERSION_WINDOW_S (from the TOML config's shelf/admin sections),
 SECRET_KEY (default: ``<data_dir>/secret_key``, created once, 0600), LOGIN_MAX_FAILURES (5),
 LOGIN_WINDOW_S (300), MAX_CONTENT_LENGTH (16 MiB), MAX_IMAGE_BYTES (5 MiB), DEVICE_TIMEOUT_S (2),
+RUNTIME_DIR (where the device's status.json is; default /run/smartshelf if it exists, else DATA_DIR),
 DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path).
 
-Extension points for other areas:
+The smartshelf config is loaded once per process into a :class:`ConfigSource` (reloaded when the
+file changes); views read it with ``admin_web.appconfig.smartshelf_config()``.
+
+Extension points for other areas (``admin_web.registry``, imported by the areas, not this module):
 * ``app.register_blueprint(...)`` in :func:`create_app` (see the marked line),
-* :func:`add_nav_link` (a link in the top navigation),
-* :func:`register_dashboard_panel` (a panel in the dashboard's ``{% block conversion %}``).
+* ``registry.add_nav_link`` (a link in the top navigation),
+* ``registry.register_dashboard_panel`` (a panel in the dashboard's ``{% block conversion %}``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -25,10 +28,13 @@ from flask import Flask, jsonify, render_template, request
 from markupsafe import Markup
 from werkzeug.exceptions import HTTPException
 
-from admin_web import db, security
+from admin_web import db, registry, security
+from admin_web.appconfig import CONFIG_KEY
 from admin_web.products import format_price, stock_state
+from smartshelf.core.config import ConfigSource
 
 logger = logging.getLogger(__name__)
+
 
 DEFAULTS: dict[str, Any] = {
     "LOGIN_MAX_FAILURES": 5,
@@ -44,33 +50,17 @@ DEFAULTS: dict[str, Any] = {
     "JSON_SORT_KEYS": False,
 }
 
-#: A dashboard panel: called per request, returns {"title": str, "html": Markup} or None to hide.
-DashboardPanel = Callable[[], "dict[str, Any] | None"]
-
-
-def _from_smartshelf_config(path: str | None) -> dict[str, Any]:
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
-
-    if path is None and not DEFAULT_CONFIG_PATH.exists():
-        cfg = load_config(None)
-    else:
-        cfg = load_config(path or DEFAULT_CONFIG_PATH)
+def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
+    cfg = source.get()
     return {
         "DATA_DIR": str(cfg.data_dir),
+        "RUNTIME_DIR": str(cfg.runtime_dir),
         "DEVICE_URL": cfg.admin.device_url,
         "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
+        # None: <DATA_DIR>/factors.npz, whatever data dir the app is given
+        "FACTORS_PATH": str(cfg.recommend.factors) if cfg.recommend.factors else None,
     }
-
-
-def add_nav_link(app: Flask, endpoint: str, label: str) -> None:
-    """Add a link to the top navigation (e.g. the terminals area's index page)."""
-    app.extensions.setdefault("smartshelf.nav", []).append((endpoint, label))
-
-
-def register_dashboard_panel(app: Flask, panel: DashboardPanel) -> None:
-    """Show ``panel()``'s result on the dashboard (the conversion-by-segment place)."""
-    app.extensions.setdefault("smartshelf.dashboard_panels", []).append(panel)
 
 
 def _security_headers(response: Any) -> Any:
@@ -98,14 +88,19 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     config = dict(config or {})
     app = Flask(__name__, instance_relative_config=False)
     app.config.update(DEFAULTS)
-    if "DATA_DIR" not in config or "DEVICE_URL" not in config:
-        for key, value in _from_smartshelf_config(config.get("SMARTSHELF_CONFIG")).items():
-            config.setdefault(key, value)
+    # The one config of this process: the file named by SMARTSHELF_CONFIG, else the default path if
+    # present, else the defaults; the process-level keys (data dir, device URL) are taken from it once.
+    source = ConfigSource(config.get("SMARTSHELF_CONFIG"))
+    app.extensions[CONFIG_KEY] = source
+    for key, value in _from_smartshelf_config(source).items():
+        config.setdefault(key, value)
     config.setdefault("SHELF_NAME", "smartshelf")
     config.setdefault("CONVERSION_WINDOW_S", 600)
     app.config.update(config)
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
+    if not app.config.get("FACTORS_PATH"):
+        app.config["FACTORS_PATH"] = str(data_dir / "factors.npz")
     if not app.config.get("SECRET_KEY"):
         from admin_web.accounts import load_or_create_secret_key
 
@@ -113,13 +108,11 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     security.install(app)
-    app.extensions.setdefault("smartshelf.nav", [])
-    app.extensions.setdefault("smartshelf.dashboard_panels", [])
 
     from admin_web.terminals.views import init_app as init_terminals
-    from admin_web.views import api, auth, insight, inventory, privacy, slots
+    from admin_web.views import api, auth, insight, inventory, privacy, settings, slots
 
-    for module in (auth, inventory, slots, insight, privacy, api):
+    for module in (auth, inventory, slots, insight, privacy, settings, api):
         app.register_blueprint(module.bp)
     # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
     init_terminals(app)
@@ -133,7 +126,7 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     def _globals() -> dict[str, Any]:
         return {
             "shelf_name": app.config["SHELF_NAME"],
-            "nav_links": [(e, label) for e, label in app.extensions["smartshelf.nav"] if e in app.view_functions],
+            "nav_links": registry.nav_links(app),
         }
 
     app.jinja_env.globals["Markup"] = Markup

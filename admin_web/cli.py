@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from smartshelf.core.config import resolve_runtime_dir
 from smartshelf.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -74,16 +75,13 @@ def register(subparsers: Any) -> None:
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import load_effective_config
 
-    config_path = getattr(args, "config", None)
-    if config_path is None and not DEFAULT_CONFIG_PATH.exists():
-        cfg = load_config(None)
-    else:
-        cfg = load_config(config_path or DEFAULT_CONFIG_PATH)
+    cfg = load_effective_config(getattr(args, "config", None))
     data_dir = Path(getattr(args, "data_dir", None) or cfg.data_dir)
     return {
-        "DATA_DIR": str(data_dir), "DEVICE_URL": cfg.admin.device_url, "SHELF_NAME": cfg.shelf.name,
+        "DATA_DIR": str(data_dir), "RUNTIME_DIR": str(resolve_runtime_dir(cfg.shelf.runtime_dir, data_dir)),
+        "DEVICE_URL": cfg.admin.device_url, "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s, "HOST": cfg.admin.host, "PORT": cfg.admin.port,
         "SMARTSHELF_CONFIG": str(cfg.source) if cfg.source else None,
     }

@@ -19,7 +19,12 @@ from admin_web.repository import InventoryRepository
 
 def init_app(app: Flask) -> None:
     data_dir = Path(app.config["DATA_DIR"])
-    repository = InventoryRepository(data_dir)
+    from admin_web.appconfig import CONFIG_KEY
+
+    source = app.extensions.get(CONFIG_KEY)
+    repository = InventoryRepository(
+        data_dir, configured_slots=(lambda: source.get().slots) if source is not None else None
+    )
     accounts = AccountStore(data_dir)
     # read both files now: a corrupt file is restored from its last good copy (or the start fails
     # with a StorageError that says how to restore) before the first request, not during one
@@ -45,3 +50,11 @@ def get_event_reader() -> EventReader:
 
 def get_data_dir() -> Path:
     return Path(current_app.config["DATA_DIR"])
+
+
+def get_runtime_dir() -> Path:
+    """Where the device writes status.json (RUNTIME_DIR; default /run/smartshelf if it exists, else DATA_DIR)."""
+    from smartshelf.core.config import resolve_runtime_dir
+
+    configured = current_app.config.get("RUNTIME_DIR")
+    return resolve_runtime_dir(Path(configured) if configured else None, get_data_dir())

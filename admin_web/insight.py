@@ -1,14 +1,16 @@
 """Read-only views of the device's files: decision events (impressions) and status.json.
 
-Events live in ``<data_dir>/events/YYYY-MM-DD.json`` (TinyDB, default table, one file per UTC
-day, written by the device). Each file is summarised once per version (keyed on its stat), so a
-dashboard request re-reads only the file that changed (today's).
+Events live in ``<data_dir>/events.sqlite3`` (SQLite, written by the device, read here through a
+read-only connection). Each UTC day is summarised once per version (keyed on its event count and
+newest row id, one indexed query), so a dashboard request re-reads only the day that changed
+(today's).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from smartshelf.core.errors import StorageError
-from smartshelf.core.storage import AtomicJSONStorage
+from smartshelf.core.sqlite import open_readonly
 
 logger = logging.getLogger(__name__)
 
@@ -82,39 +84,66 @@ def summarise(events: list[dict[str, Any]]) -> DaySummary:
 
 
 class EventReader:
-    """Cached per-day summaries of the device's event files (read-only)."""
+    """Cached per-day summaries of the device's event database (read-only)."""
 
-    def __init__(self, data_dir: str | Path) -> None:
-        self.events_dir = Path(data_dir) / "events"
+    EVENTS_FILE = "events.sqlite3"
+
+    def __init__(self, data_dir: str | Path | None = None, *, path: str | Path | None = None) -> None:
+        if path is None:
+            if data_dir is None:
+                raise TypeError("EventReader needs data_dir or path")
+            path = Path(data_dir) / self.EVENTS_FILE
+        self.path = Path(path)
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[tuple[int, int, int], DaySummary, list[dict[str, Any]]]] = {}
+        self._conn: sqlite3.Connection | None = None
+        self._cache: dict[str, tuple[tuple[int, int], DaySummary, list[dict[str, Any]]]] = {}
+
+    def _connection(self) -> sqlite3.Connection | None:
+        if self._conn is None:
+            self._conn = open_readonly(self.path)
+        return self._conn
 
     def _load(self, day: date) -> tuple[DaySummary, list[dict[str, Any]]]:
-        path = self.events_dir / f"{day.isoformat()}.json"
-        try:
-            st = path.stat()
-        except FileNotFoundError:
-            return DaySummary(), []
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
+        return self.load_day(day)[1:]
+
+    def load_day(self, day: date) -> tuple[tuple[int, int], DaySummary, list[dict[str, Any]]]:
+        """(version key, summary, events) of one UTC day; the key changes whenever the day's events do."""
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC).timestamp()
+        end = start + 86400
         with self._lock:
-            hit = self._cache.get(path.name)
-            if hit and hit[0] == key:
-                return hit[1], hit[2]
-        try:
-            data = AtomicJSONStorage(path, read_only=True).read() or {}
-        except StorageError as exc:
-            logger.warning("skipping unreadable events file: %s", exc)
-            return DaySummary(), []
+            try:
+                conn = self._connection()
+                if conn is None:
+                    return (0, 0), DaySummary(), []
+                count, newest = conn.execute(
+                    "SELECT count(*), coalesce(max(id), 0) FROM events WHERE time >= ? AND time < ?",
+                    (start, end)).fetchone()
+                key = (int(count), int(newest))
+                hit = self._cache.get(day.isoformat())
+                if hit and hit[0] == key:
+                    return hit
+                rows = conn.execute("SELECT doc FROM events WHERE time >= ? AND time < ? ORDER BY time, id",
+                                    (start, end)).fetchall()
+            except (StorageError, sqlite3.Error) as exc:
+                logger.warning("cannot read the device's events from %s: %s", self.path, exc)
+                if self._conn is not None:
+                    self._conn.close()
+                self._conn = None
+                return (0, 0), DaySummary(), []
         events: list[dict[str, Any]] = []
-        for table in data.values():
-            events.extend(d for d in table.values() if isinstance(d, dict))
-        events.sort(key=lambda e: e.get("time") if isinstance(e.get("time"), (int, float)) else 0.0)
+        for (raw,) in rows:
+            try:
+                doc = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(doc, dict):
+                events.append(doc)
         summary = summarise(events)
         with self._lock:
-            self._cache[path.name] = (key, summary, events)
+            self._cache[day.isoformat()] = (key, summary, events)
             if len(self._cache) > 64:
                 self._cache.pop(min(self._cache))
-        return summary, events
+        return key, summary, events
 
     def day(self, day: date) -> DaySummary:
         """Counts of one UTC day's file (parsed once per version of the file)."""
@@ -196,9 +225,9 @@ def totals(reader: EventReader, days: int, now: float | None = None) -> Totals:
     return out
 
 
-def read_status(data_dir: str | Path, *, stale_s: float, now: float | None = None) -> dict[str, Any]:
-    """The device's status.json plus ``running`` (False when missing, unreadable or stale)."""
-    path = Path(data_dir) / "status.json"
+def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = None) -> dict[str, Any]:
+    """The device's status.json (in its runtime dir) plus ``running`` (False when missing, unreadable or stale)."""
+    path = Path(runtime_dir) / "status.json"
     now = time.time() if now is None else now
     try:
         status = json.loads(path.read_bytes())

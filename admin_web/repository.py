@@ -1,6 +1,10 @@
-"""The one place that touches store.json (products, slots, and for the terminals area sales/terminals).
+"""The one place that touches store.json (products, slots, terminals, and the sales ledger's mark).
 
-Every read and write goes through an :class:`InventoryRepository`; views never call TinyDB.
+Every read and write goes through an :class:`InventoryRepository`; views never call TinyDB, and the
+terminals area (:class:`~admin_web.terminals.ledger.TerminalLedger`) changes stock and terminals
+through :meth:`InventoryRepository.transaction` too, so the admin process has one owner of the file,
+one lock and one transaction helper. (The sales themselves live in their own append-only file,
+``ledger.sqlite3``, owned by the TerminalLedger.)
 Thread safety: one re-entrant thread lock serialises all access inside the process; writes also
 hold the inter-process :class:`~smartshelf.core.storage.FileLock` (CLI commands take it too), so each
 read-modify-write is atomic. Multi-table changes use :meth:`InventoryRepository.transaction`,
@@ -11,16 +15,54 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.products import now_iso, stock_state, validate_product, validate_slot
-from smartshelf.core.storage import FileLock, open_db, write_transaction
+from admin_web.shop import ShopSettings, settings_from_doc, validate_settings
+from smartshelf.core.storage import FileLock, SkipWrite, open_db, write_transaction
 
 STORE_FILE = "store.json"
-TABLES = ("products", "slots", "sales", "terminals")
+TABLES = ("products", "slots", "terminals", "settings", "meta")
+
+
+class SlotTaken(Conflict):
+    """Putting a product on a slot would take another product off the shelf (or move this one from
+    its slot): nothing changed; repeat with ``move=True`` to do it. ``displaced`` is the product now
+    on the slot (sku, name, slot) or None, ``moved_from`` the slot the product leaves or None."""
+
+    def __init__(self, sku: str, slot: str, displaced: dict[str, Any] | None, moved_from: str | None) -> None:
+        parts = []
+        if displaced is not None:
+            parts.append(f"slot {slot} holds {displaced['sku']} ({displaced.get('name')}), which would be taken off the shelf")
+        if moved_from is not None:
+            parts.append(f"{sku} would leave slot {moved_from}")
+        super().__init__("; ".join(parts) + ": confirm the move to do it")
+        self.sku = sku
+        self.slot = slot
+        self.displaced = displaced
+        self.moved_from = moved_from
+
+
+@dataclass(frozen=True)
+class Saved:
+    """A saved product and what the save moved: the product taken off ``doc['slot']``, the slot it left."""
+
+    doc: dict[str, Any]
+    displaced: dict[str, Any] | None = None
+    moved_from: str | None = None
+
+    def moves(self) -> list[str]:
+        """What happened to the shelf, in words (empty when nothing moved)."""
+        out = []
+        if self.moved_from:
+            out.append(f"{self.doc['sku']} moved from slot {self.moved_from} to {self.doc['slot'] or 'no slot'}")
+        if self.displaced:
+            out.append(f"{self.displaced['sku']} ({self.displaced.get('name')}) was taken off slot {self.displaced['slot']}")
+        return out
 
 
 class StoreTransaction:
@@ -32,6 +74,26 @@ class StoreTransaction:
 
     def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
         self._tables = tables
+
+    @property
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """All raw tables (for code that computes new tables, such as the terminals' apply)."""
+        return self._tables
+
+    def replace_tables(self, tables: dict[str, dict[str, Any]]) -> None:
+        """Make ``tables`` the content written at the end of the transaction."""
+        self._tables.clear()
+        self._tables.update(tables)
+
+    def skip(self) -> None:
+        """End the transaction here without writing (nothing changed)."""
+        raise SkipWrite
+
+    def meta(self, key: str, default: Any = None) -> Any:
+        return self.table("meta").get("1", {}).get(key, default)
+
+    def set_meta(self, key: str, value: Any) -> None:
+        self.table("meta").setdefault("1", {})[key] = value
 
     def table(self, name: str) -> dict[str, dict[str, Any]]:
         return self._tables.setdefault(name, {})
@@ -66,7 +128,9 @@ class StoreTransaction:
 class InventoryRepository:
     """Products and slots in ``<data_dir>/store.json`` (TinyDB through AtomicJSONStorage)."""
 
-    def __init__(self, data_dir: str | Path) -> None:
+    def __init__(self, data_dir: str | Path, *, configured_slots: Callable[[], Iterable[str]] | None = None) -> None:
+        #: Slot names from the config (``[slots]``), used when store.json has no slots table yet.
+        self.configured_slots = configured_slots or (lambda: ())
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / STORE_FILE
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -81,10 +145,19 @@ class InventoryRepository:
             self.db.close()
 
     @contextlib.contextmanager
-    def transaction(self) -> Iterator[StoreTransaction]:
-        """Lock, read store.json once, yield a :class:`StoreTransaction`, write once on success."""
-        with self._lock, self.file_lock, write_transaction(self.db) as tables:
+    def transaction(self, *, durable: bool = True) -> Iterator[StoreTransaction]:
+        """Lock, read store.json once, yield a :class:`StoreTransaction`, write once on success.
+
+        ``durable=False`` writes without fsyncs (still atomic): only for changes that are durable in
+        another file already (a sale's stock change, replayed from the sales ledger after a power cut).
+        """
+        with self._lock, self.file_lock, write_transaction(self.db, durable=durable) as tables:
             yield StoreTransaction(tables)
+
+    def tables(self) -> dict[str, dict[str, Any]]:
+        """The current raw tables, read-only (never mutate them): shared with the storage's cache."""
+        with self._lock:
+            return self.db.storage.read() or {}
 
     @contextlib.contextmanager
     def reading(self) -> Iterator[None]:
@@ -148,32 +221,74 @@ class InventoryRepository:
             raise NotFound(f"no product with sku {sku!r}")
         return dict(doc)
 
-    def _check_slot_free(self, tx: StoreTransaction, slot: str | None, sku: str) -> None:
-        if slot is None:
-            return
-        for other in tx.find("products", slot=slot):
-            if other["sku"] != sku:
-                raise ValidationError("slot", f"slot {slot} already holds product {other['sku']}")
+    # -- shop settings ------------------------------------------------------------------------
+    def settings(self) -> ShopSettings:
+        with self._lock:
+            docs = self.db.table("settings").all()
+        return settings_from_doc(docs[0] if docs else None)
 
-    def create_product(self, data: Mapping[str, Any]) -> dict[str, Any]:
-        doc = validate_product(data)
+    def set_settings(self, data: Mapping[str, Any]) -> ShopSettings:
         with self.transaction() as tx:
-            if tx.product(doc["sku"]) is not None:
-                raise Conflict(f"a product with sku {doc['sku']!r} already exists")
-            self._check_slot_free(tx, doc["slot"], doc["sku"])
-            tx.insert("products", doc)
-        return doc
+            table = tx.table("settings")
+            current = settings_from_doc(next(iter(table.values()), None))
+            new = validate_settings(data, current)
+            table.clear()
+            table["1"] = new.to_dict()
+        return new
 
-    def update_product(self, sku: str, data: Mapping[str, Any]) -> dict[str, Any]:
+    def slot_names(self, tx: StoreTransaction | None = None) -> set[str]:
+        """The shelf's slots: store.json's slots table, else the config's ``[slots]`` (may be empty)."""
+        if tx is not None:
+            names = {str(d["slot"]) for d in tx.all("slots")}
+        else:
+            with self._lock:
+                names = {str(d["slot"]) for d in self.db.table("slots").all()}
+        return names or {str(s) for s in self.configured_slots()}
+
+    def _settings_in(self, tx: StoreTransaction) -> ShopSettings:
+        return settings_from_doc(next(iter(tx.table("settings").values()), None))
+
+    def _place(self, tx: StoreTransaction, doc: dict[str, Any], previous_slot: str | None, move: bool) -> Saved:
+        """Check (and with ``move`` make) room for ``doc`` on its slot; raises SlotTaken otherwise."""
+        slot = doc.get("slot")
+        holder = None
+        if slot is not None:
+            holder = next((p for p in tx.find("products", slot=slot) if p["sku"] != doc["sku"]), None)
+        moved_from = previous_slot if previous_slot and slot and previous_slot != slot else None
+        displaced = {"sku": holder["sku"], "name": holder.get("name"), "slot": slot} if holder else None
+        if (displaced or moved_from) and not move:
+            raise SlotTaken(doc["sku"], str(slot), displaced, moved_from)
+        if holder is not None:
+            holder["slot"] = None
+            holder["updated_at"] = now_iso()
+        return Saved(doc, displaced, moved_from)
+
+    def create_product(self, data: Mapping[str, Any], *, move: bool = False) -> dict[str, Any]:
+        return self.save_product(data, move=move).doc
+
+    def update_product(self, sku: str, data: Mapping[str, Any], *, move: bool = False) -> dict[str, Any]:
+        return self.save_product(data, sku=sku, move=move).doc
+
+    def save_product(self, data: Mapping[str, Any], *, sku: str | None = None, move: bool = False) -> Saved:
+        """Create (``sku`` None) or update a product. Putting it on a slot another product holds, or
+        moving it from its slot, raises :class:`SlotTaken` (nothing changed) unless ``move``."""
         with self.transaction() as tx:
+            shop, slots = self._settings_in(tx), self.slot_names(tx)
+            if sku is None:
+                doc = validate_product(data, shop=shop, slots=slots)
+                if tx.product(doc["sku"]) is not None:
+                    raise Conflict(f"a product with sku {doc['sku']!r} already exists")
+                saved = self._place(tx, doc, None, move)
+                tx.insert("products", doc)
+                return saved
             current = tx.product(sku)
             if current is None:
                 raise NotFound(f"no product with sku {sku!r}")
-            doc = validate_product(data, existing=current)
-            self._check_slot_free(tx, doc["slot"], sku)
+            doc = validate_product(data, existing=current, shop=shop, slots=slots if "slot" in data else None)
+            saved = self._place(tx, doc, current.get("slot"), move)
             current.clear()
             current.update(doc)
-        return dict(doc)
+        return Saved(dict(doc), saved.displaced, saved.moved_from)
 
     def set_image(self, sku: str, image: str | None) -> str | None:
         """Set the product's image file name; returns the previous one (for the caller to delete)."""
@@ -213,7 +328,7 @@ class InventoryRepository:
         For existing products the fields named in ``keep`` (e.g. stock, slot for a catalogue
         import) and the image keep their current values.
         """
-        keep = set(keep) | {"image"}
+        keep = set(keep) | {"image", "sold"}
         created = updated = 0
         with self.transaction() as tx:
             by_sku = {d["sku"]: d for d in tx.table("products").values()}
@@ -267,19 +382,22 @@ class InventoryRepository:
                 product["slot"] = None
                 product["updated_at"] = now_iso()
 
-    def assign_slot(self, slot: str, sku: str | None) -> None:
-        """Put product ``sku`` (or nothing) in ``slot``; the product previously there is unassigned."""
+    def assign_slot(self, slot: str, sku: str | None, *, move: bool = False) -> Saved | None:
+        """Put product ``sku`` (or nothing) in ``slot``. Taking another product off the slot or moving
+        ``sku`` from its own slot raises :class:`SlotTaken` (nothing changed) unless ``move``."""
         with self.transaction() as tx:
             if tx.find_one("slots", slot=slot) is None:
                 raise NotFound(f"no slot {slot!r}")
-            target = None
-            if sku:
-                target = tx.product(sku)
-                if target is None:
-                    raise NotFound(f"no product with sku {sku!r}")
-            for product in tx.find("products", slot=slot):
-                product["slot"] = None
-                product["updated_at"] = now_iso()
-            if target is not None:
-                target["slot"] = slot
-                target["updated_at"] = now_iso()
+            if not sku:
+                for product in tx.find("products", slot=slot):
+                    product["slot"] = None
+                    product["updated_at"] = now_iso()
+                return None
+            target = tx.product(sku)
+            if target is None:
+                raise NotFound(f"no product with sku {sku!r}")
+            previous = target.get("slot")
+            saved = self._place(tx, {**target, "slot": slot}, previous, move)
+            target["slot"] = slot
+            target["updated_at"] = now_iso()
+            return Saved(dict(target), saved.displaced, saved.moved_from)

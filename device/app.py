@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_effective_config
 from smartshelf.core.errors import ImageError, SmartShelfError
 from smartshelf.core.types import Decision
 
@@ -46,9 +46,7 @@ def register(subparsers: Any) -> None:
 
 
 def _config_from(path: Path | None) -> Config:
-    if path is None and DEFAULT_CONFIG_PATH.exists():
-        path = DEFAULT_CONFIG_PATH
-    return load_config(path)
+    return load_effective_config(path)
 
 
 # ---------------------------------------------------------------------------------------- run
@@ -106,8 +104,9 @@ def _check(config: Config) -> int:
         FactorModel.load(config.factors_path)
     else:
         logger.warning(
-            "no factor file at %s: the shelf will rank with the catalogue prior of its products until one is "
-            "installed (smartshelf factors prior --catalog CSV --out %s)", config.factors_path, config.factors_path,
+            "no factor file at %s: the shelf ranks the products on its slots with the catalogue prior (their "
+            "gender, category, price and sales) until the nightly retrain (smartshelf-retrain.timer) installs one",
+            config.factors_path,
         )
     print(f"config OK: {config.source or 'defaults'}")
     return 0
@@ -162,7 +161,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     time.sleep(max(0.0, period - (time.monotonic() - started)))
             if not args.json:
                 stats = shelf.controller.stats
-                kept = f"events in {data_dir / 'events'}" if args.data_dir else "use --data-dir to keep the events"
+                kept = f"events in {data_dir / 'events.sqlite3'}" if args.data_dir else "use --data-dir to keep the events"
                 print(f"{stats.frames} frames, {stats.faces} with a face, {stats.decisions} decision(s); {kept}")
         except KeyboardInterrupt:
             pass

@@ -201,7 +201,8 @@ class ShelfController:
         if self.visit is None or self.visit.gone(now, self.config.visit):
             self._end_visit()
             self._visit_counter += 1
-            control = self.rng.random() < self.config.recommend.generic_share
+            share = self.store.generic_share
+            control = self.rng.random() < (self.config.recommend.generic_share if share is None else share)
             self.visit = Visit(self._visit_counter, started=now, control=control)
             logger.debug("visit %d started", self._visit_counter)
         visit = self.visit
@@ -283,12 +284,12 @@ class ShelfController:
     ) -> dict[str, Any]:
         item = product.screen_fields()
         pairs_n = self.config.recommend.pairs_n
-        if pairs_n and product.item_id is not None:
+        if pairs_n:
             picked = {r.item_id for r in picks}
             others = [i for i in candidates if i not in picked]
             item["pairs"] = [
                 {"sku": candidates[r.item_id].sku, "name": candidates[r.item_id].name, "slot": candidates[r.item_id].slot}
-                for r in ranker.pairs_with(product.item_id, n=pairs_n, candidates=others)
+                for r in ranker.pairs_with(product.sku, n=pairs_n, candidates=others)
             ]
         return item
 

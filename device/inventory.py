@@ -34,6 +34,8 @@ class Product:
     slot: str | None = None
     item_id: str | None = None
     image: str | None = None
+    #: Units sold through the paired terminals (kept by the admin), for the catalogue prior.
+    sold: int = 0
 
     @classmethod
     def from_doc(cls, doc: Mapping[str, Any]) -> Product:
@@ -49,6 +51,7 @@ class Product:
             slot=None if doc.get("slot") in (None, "") else str(doc["slot"]),
             item_id=None if doc.get("item_id") in (None, "") else str(doc["item_id"]),
             image=doc.get("image"),
+            sold=max(0, int(doc.get("sold") or 0)),
         )
 
     def screen_fields(self) -> dict[str, Any]:
@@ -72,6 +75,8 @@ class StoreView:
         self.default_slot_pins = dict(default_slot_pins or {})
         self.products: dict[str, Product] = {}
         self.slot_pins: dict[str, int | None] = dict(self.default_slot_pins)
+        #: The A/B control share staff set in the shop settings (None: not set, use the config's).
+        self.generic_share: float | None = None
         #: Incremented whenever the view changes (products or slots), for derived caches.
         self.version = 0
         self._stamp: tuple[int, int] | None = None
@@ -99,21 +104,29 @@ class StoreView:
                 product = Product.from_doc(doc)
                 products[product.sku] = product
             slots = {str(d["slot"]): (None if d.get("pin") is None else int(d["pin"])) for d in db.table("slots").all()}
+            settings = db.table("settings").all()
             db.close()
+            share = settings[0].get("generic_share") if settings else None
+            share = float(share) if isinstance(share, (int, float)) and 0.0 <= float(share) <= 1.0 else None
         except (SmartShelfError, OSError, KeyError, TypeError, ValueError) as exc:
             logger.error("cannot read %s (%s); keeping the previous product list", self.path, exc)
             return False
         self._stamp = stamp
         self.products = products
         self.slot_pins = slots or dict(self.default_slot_pins)
+        self.generic_share = share
         self.version += 1
         logger.info("store view: %d products, %d slots from %s", len(products), len(self.slot_pins), self.path)
         return True
 
+    def on_slots(self) -> list[Product]:
+        """Products placed on a slot (what the shelf may light), in or out of stock."""
+        return [p for p in self.products.values() if p.slot is not None]
+
     def candidates(self) -> dict[str, Product]:
-        """item_id -> product for what the shelf can recommend: in stock, on a slot, in the factor file."""
-        out: dict[str, Product] = {}
-        for product in self.products.values():
-            if product.stock > 0 and product.slot is not None and product.item_id is not None:
-                out.setdefault(product.item_id, product)
-        return out
+        """sku -> product for what the shelf can recommend: in stock and on a slot.
+
+        Whatever ids a product has: the store model (:mod:`device.recommend.blend`) ranks products the
+        factor file does not know by the catalogue prior.
+        """
+        return {p.sku: p for p in self.products.values() if p.stock > 0 and p.slot is not None}

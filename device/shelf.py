@@ -25,6 +25,7 @@ from device.inference import DETECTOR_FILES, create_age_gender, create_detector
 from device.inference.age_gender import AgeGenderModel
 from device.inference.detector import BlazeFaceDetector
 from device.inventory import STORE_FILE, StoreView
+from device.recommend.blend import Coverage, model_key, store_model
 from device.recommend.factors import FactorModel, FactorWatcher
 from device.recommend.ranker import Ranker
 from device.sensors.camera import ReconnectingCamera, create_camera
@@ -37,15 +38,21 @@ from smartshelf.core.storage import atomic_write_json
 logger = logging.getLogger(__name__)
 
 STATUS_FILE = "status.json"
+#: Whether staff paused the camera: survives restarts and reboots (status.json lives in /run).
+PAUSE_FILE = "paused.json"
 
 
 class FactorRankers:
-    """RankerSource over the factor file: a new Ranker whenever the file is replaced.
+    """RankerSource over the store's products and the factor file (when there is one).
 
-    A shelf that has no factor file yet (a fresh install, before any sales) ranks with the
-    catalogue prior built in memory from the store's own products, rebuilt when the products change,
-    until a factor file appears (then it switches to the file without a restart). A factor file
-    that exists but is corrupt still stops start-up.
+    With a store, the shelf ranks its own products, whatever ids they have
+    (:func:`device.recommend.blend.store_model`): products the factor file knows (by item id, else by
+    sku) are scored by it, the others (all of them, before a factor file exists) by the catalogue
+    prior built in memory, blended in. The model is rebuilt when the products on slots or the factor
+    file change (not on stock changes); a factor file installed later is picked up without a restart.
+    A factor file that exists but is corrupt still stops start-up.
+
+    Without a store (tools, the bench), it ranks the factor file's items directly.
     """
 
     def __init__(self, path: Path, store: StoreView | None = None) -> None:
@@ -54,31 +61,52 @@ class FactorRankers:
         self.watcher: FactorWatcher | None = None
         self._model: FactorModel | None = None
         self._ranker: Ranker | None = None
-        self._prior_version = -1
+        self._built_for: tuple[int, int] | None = None
+        self._key: tuple[Any, ...] | None = None
+        self.coverage: Coverage = Coverage((), ())
         if store is None or self.path.exists():
             self.watcher = FactorWatcher(self.path)
         else:
             logger.warning(
-                "no factor file at %s: ranking with the catalogue prior of the store's products until one is "
-                "installed (smartshelf factors prior / retrain)", self.path,
+                "no factor file at %s: ranking the store's products with the catalogue prior until one is "
+                "installed (smartshelf factors retrain)", self.path,
             )
-            self._build_prior()
 
-    def _build_prior(self) -> None:
-        from device.recommend.prior import prior_from_products
+    def _factors(self) -> FactorModel | None:
+        return self.watcher.current if self.watcher is not None else None
 
+    def _rebuild(self) -> None:
         assert self.store is not None
-        self._prior_version = self.store.version
-        model = prior_from_products(list(self.store.products.values()))
+        factors = self._factors()
+        stamp = (self.store.version, id(factors))
+        if stamp == self._built_for:
+            return
+        self._built_for = stamp
+        products = self.store.on_slots()
+        key = (id(factors), model_key(products, {p.sku: p.sold for p in products}))
+        if key == self._key:
+            return
+        self._key = key
+        model, self.coverage = store_model(products, factors)
+        self._model = model
+        self._ranker = Ranker(model) if model is not None else None
         if model is not None:
-            self._model, self._ranker = model, Ranker(model)
+            logger.info(
+                "ranking %d product(s) on slots: %d by the factor file, %d by the catalogue prior",
+                model.n_items, len(self.coverage.by_factor_file), len(self.coverage.by_prior),
+            )
 
     def ranker(self) -> Ranker:
-        if self.watcher is not None and self.watcher.current is not self._model:
-            self._model = self.watcher.current
-            self._ranker = Ranker(self._model)
+        if self.store is None:
+            assert self.watcher is not None
+            if self.watcher.current is not self._model:
+                self._model = self.watcher.current
+                self._ranker = Ranker(self._model)
+            assert self._ranker is not None
+            return self._ranker
+        self._rebuild()
         if self._ranker is None:
-            raise ModelError(f"no factor file at {self.path} and no products with an item id to rank")
+            raise ModelError("no products are on a slot: nothing to rank")
         return self._ranker
 
     def maybe_reload(self) -> bool:
@@ -90,16 +118,19 @@ class FactorRankers:
             except ModelError as exc:
                 logger.error("NOT using the new factor file: %s; keeping the catalogue prior", exc)
                 return False
-            logger.info("factor file %s installed; leaving the catalogue prior", self.path)
-            return True
-        if self.store is not None and self.store.version != self._prior_version:
-            self._build_prior()
+            logger.info("factor file %s installed; products it does not know keep the catalogue prior", self.path)
             return True
         return False
 
     def describe(self) -> dict[str, Any]:
-        meta = dict(self._model.metadata) if self._model is not None else None
-        return {"path": str(self.path), "in_memory_prior": self.watcher is None, "version": meta}
+        if self.store is not None:
+            self._rebuild()
+        factors = self._factors()
+        meta = dict(factors.metadata) if factors is not None else None
+        out: dict[str, Any] = {"path": str(self.path), "in_memory_prior": factors is None, "version": meta}
+        if self.store is not None:
+            out["coverage"] = self.coverage.to_dict()
+        return out
 
 
 @dataclass
@@ -112,7 +143,9 @@ class Shelf:
     kiosk: KioskServer | None
     status_path: Path
     closers: list[Callable[[], None]] = field(default_factory=list)
+    pause_path: Path | None = None
     _last_status: float = 0.0
+    _saved_paused: bool | None = None
 
     def status(self) -> dict[str, Any]:
         c = self.controller
@@ -147,10 +180,23 @@ class Shelf:
         if now - self._last_status < every_s:
             return
         self._last_status = now
+        status = self.status()
         try:
-            atomic_write_json(self.status_path, self.status())
+            # runtime state in /run (tmpfs): atomic for readers, no fsync (it need not survive a reboot)
+            atomic_write_json(self.status_path, status, durable=False)
         except OSError as exc:
             logger.warning("cannot write %s: %s", self.status_path, exc)
+        self._save_paused(bool(status["paused"]))
+
+    def _save_paused(self, paused: bool) -> None:
+        """Keep staff's pause on disk when it changes (rare), so a reboot does not resume the camera."""
+        if self.pause_path is None or paused == self._saved_paused:
+            return
+        try:
+            atomic_write_json(self.pause_path, {"paused": paused, "at": time.time()})
+            self._saved_paused = paused
+        except OSError as exc:
+            logger.warning("cannot write %s: %s", self.pause_path, exc)
 
     def close(self) -> None:
         for close in reversed(self.closers):
@@ -171,11 +217,14 @@ def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector, AgeGenderModel]:
         raise
 
 
-def _previously_paused(status_path: Path) -> bool:
-    try:
-        return bool(json.loads(status_path.read_text()).get("paused", False))
-    except (OSError, ValueError, AttributeError):
-        return False
+def _previously_paused(*paths: Path) -> bool | None:
+    """The pause saved in the first of ``paths`` that can be read (None: none can)."""
+    for path in paths:
+        try:
+            return bool(json.loads(path.read_text()).get("paused", False))
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
 
 
 def build_shelf(
@@ -231,10 +280,16 @@ def build_shelf(
             clock=clock,
             wall_clock=wall_clock,
         )
-        status_path = data_dir / STATUS_FILE
-        if _previously_paused(status_path):
+        runtime_dir = config.runtime_dir
+        runtime_dir.mkdir(parents=True, exist_ok=True)
+        status_path = runtime_dir / STATUS_FILE
+        pause_path = data_dir / PAUSE_FILE
+        # earlier releases kept the pause only in <data_dir>/status.json
+        paused = _previously_paused(pause_path, data_dir / STATUS_FILE)
+        if paused:
             controller.set_paused(True)
-        shelf = Shelf(config, controller, camera, None, status_path, closers)
+        shelf = Shelf(config, controller, camera, None, status_path, closers, pause_path=pause_path,
+                      _saved_paused=paused)
         if serve and isinstance(kiosk_screen, KioskScreen):
             kiosk = KioskServer(
                 kiosk_screen,

@@ -43,6 +43,7 @@ def app(data_dir: Path) -> Iterator[Any]:
     application = create_app({
         "TESTING": True,
         "DATA_DIR": str(data_dir),
+        "RUNTIME_DIR": str(data_dir),  # the device's status.json (in /run/smartshelf on a shelf)
         "DEVICE_URL": f"http://127.0.0.1:{closed_port()}",
         "SHELF_NAME": "Test shelf",
         "DEVICE_TIMEOUT_S": 0.5,
@@ -99,3 +100,13 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not any(item.get_closest_marker(level) for level in LEVELS):
             item.add_marker(pytest.mark.unit)
+
+
+def write_device_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
+    """Write decision events the way the device does (its own EventLog into events.sqlite3)."""
+    from device.events import EventLog
+
+    log = EventLog(Path(data_dir), clock_synced=lambda: True, retention_days=3650)
+    for event in events:
+        log.record(event)
+    log.close()

@@ -24,6 +24,7 @@ import urllib.parse
 from pathlib import Path
 from typing import Any
 
+from device.events import EventLog
 from tools.servers import free_port, stop_server, wait_for_port
 
 MYNTRA = Path(__file__).resolve().parents[2] / "shared" / "data" / "myntra" / "myntra_products_catalog.csv"
@@ -61,18 +62,15 @@ def seed(data_dir: Path, n_products: int, n_events: int, rng: random.Random) -> 
     now = time.time()
     segments = [f"{g}/{a}" for g in ("female", "male") for a in ("18-24", "25-34", "35-44", "45-54")] + ["generic"]
     shelf = [p["sku"] for p in products[:12]]
-    by_day: dict[str, dict[str, Any]] = {}
+    log = EventLog(data_dir, clock_synced=lambda: True)
     for i in range(n_events):
         t = now - rng.uniform(0, 86400 * 3)
-        day = time.strftime("%Y-%m-%d", time.gmtime(t))
-        table = by_day.setdefault(day, {"_default": {}})["_default"]
-        table[str(len(table) + 1)] = {
+        log.record({
             "time": t, "visit_id": i // 2, "segment": rng.choice(segments), "confidence": 0.8,
             "reason": "personalised", "variant": "personalised", "items": rng.sample(shelf, 3),
             "slots": ["S0"], "timings_ms": {"total": 40.0},
-        }
-    for day, content in by_day.items():
-        atomic_write_json(data_dir / "events" / f"{day}.json", content)
+        })
+    log.close()
     atomic_write_json(data_dir / "status.json", {
         "updated_at": now + 3600, "version": "loadtest", "pid": 0, "paused": False,
         "camera": {"type": "replay", "state": "ok", "fps": 10.0, "error": None},

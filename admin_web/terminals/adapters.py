@@ -22,8 +22,13 @@ class TerminalAdapter(Protocol):
     provider: str
     """Name stored in the ledger's ``provider`` field and in the terminal record."""
 
-    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> TerminalEvent | None:
-        """Verify and decode one request; None means "valid, but nothing to apply"."""
+    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float,
+             clock_synced: bool = True) -> TerminalEvent | None:
+        """Verify and decode one request; None means "valid, but nothing to apply".
+
+        ``clock_synced=False`` (the shelf's clock was never set since boot): a signed time outside
+        the allowed window is reported as the shelf's clock not being set, not as the terminal's fault.
+        """
         ...
 
 
@@ -35,8 +40,10 @@ class GenericAdapter:
     def __init__(self, *, tolerance_s: int = signing.DEFAULT_TOLERANCE_S) -> None:
         self.tolerance_s = tolerance_s
 
-    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> TerminalEvent:
-        signing.verify(headers.get("X-Signature"), body, secret, now=now, tolerance_s=self.tolerance_s)
+    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float,
+             clock_synced: bool = True) -> TerminalEvent:
+        signing.verify(headers.get("X-Signature"), body, secret, now=now, tolerance_s=self.tolerance_s,
+                       clock_synced=clock_synced)
         return parse_event(body)
 
 
@@ -59,13 +66,19 @@ class StripeAdapter:
     def __init__(self, *, tolerance_s: int = signing.DEFAULT_TOLERANCE_S) -> None:
         self.tolerance_s = tolerance_s
 
-    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float) -> TerminalEvent | None:
+    def read(self, *, body: bytes, headers: Mapping[str, str], secret: str, now: float,
+             clock_synced: bool = True) -> TerminalEvent | None:
         import stripe  # lazy: the library is only needed when a Stripe webhook arrives
 
         try:
             stripe.Webhook.construct_event(body, headers.get("Stripe-Signature"), secret, tolerance=self.tolerance_s)
         except stripe.SignatureVerificationError as exc:
-            raise AuthError(f"Stripe signature check failed: {exc.user_message or exc}") from None
+            text = str(exc.user_message or exc)
+            if not clock_synced and "tolerance" in text.lower():
+                signed = _stripe_timestamp(headers.get("Stripe-Signature"))
+                offset = now - signed if signed is not None else float("nan")
+                raise AuthError(signing.clock_not_set_message(offset, self.tolerance_s)) from None
+            raise AuthError(f"Stripe signature check failed: {text}") from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventError(f"Stripe webhook body is not valid JSON: {exc}") from None
         raw = json.loads(body)
@@ -138,3 +151,12 @@ def adapter_for(provider: str) -> TerminalAdapter:
     if provider == "stripe":
         return StripeAdapter()
     raise ValueError(f"unknown terminal provider {provider!r}; known: {', '.join(PROVIDERS)}")
+
+
+def _stripe_timestamp(header: str | None) -> int | None:
+    """The ``t=`` value of a Stripe-Signature header (None when absent or not a number)."""
+    for part in (header or "").split(","):
+        key, _, value = part.strip().partition("=")
+        if key == "t" and value.isdigit():
+            return int(value)
+    return None

@@ -1,21 +1,24 @@
 """Pure event application: one batch of verified events against the raw tables of store.json.
 
-The tables are TinyDB's raw form ``{"products": {"1": {...}}, "sales": {...}, "terminals": {...}}``.
+The tables are TinyDB's raw form ``{"products": {"1": {...}}, "terminals": {...}}``.
 :func:`apply_batch` never mutates its input: it returns new table dicts (shallow copies with the
-changed documents replaced), so a failed write leaves the caller's cached copy intact.
+changed documents replaced), so a failed write leaves the caller's cached copy intact. The ledger
+documents of the applied events (and their stock changes) are returned for the sales ledger.
 
 Rules (issue: terminal linkage):
-- an event id already in ``sales`` (or earlier in the same batch) is a duplicate and changes nothing;
+- an event id the same terminal already sent (in the ledger, or earlier in the same batch) is a
+  duplicate and changes nothing; the same id from another terminal is another sale;
+- ids starting with ``stripe:`` are the Stripe adapter's: from any other provider they are rejected;
 - an event naming an unknown sku is rejected whole (422) and changes nothing;
 - a sale is a payment that already happened: it is never refused for lack of stock; stock may go
   below zero, and the skus that did are reported (the stock-discrepancy alert);
 - a revoked or unknown terminal (re-checked inside the lock) is unauthorized;
-- an applied event adds one ``sales`` document and changes each line's product stock.
+- an applied event adds one ledger document and changes each line's product stock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -48,10 +51,20 @@ class BatchOutcome:
     changed: bool
     """True when something must be written (an event applied or a terminal's last_seen moved)."""
     applied: list[dict[str, Any]] = field(default_factory=list)
+    """Ledger documents of the applied events, in order."""
+    deltas: list[dict[str, int]] = field(default_factory=list)
+    """Each applied event's stock change (sku -> units), parallel to ``applied``."""
 
 
-def _next_id(table: dict[str, Any]) -> int:
-    return max((int(k) for k in table), default=0) + 1
+RESERVED_PREFIXES = {"stripe:": "stripe"}
+
+
+def reserved_for(event_id: str) -> str | None:
+    """The provider an event id's prefix is reserved for (None: any provider may use it)."""
+    for prefix, provider in RESERVED_PREFIXES.items():
+        if event_id.startswith(prefix):
+            return provider
+    return None
 
 
 def find_terminal(terminals: dict[str, dict[str, Any]], terminal_id: str) -> tuple[str, dict[str, Any]] | None:
@@ -66,23 +79,21 @@ def apply_batch(
     submissions: Sequence[Submission],
     *,
     received_at: datetime,
-    archived_ids: Collection[str] = frozenset(),
+    is_duplicate: Callable[[str, str], bool] = lambda terminal_id, event_id: False,
     last_seen_every_s: float = 60.0,
 ) -> BatchOutcome:
     """Apply ``submissions`` in order; see the module docstring for the rules.
 
-    ``archived_ids``: ids of events already moved from ``sales`` to the ledger archive (they are
-    duplicates too).
+    ``is_duplicate(terminal_id, event_id)``: whether the ledger already holds that terminal's event.
     """
     products = dict(tables.get("products", {}))
-    sales = dict(tables.get("sales", {}))
     terminals = dict(tables.get("terminals", {}))
     by_sku = {doc.get("sku"): doc_id for doc_id, doc in products.items()}
-    seen = {doc.get("event_id") for doc in sales.values()}
-    next_sale = _next_id(sales)
+    seen: set[tuple[str, str]] = set()
     stamp = received_at.isoformat()
     results: list[ApplyResult] = []
     applied: list[dict[str, Any]] = []
+    deltas: list[dict[str, int]] = []
     changed = False
     touched_terminals: set[str] = set()
 
@@ -93,7 +104,13 @@ def apply_batch(
             results.append(ApplyResult("unauthorized", f"terminal {sub.terminal_id!r} is unknown or revoked"))
             continue
         touched_terminals.add(found[0])
-        if event.id in seen or event.id in archived_ids:
+        owner = reserved_for(event.id)
+        if owner is not None and owner != sub.provider:
+            results.append(ApplyResult("rejected", f"event id {event.id!r}: ids starting with "
+                                       f"{event.id.split(':')[0]}: are reserved for the {owner} adapter"))
+            continue
+        key = (sub.terminal_id, event.id)
+        if key in seen or is_duplicate(*key):
             results.append(ApplyResult("duplicate"))
             continue
         delta = event.stock_delta()
@@ -106,15 +123,16 @@ def apply_batch(
             doc_id = by_sku[sku]
             doc = dict(products[doc_id])
             doc["stock"] = int(doc.get("stock") or 0) + change
+            # Units sold (refunds give back): the shelf's catalogue prior puts what sells first.
+            doc["sold"] = max(0, int(doc.get("sold") or 0) - change)
             doc["updated_at"] = stamp
             products[doc_id] = doc
             if doc["stock"] < 0:
                 negative.append(sku)
         ledger = event.ledger_doc(terminal_id=sub.terminal_id, provider=sub.provider, received_at=received_at)
-        sales[str(next_sale)] = ledger
-        next_sale += 1
-        seen.add(event.id)
+        seen.add(key)
         applied.append(ledger)
+        deltas.append(dict(delta))
         changed = True
         results.append(ApplyResult("applied", negative_skus=tuple(sorted(negative))))
 
@@ -127,5 +145,5 @@ def apply_batch(
             changed = True
 
     new_tables: Tables = dict(tables)
-    new_tables.update({"products": products, "sales": sales, "terminals": terminals})
-    return BatchOutcome(tables=new_tables, results=results, changed=changed, applied=applied)
+    new_tables.update({"products": products, "terminals": terminals})
+    return BatchOutcome(tables=new_tables, results=results, changed=changed, applied=applied, deltas=deltas)

@@ -19,21 +19,17 @@ from smartshelf.core.errors import ConfigError
 def _data_dir(args: argparse.Namespace) -> Path:
     if args.data_dir:
         return Path(args.data_dir)
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import load_effective_config
 
-    if args.config is None and not DEFAULT_CONFIG_PATH.exists():
-        return load_config(None).data_dir
-    return load_config(args.config or DEFAULT_CONFIG_PATH).data_dir
+    return load_effective_config(args.config).data_dir
 
 
 def _window(args: argparse.Namespace) -> int:
     if args.window is not None:
         return int(args.window)
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
+    from smartshelf.core.config import load_effective_config
 
-    if args.config is None and not DEFAULT_CONFIG_PATH.exists():
-        return load_config(None).admin.conversion_window_s
-    return load_config(args.config or DEFAULT_CONFIG_PATH).admin.conversion_window_s
+    return load_effective_config(args.config).admin.conversion_window_s
 
 
 def _ledger(args: argparse.Namespace) -> Any:
@@ -90,8 +86,8 @@ def _conversions(args: argparse.Namespace) -> tuple[Any, Any, Any]:
 
     ledger = _ledger(args)
     data_dir = ledger.data_dir
-    events_dir = Path(args.events_dir) if args.events_dir else data_dir / "events"
-    report, attributions = conversion.compute(ledger.sales(), events_dir, window_s=_window(args))
+    events_db = Path(args.events) if args.events else data_dir / "events.sqlite3"
+    report, attributions = conversion.compute(ledger.sales(), events_db, window_s=_window(args))
     return ledger, report, attributions
 
 
@@ -100,13 +96,17 @@ def cmd_export(args: argparse.Namespace) -> int:
     from smartshelf.core.storage import atomic_write_bytes
 
     ledger, _, attributions = _conversions(args)
-    item_ids = {p.get("sku"): p.get("item_id") for p in ledger.products() if p.get("item_id")}
+    products = ledger.products()
+    item_ids = {p.get("sku"): p.get("item_id") for p in products if p.get("item_id")}
     interactions, users = conversion.interactions_csv(attributions, item_ids)
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
     atomic_write_bytes(out / "interactions.csv", interactions.encode("utf-8"))
     atomic_write_bytes(out / "users.csv", users.encode("utf-8"))
+    atomic_write_bytes(out / "items.csv", conversion.items_csv(products).encode("utf-8"))
     rows = interactions.count("\n") - 1
-    print(f"wrote {out / 'interactions.csv'} ({rows} rows) and {out / 'users.csv'}")
+    print(f"wrote {out / 'interactions.csv'} ({rows} rows), {out / 'users.csv'} and {out / 'items.csv'} "
+          f"({len(products)} products)")
     return 0
 
 
@@ -152,15 +152,15 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=cmd_revoke)
 
     for name, func, helptext in (
-        ("export", cmd_export, "write interactions.csv and users.csv for the recommendation trainer"),
+        ("export", cmd_export, "write interactions.csv, users.csv and items.csv for the retrain"),
         ("conversions", cmd_conversions, "conversion rate by segment and the A/B uplift"),
     ):
         p = sub.add_parser(name, help=helptext)
         common(p)
-        p.add_argument("--events-dir", help="device events folder (default <data_dir>/events)")
+        p.add_argument("--events", help="the device's event database (default <data_dir>/events.sqlite3)")
         p.add_argument("--window", type=int, help="conversion window in seconds (default admin.conversion_window_s)")
         if name == "export":
-            p.add_argument("--out", required=True, help="folder for interactions.csv and users.csv")
+            p.add_argument("--out", required=True, help="folder for interactions.csv, users.csv and items.csv")
         else:
             p.add_argument("--json", action="store_true")
         p.set_defaults(func=func)

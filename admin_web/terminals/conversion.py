@@ -1,8 +1,8 @@
 """Which sales did the shelf's picks cause? Attribution, conversion rates and the trainer export.
 
-Definitions (documented in the README notes):
+Definitions (documented in docs/terminals.md):
 
-- An *impression* is one device decision event (``events/YYYY-MM-DD.json``, CONTRACTS.md): at
+- An *impression* is one device decision event (``events.sqlite3``, see device/events.py): at
   ``time`` the shelf showed ``items`` to visit ``visit_id`` of ``segment`` in A/B ``variant``.
 - A *visit* groups the impressions of one ``visit_id`` within one day file; its segment and variant
   are those of its last decision (decisions may be revised while the shopper stands there).
@@ -126,42 +126,32 @@ def impressions_from_docs(day: str, docs: Iterable[Mapping[str, Any]]) -> list[I
 
 
 class ImpressionLoader:
-    """Reads the device's day files read-only, caching each file's impressions by its stat, so the
-    dashboard does not parse a month of events on every view. Thread-safe; one per app."""
+    """Reads the device's event database read-only, caching each UTC day's impressions by the day's
+    version, so the dashboard does not parse a month of events on every view. Thread-safe; one per app."""
 
-    def __init__(self, events_dir: Path) -> None:
-        self.events_dir = Path(events_dir)
-        self._files: dict[str, tuple[tuple[int, int, int], list[Impression]]] = {}
+    def __init__(self, events_db: Path) -> None:
+        from admin_web.insight import EventReader
+
+        self.events_db = Path(events_db)
+        self._reader = EventReader(path=self.events_db)
+        self._files: dict[str, tuple[tuple[int, int], list[Impression]]] = {}
         self._merged: tuple[tuple[Any, ...], list[Impression]] | None = None
         self._lock = threading.Lock()
 
-    def _day(self, day: date) -> tuple[tuple[int, int, int], list[Impression]] | None:
-        from smartshelf.core.errors import StorageError
-        from smartshelf.core.storage import AtomicJSONStorage
-
-        path = self.events_dir / f"{day.isoformat()}.json"
-        try:
-            st = path.stat()
-        except FileNotFoundError:
+    def _day(self, day: date) -> tuple[tuple[int, int], list[Impression]] | None:
+        key, _summary, docs = self._reader.load_day(day)
+        if not docs:
             self._files.pop(day.isoformat(), None)
             return None
-        key = (st.st_ino, st.st_size, st.st_mtime_ns)
         cached = self._files.get(day.isoformat())
         if cached is not None and cached[0] == key:
             return cached
-        try:
-            tables = AtomicJSONStorage(path, read_only=True, create_dirs=False).read() or {}
-        except StorageError as exc:
-            logger.warning("skipping unreadable events file: %s", exc)
-            tables = {}
-        imps: list[Impression] = []
-        for table in tables.values():
-            imps.extend(impressions_from_docs(day.isoformat(), table.values()))
+        imps = impressions_from_docs(day.isoformat(), docs)
         self._files[day.isoformat()] = (key, imps)
         return key, imps
 
     def load(self, start: datetime, end: datetime) -> list[Impression]:
-        """Impressions of the day files covering ``[start, end]``, sorted by time (do not modify)."""
+        """Impressions of the UTC days covering ``[start, end]``, sorted by time (do not modify)."""
         with self._lock:
             parts = []
             day = start.astimezone(UTC).date()
@@ -179,10 +169,9 @@ class ImpressionLoader:
             self._merged = (signature, merged)
             return merged
 
-
-def load_impressions(events_dir: Path, start: datetime, end: datetime) -> list[Impression]:
-    """Read the device's day files covering ``[start, end]`` (read-only, no cache), sorted by time."""
-    return ImpressionLoader(events_dir).load(start, end)
+def load_impressions(events_db: Path, start: datetime, end: datetime) -> list[Impression]:
+    """Read the device's events of the UTC days covering ``[start, end]`` (read-only), sorted by time."""
+    return ImpressionLoader(events_db).load(start, end)
 
 
 def sale_time(doc: Mapping[str, Any]) -> float:
@@ -309,9 +298,35 @@ def interactions_csv(attributions: Sequence[Attribution], item_ids: Mapping[str,
     return inter.getvalue(), users_io.getvalue()
 
 
+ITEMS_COLUMNS = ("item", "sku", "name", "gender", "category", "price", "currency", "sold")
+
+
+def items_csv(products: Iterable[Mapping[str, Any]]) -> str:
+    """items.csv: every product of the store, sold or not, so a retrain keeps the whole catalogue.
+
+    ``item`` is the id the interactions use (the product's ``item_id``, else its sku); ``price`` in
+    major units with a decimal point; ``sold`` = units sold through the terminals.
+    """
+    from admin_web.products import currency_exponent
+
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(ITEMS_COLUMNS)
+    for p in sorted(products, key=lambda p: str(p.get("sku"))):
+        currency = str(p.get("currency") or "")
+        exp = currency_exponent(currency) if currency else 2
+        price = int(p.get("price") or 0)
+        major = f"{price / 10**exp:.{exp}f}"
+        writer.writerow([
+            p.get("item_id") or p["sku"], p["sku"], p.get("name") or "", p.get("gender") or "",
+            p.get("category") or "", major, currency, int(p.get("sold") or 0),
+        ])
+    return out.getvalue()
+
+
 def compute(
     sales: Sequence[Mapping[str, Any]],
-    events_dir: Path,
+    events_db: Path,
     *,
     window_s: int,
     start: datetime | None = None,
@@ -337,7 +352,7 @@ def compute(
     lo, hi = start.timestamp(), end.timestamp()
     chosen = [doc for t, doc in timed if lo <= t <= hi]
     impressions = [
-        i for i in (loader or ImpressionLoader(events_dir)).load(start - timedelta(seconds=window_s), end)
+        i for i in (loader or ImpressionLoader(events_db)).load(start - timedelta(seconds=window_s), end)
         if lo - window_s <= i.time <= hi
     ]
     attributions = attribute(chosen, impressions, window_s=window_s)

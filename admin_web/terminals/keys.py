@@ -13,7 +13,7 @@ keystream; tag = ``HMAC(k_mac, nonce || terminal_id || ciphertext)``. The termin
 the tag, so moving a ciphertext to another terminal's record is detected. Stored form:
 ``v1:<base64url(nonce || ciphertext || tag)>``.
 
-Consequences (documented in the README notes): copying ``store.json`` alone leaks no secret;
+Consequences (documented in docs/terminals.md): copying ``store.json`` alone leaks no secret;
 an attacker with the whole data dir (store.json + terminal.key) can sign events. A restored backup
 without ``terminal.key`` cannot verify terminals: re-pair them (the key file is reported).
 """

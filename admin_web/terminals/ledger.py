@@ -1,22 +1,29 @@
-"""The terminals and sales repository over ``<data_dir>/store.json`` (tables products, sales, terminals).
+"""Terminals and sales: pairing, secrets, event application and ledger reads for one data dir.
 
-Every event write is one atomic write of store.json under its :class:`~smartshelf.core.storage.FileLock`, so
-an event's stock changes and its ledger entry reach the disk together or not at all, and the
-duplicate check (event id already in ``sales``) happens inside the same lock.
+Two files, one owner each in the admin process:
 
-Group commit: each store write costs a JSON dump of the whole file plus two fsyncs. Under load, the
-threads of the web server queue their verified events; the first thread to take the commit lock
-becomes the leader, applies every queued event in one read-apply-write cycle and hands each waiting
-thread its own result. One write then carries many events, while each event still applies whole or
-not at all (rules in :mod:`admin_web.terminals.apply`), and no caller gets its answer before the
-write that contains its event is on disk. A crash before the write loses the whole batch and none
-of those callers got a 200, so their retries apply each event exactly once.
+* store.json (products' stock, terminals) through the app's
+  :class:`~admin_web.repository.InventoryRepository`, its one lock and transaction helper;
+* the sales ledger ``ledger.sqlite3`` (:class:`~admin_web.terminals.sales.SalesDatabase`), append-only,
+  owned by this object.
+
+Commit order, under the repository's lock: apply the batch to the tables (duplicate check against
+the ledger, per terminal), append the applied events with their stock changes to the ledger in one
+durable transaction (``synchronous=FULL``), then write store.json with the new stock and the ledger's
+last ``seq`` as ``meta.ledger_seq`` (atomically, without fsyncs: the ledger already holds the change).
+No caller gets its answer before its event is durable in the ledger. After a power cut that brought
+back an older store.json, the stock changes of the ledger entries after its ``ledger_seq`` are
+replayed (on start and before every commit), so the stock is exact and each sale counts once.
+
+Group commit: under load, the threads of the web server queue their verified events; the first
+thread to find no commit running becomes the leader, applies every queued event in one cycle and
+hands each waiting thread its own result. A crash before the ledger commit loses the whole batch
+and none of those callers got a 200, so their retries apply each event exactly once.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import re
 import secrets
 import threading
@@ -27,22 +34,19 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from admin_web.repository import InventoryRepository, StoreTransaction
 from admin_web.terminals.adapters import PROVIDERS
 from admin_web.terminals.apply import ApplyResult, Submission, Tables, apply_batch, find_terminal
-from admin_web.terminals.archive import LedgerArchive
 from admin_web.terminals.errors import AuthError, KeyFileError, TerminalError
 from admin_web.terminals.keys import SecretBox, load_key
+from admin_web.terminals.sales import SalesDatabase, read_legacy_archive
+from smartshelf.core.clock import SyncWatch
 from smartshelf.core.errors import StorageError
-from smartshelf.core.storage import AtomicJSONStorage, FileLock, open_db
 
 logger = logging.getLogger(__name__)
 
-STORE_FILE = "store.json"
 MAX_BATCH = 256
-#: store.json's sales table is trimmed to KEEP_RECENT entries once it holds more than COMPACT_AT
-#: (older entries move to the ledger archive, see :mod:`admin_web.terminals.archive`).
-COMPACT_AT = 250
-KEEP_RECENT = 50
+LEDGER_SEQ = "ledger_seq"
 _NAME_RE = re.compile(r"^[^\x00-\x1f]{1,64}$")
 
 
@@ -88,10 +92,6 @@ class _Pending:
         return self.result is not None or self.error is not None
 
 
-def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
-    return (st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
-
-
 def _info(doc: dict[str, Any]) -> TerminalInfo:
     return TerminalInfo(
         terminal_id=doc["terminal_id"],
@@ -103,74 +103,97 @@ def _info(doc: dict[str, Any]) -> TerminalInfo:
     )
 
 
+def _apply_delta(tables: Tables, delta: dict[str, int]) -> None:
+    """Add a replayed stock change to the products in place (unknown skus are skipped and logged)."""
+    by_sku = {doc.get("sku"): doc for doc in tables.get("products", {}).values()}
+    for sku, change in delta.items():
+        doc = by_sku.get(sku)
+        if doc is None:
+            logger.warning("ledger replay: product %s no longer exists; its stock change %+d is skipped", sku, change)
+            continue
+        doc["stock"] = int(doc.get("stock") or 0) + int(change)
+
+
 class TerminalLedger:
-    """Pairing, secrets, event application and ledger reads for one data dir. Thread-safe."""
+    """Pairing, secrets, event application and ledger reads for one data dir. Thread-safe.
+
+    ``repository``: the app's store.json owner (one per process); by default one is made for
+    ``data_dir`` (the CLI commands).
+    """
 
     def __init__(
         self,
         data_dir: Path | str,
         *,
+        repository: InventoryRepository | None = None,
         clock: Callable[[], float] = time.time,
-        lock_timeout: float | None = 30.0,
-        compact_at: int = COMPACT_AT,
-        keep_recent: int = KEEP_RECENT,
+        clock_synced: Callable[[], bool] | None = None,
     ) -> None:
-        if not 1 <= keep_recent < compact_at:
-            raise ValueError(f"need 1 <= keep_recent ({keep_recent}) < compact_at ({compact_at})")
-        self.compact_at = compact_at
-        self.keep_recent = keep_recent
         self.data_dir = Path(data_dir)
-        self.store_path = self.data_dir / STORE_FILE
+        #: whether the machine's clock was set since boot (a Pi 4 has no RTC)
+        self.clock_synced = clock_synced if clock_synced is not None else SyncWatch()
+        self.repo = repository if repository is not None else InventoryRepository(self.data_dir)
+        self.store_path = self.repo.path
+        self.sales_db = SalesDatabase(self.data_dir)
         self.clock = clock
-        self._db = open_db(self.store_path)
-        self._reader = AtomicJSONStorage(self.store_path, read_only=True)
-        self._reader_lock = threading.Lock()
-        self._snapshot: tuple[tuple[int, int, int, int] | None, Tables] | None = None
-        self._writing = False
-        self.archive = LedgerArchive(self.data_dir)
-        self._file_lock = FileLock(self.store_path, timeout=lock_timeout)
-        self._storage_lock = threading.Lock()
         self._leading = False
         self._queue_lock = threading.Lock()
         self._queue: list[_Pending] = []
         self._box: SecretBox | None = None
         self._secret_cache: dict[tuple[str, str], str] = {}
+        self._migrate_legacy()
+        with self.repo.transaction() as tx:
+            self._replay(tx)
 
     # -- storage --------------------------------------------------------------------------------
-    # Writer side (commit, pair, revoke): always under the FileLock, through self._db's storage.
-    # Reader side (request verification, page): _view(), which never waits for a commit in
-    # progress; a commit holds the store for its fsyncs (tens of ms on a slow disk), and requests
-    # verifying their signature meanwhile must not queue behind it.
-    def _read(self) -> Tables:
-        with self._storage_lock:
-            return self._db.storage.read() or {}
-
-    def _write(self, tables: Tables) -> None:
-        with self._storage_lock:
-            # Serve readers the on-disk state (as of under this FileLock) while the write is in flight.
-            self._snapshot = (None, self._db.storage.read() or {})
-            self._writing = True
+    def _migrate_legacy(self) -> None:
+        """Move an earlier release's ledger (store.json's ``sales`` table and the ``ledger/`` chunks)
+        into ledger.sqlite3, losing nothing: import (one durable transaction, duplicates skipped),
+        then store.json without the table (its stock already counts those sales, so ``ledger_seq``
+        is the ledger's last entry), then remove the chunks. Safe to interrupt at any point."""
+        files, archived = read_legacy_archive(self.data_dir)
+        with self.repo.transaction() as tx:
+            table = tx.tables.get("sales")
+            if table is None and not files:
+                tx.skip()
+            recent = [table[k] for k in sorted(table, key=int)] if table else []
+            imported = self.sales_db.import_legacy([*archived, *recent])
+            tx.tables.pop("sales", None)
+            if tx.meta(LEDGER_SEQ) is None:
+                tx.set_meta(LEDGER_SEQ, self.sales_db.last_seq())
+            logger.info("moved the sales ledger (%d entries, %d new) from store.json and %d archive file(s) into %s",
+                        len(archived) + len(recent), imported, len(files), self.sales_db.path)
+        for path in files:
+            path.unlink(missing_ok=True)
+        if files:
             try:
-                self._db.storage.write(tables)
-                st = os.stat(self.store_path)
-                # Still under the FileLock: no other writer can slip between the write and this stat.
-                self._snapshot = (_stat_key(st), tables)
-            finally:
-                self._writing = False
+                files[0].parent.rmdir()
+            except OSError:
+                pass
+
+    def _replay(self, tx: StoreTransaction) -> None:
+        """Apply the stock changes of ledger entries that store.json does not count yet (after a
+        power cut brought back an older store.json). Skips the write when there are none."""
+        mark = tx.meta(LEDGER_SEQ)
+        if mark is None:  # a store.json that never saw this ledger (new, or restored alone)
+            last = self.sales_db.last_seq()
+            if last == 0:
+                tx.skip()
+            logger.warning("store.json has no ledger mark; taking its stock as counting all %d ledger entries", last)
+            tx.set_meta(LEDGER_SEQ, last)
+            return
+        missing = self.sales_db.deltas_after(int(mark))
+        if not missing:
+            tx.skip()
+        for _seq, delta in missing:
+            _apply_delta(tx.tables, delta)
+        tx.set_meta(LEDGER_SEQ, missing[-1][0])
+        logger.warning("replayed the stock changes of %d sale(s) that store.json had lost (ledger seq %d-%d)",
+                       len(missing), missing[0][0], missing[-1][0])
 
     def _view(self) -> Tables:
         """The current tables for read-only use (never mutate them)."""
-        try:
-            st = os.stat(self.store_path)
-        except FileNotFoundError:
-            return {}
-        snapshot = self._snapshot
-        if snapshot is not None and (self._writing or snapshot[0] == _stat_key(st)):
-            # While our own write is in flight (renamed but not yet fsynced), the state before it
-            # is a consistent view: the commit re-checks everything that matters under the lock.
-            return snapshot[1]
-        with self._reader_lock:  # written by another handle or process: the reader's own cache
-            return self._reader.read() or {}
+        return self.repo.tables()
 
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self.clock(), UTC)
@@ -208,32 +231,23 @@ class TerminalLedger:
             "last_seen": None,
             "revoked_at": None,
         }
-        with self._file_lock:
-            tables = dict(self._read())
-            terminals = dict(tables.get("terminals", {}))
-            next_id = max((int(k) for k in terminals), default=0) + 1
-            terminals[str(next_id)] = doc
-            tables["terminals"] = terminals
-            self._write(tables)
+        with self.repo.transaction() as tx:
+            tx.insert("terminals", doc)
         logger.info("paired %s terminal %s (%s)", provider, terminal_id, name)
         return Pairing(terminal_id=terminal_id, secret=secret, provider=provider)
 
     def revoke(self, terminal_id: str) -> TerminalInfo:
         """Mark a terminal revoked: its requests get 401 from now on. Idempotent."""
-        with self._file_lock:
-            tables = dict(self._read())
-            terminals = dict(tables.get("terminals", {}))
-            found = find_terminal(terminals, terminal_id)
+        with self.repo.transaction() as tx:
+            found = find_terminal(tx.table("terminals"), terminal_id)
             if found is None:
                 raise TerminalError(f"no terminal {terminal_id!r}")
-            doc_id, doc = found
-            if doc.get("revoked_at") is None:
-                doc = {**doc, "revoked_at": self._now().isoformat()}
-                terminals[doc_id] = doc
-                tables["terminals"] = terminals
-                self._write(tables)
-                logger.info("revoked terminal %s (%s)", terminal_id, doc.get("name"))
-        return _info(doc)
+            doc = found[1]
+            if doc.get("revoked_at") is not None:
+                tx.skip()
+            doc["revoked_at"] = self._now().isoformat()
+            logger.info("revoked terminal %s (%s)", terminal_id, doc.get("name"))
+        return _info(dict(doc))
 
     def terminals(self) -> list[TerminalInfo]:
         docs = self._view().get("terminals", {}).values()
@@ -293,11 +307,12 @@ class TerminalLedger:
 
     def _commit(self, batch: list[_Pending]) -> None:
         try:
-            with self._file_lock:
+            with self.repo.transaction(durable=False) as tx:
+                self._replay_if_behind(tx)
                 try:
                     outcome = apply_batch(
-                        self._read(), [p.submission for p in batch], received_at=self._now(),
-                        archived_ids=self.archive.ids(),
+                        tx.tables, [p.submission for p in batch], received_at=self._now(),
+                        is_duplicate=self.sales_db.has,
                     )
                 except Exception:
                     if len(batch) == 1:
@@ -305,13 +320,24 @@ class TerminalLedger:
                     # An event (or a document it touches) the rules did not foresee: isolate it, so
                     # the other events of the batch are not refused with it.
                     logger.exception("applying a batch of %d events failed; applying them one by one", len(batch))
-                    for p in batch:
-                        self._commit([p])
-                    return
-                if outcome.changed:
-                    self._write(self._compacted(outcome.tables))
+                    outcome = None
+                if outcome is None or not outcome.changed:
+                    tx.skip()
+                else:
+                    tables = dict(outcome.tables)
+                    if outcome.applied:
+                        last = self.sales_db.append(zip(outcome.applied, outcome.deltas, strict=True))
+                        meta = {k: dict(v) for k, v in tables.get("meta", {}).items()}
+                        meta.setdefault("1", {})[LEDGER_SEQ] = last
+                        tables["meta"] = meta
+                    tx.replace_tables(tables)
+            if outcome is None:
+                for p in batch:
+                    self._commit([p])
+                return
         except BaseException as exc:
-            logger.error("could not write %d terminal event(s) to %s: %s", len(batch), self.store_path, exc)
+            logger.error("could not apply %d terminal event(s) (%s, %s): %s", len(batch), self.sales_db.path,
+                         self.store_path, exc)
             error = exc if isinstance(exc, StorageError) else StorageError(f"{self.store_path}: {exc}")
             for p in batch:
                 if p.result is None:
@@ -329,33 +355,25 @@ class TerminalLedger:
                     p.submission.event.id, p.submission.terminal_id, ", ".join(result.negative_skus),
                 )
 
-    def _compacted(self, tables: Tables) -> Tables:
-        """Move the oldest sales to the archive when the table is over ``compact_at`` (under the lock)."""
-        sales = tables.get("sales", {})
-        if len(sales) <= self.compact_at:
-            return tables
-        keys = sorted(sales, key=int)
-        cut = len(keys) - self.keep_recent
-        self.archive.add(sales[k] for k in keys[:cut])
-        return {**tables, "sales": {k: sales[k] for k in keys[cut:]}}
+    def _replay_if_behind(self, tx: StoreTransaction) -> None:
+        """Inside a commit: replay ledger entries store.json lost (see _replay), keeping the transaction."""
+        mark = tx.meta(LEDGER_SEQ)
+        if mark is None or int(mark) >= self.sales_db.last_seq():
+            return
+        missing = self.sales_db.deltas_after(int(mark))
+        for _seq, delta in missing:
+            _apply_delta(tx.tables, delta)
+        tx.set_meta(LEDGER_SEQ, missing[-1][0])
+        logger.warning("replayed the stock changes of %d sale(s) that store.json had lost", len(missing))
 
     # -- reads for the admin page and exports ----------------------------------------------------
     def sales(self, *, since: float | None = None) -> list[dict[str, Any]]:
-        """Ledger documents (archive, then store.json), oldest first, each event once; with
-        ``since`` (unix seconds) only those received at or after it (store.json's recent entries are
-        always all included)."""
-        with self._file_lock:  # a consistent view while entries move to the archive
-            archived = self.archive.docs(since=since)
-            table = self._read().get("sales", {})
-            archived_ids = self.archive.ids()
-        return archived + [table[k] for k in sorted(table, key=int) if table[k].get("event_id") not in archived_ids]
+        """Ledger documents, oldest first; with ``since`` (unix seconds) only those received at or after it."""
+        return self.sales_db.docs(since=since)
 
     def count(self) -> int:
-        """How many events the ledger holds (archive and store.json)."""
-        with self._file_lock:
-            archived_ids = self.archive.ids()
-            table = self._read().get("sales", {})
-        return len(archived_ids) + sum(1 for d in table.values() if d.get("event_id") not in archived_ids)
+        """How many events the ledger holds."""
+        return self.sales_db.count()
 
     def products(self) -> list[dict[str, Any]]:
         return list(self._view().get("products", {}).values())

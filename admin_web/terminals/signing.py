@@ -13,6 +13,7 @@ import hashlib
 import hmac
 
 from admin_web.terminals.errors import AuthError
+from smartshelf.core.clock import CLOCK_NOT_SET
 
 SCHEME = "v1"
 DEFAULT_TOLERANCE_S = 300
@@ -62,8 +63,13 @@ def verify(
     *,
     now: float,
     tolerance_s: int = DEFAULT_TOLERANCE_S,
+    clock_synced: bool = True,
 ) -> int:
-    """Check ``header`` against ``body`` and ``secret``; return the signed timestamp or raise AuthError."""
+    """Check ``header`` against ``body`` and ``secret``; return the signed timestamp or raise AuthError.
+
+    ``clock_synced``: whether this machine's clock has been set since boot; when it has not, a
+    timestamp outside the window blames the shelf's clock, not the terminal's.
+    """
     timestamp, signatures = parse_header(header)
     expected = compute_signature(secret, timestamp, body)
     # Compare against every candidate without stopping early (constant time per candidate).
@@ -73,8 +79,18 @@ def verify(
     if not matched:
         raise AuthError("signature does not match the body and the terminal's secret")
     if abs(now - timestamp) > tolerance_s:
+        if not clock_synced:
+            raise AuthError(clock_not_set_message(now - timestamp, tolerance_s))
         raise AuthError(
             f"signature timestamp {timestamp} is {now - timestamp:+.0f} s from the server clock "
             f"(allowed: ±{tolerance_s} s); check the terminal's clock"
         )
     return timestamp
+
+
+def clock_not_set_message(offset_s: float, tolerance_s: int) -> str:
+    """The refusal when the signed time is outside the window and the shelf's clock was never set."""
+    return (
+        f"signature timestamp is {offset_s:+.0f} s from the shelf's clock (allowed: ±{tolerance_s} s), "
+        f"and {CLOCK_NOT_SET}: check the shelf's network and time sync (timedatectl), not the terminal"
+    )

@@ -23,6 +23,8 @@ from typing import Any
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
 from markupsafe import Markup
 
+from admin_web import registry
+from admin_web.appconfig import smartshelf_config, smartshelf_config_error
 from admin_web.products import format_price
 from admin_web.security import csrf_exempt, login_required, public
 from admin_web.terminals import conversion
@@ -31,7 +33,7 @@ from admin_web.terminals.apply import Submission
 from admin_web.terminals.errors import AuthError, EventError, TerminalError
 from admin_web.terminals.events import MAX_BODY_BYTES
 from admin_web.terminals.ledger import TerminalLedger
-from smartshelf.core.errors import ConfigError, StorageError
+from smartshelf.core.errors import StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -41,34 +43,23 @@ EXTENSION = "smartshelf.terminals"
 
 def init_app(app: Flask) -> None:
     """Register the terminals area on an admin app."""
-    app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]))
-    app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events")
+    app.extensions[EXTENSION] = TerminalLedger(Path(app.config["DATA_DIR"]),
+                                               repository=app.extensions["smartshelf.repository"])
+    app.extensions[EXTENSION + ".impressions"] = conversion.ImpressionLoader(Path(app.config["DATA_DIR"]) / "events.sqlite3")
     app.register_blueprint(bp)
-    from admin_web.app import add_nav_link, register_dashboard_panel
-
-    add_nav_link(app, "terminals.index", "Terminals")
-    register_dashboard_panel(app, _dashboard_panel)
-
-
-def _generic_share(config_path: str | None) -> float | None:
-    """recommend.generic_share from the smartshelf config (None when it cannot be read)."""
-    from smartshelf.core.config import DEFAULT_CONFIG_PATH, load_config
-
-    try:
-        if config_path is None and not DEFAULT_CONFIG_PATH.exists():
-            return load_config(None).recommend.generic_share
-        return load_config(config_path or DEFAULT_CONFIG_PATH).recommend.generic_share
-    except ConfigError as exc:
-        logger.warning("cannot read recommend.generic_share: %s", exc)
-        return None
+    registry.add_nav_link(app, "terminals.index", "Terminals")
+    registry.register_dashboard_panel(app, _dashboard_panel)
 
 
 def generic_share() -> float | None:
-    """The A/B share shown on the page: app config GENERIC_SHARE if set, else read from the config
-    file on each view (the device may have been restarted with a new value)."""
+    """The A/B share shown on the page: app config GENERIC_SHARE if set, else the config file's
+    ``recommend.generic_share`` (reloaded when the file changes: the device may run a new value)."""
     if current_app.config.get("GENERIC_SHARE") is not None:
         return float(current_app.config["GENERIC_SHARE"])
-    return _generic_share(current_app.config.get("SMARTSHELF_CONFIG"))
+    config = smartshelf_config()
+    if smartshelf_config_error() is not None:
+        return None  # the page says the value could not be read
+    return config.recommend.generic_share
 
 
 def get_ledger() -> TerminalLedger:
@@ -89,7 +80,8 @@ def _receive(terminal_id: str, provider: str) -> Any:
         stored_provider, secret = ledger.credentials(terminal_id)
         if stored_provider != provider:
             raise AuthError(f"terminal {terminal_id!r} is paired as {stored_provider}, not {provider}")
-        event = adapter_for(provider).read(body=body, headers=request.headers, secret=secret, now=ledger.clock())
+        event = adapter_for(provider).read(body=body, headers=request.headers, secret=secret, now=ledger.clock(),
+                                           clock_synced=ledger.clock_synced())
     except AuthError as exc:
         logger.info("terminal request refused (401) from %s: %s", request.remote_addr, exc)
         return _error(401, "unauthorized", str(exc))
@@ -139,15 +131,15 @@ def _conversions(*, days: int | None = REPORT_DAYS) -> tuple[conversion.Conversi
     """The last ``days`` days (None: the whole ledger, for the trainer export)."""
     ledger = get_ledger()
     window = int(current_app.config.get("CONVERSION_WINDOW_S", 600))
-    events_dir = Path(current_app.config["DATA_DIR"]) / "events"
+    events_db = Path(current_app.config["DATA_DIR"]) / "events.sqlite3"
     loader = current_app.extensions[EXTENSION + ".impressions"]
     if days is None:
-        return conversion.compute(ledger.sales(), events_dir, window_s=window, loader=loader)
+        return conversion.compute(ledger.sales(), events_db, window_s=window, loader=loader)
     end = datetime.fromtimestamp(ledger.clock(), UTC)
     start = end - timedelta(days=days)
     # Sales are reported by payment time; an entry received up to a day after its payment is kept.
     sales = ledger.sales(since=start.timestamp() - 86400)
-    return conversion.compute(sales, events_dir, window_s=window, start=start, end=end, loader=loader)
+    return conversion.compute(sales, events_db, window_s=window, start=start, end=end, loader=loader)
 
 
 def _page(**extra: Any) -> str:

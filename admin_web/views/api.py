@@ -1,8 +1,15 @@
 """JSON API v1 (session or ``Authorization: Bearer <token>``; tokens from ``smartshelf admin create-token``).
 
-``GET/POST /api/v1/products``, ``GET/PUT/DELETE /api/v1/products/<sku>``, ``GET /api/v1/slots``.
+``GET/POST /api/v1/products``, ``GET/PUT/DELETE /api/v1/products/<sku>``, ``GET /api/v1/slots``,
+``GET/PUT /api/v1/settings`` (the shop settings).
 Errors are JSON ``{"error": code, "message": text[, "field": name]}`` with 400 (malformed JSON),
-404, 409 (duplicate sku), 422 (validation; ``field`` names the field).
+404, 409 (duplicate sku; ``slot_taken``: the product would take another off its slot, or leave its own:
+``displaced`` and ``moved_from`` say what, and the same request with ``"move": true`` in the body or
+``?move=1`` does it), 422 (validation; ``field`` names the first field at fault, ``errors`` lists
+every ``{"field", "message"}``).
+
+Prices: an integer is minor units (cents); text is an amount in the shop's number format ("12,50").
+A product without a currency gets the shop's.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from flask import Blueprint, jsonify, request, url_for
 
 from admin_web.db import get_repository
 from admin_web.errors import Conflict, NotFound, ValidationError
+from admin_web.repository import SlotTaken
 from admin_web.views.inventory import notify_device
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
@@ -28,7 +36,13 @@ def _error(status: int, code: str, message: str, **extra: Any) -> Any:
 
 @bp.errorhandler(ValidationError)
 def _validation(exc: ValidationError) -> Any:
-    return _error(422, "validation", exc.message, field=exc.field)
+    return _error(422, "validation", str(exc), field=exc.field,
+                  errors=[{"field": e.field, "message": e.message} for e in exc.errors])
+
+
+@bp.errorhandler(SlotTaken)
+def _slot_taken(exc: SlotTaken) -> Any:
+    return _error(409, "slot_taken", str(exc), field="slot", displaced=exc.displaced, moved_from=exc.moved_from)
 
 
 @bp.errorhandler(NotFound)
@@ -85,11 +99,28 @@ def list_products() -> Any:
                    pages=max(1, math.ceil(total / per_page)))
 
 
+def _move(body: dict[str, Any]) -> bool:
+    """``"move": true`` in the body (taken out of it) or ``?move=1``: confirm a slot move."""
+    flag = body.pop("move", None)
+    if flag is not None and not isinstance(flag, bool):
+        raise ValidationError("move", f"must be true or false, got {flag!r}")
+    return bool(flag) or request.args.get("move") in ("1", "true")
+
+
+def _saved_json(saved: Any) -> dict[str, Any]:
+    out = dict(saved.doc)
+    if saved.displaced or saved.moved_from:
+        out["moved"] = {"displaced": saved.displaced, "moved_from": saved.moved_from, "said": saved.moves()}
+    return out
+
+
 @bp.post("/products")
 def create_product() -> Any:
-    doc = get_repository().create_product(_body())
+    body = _body()
+    saved = get_repository().save_product(body, move=_move(body))
+    doc = saved.doc
     notify_device()
-    response = jsonify(doc)
+    response = jsonify(_saved_json(saved))
     response.status_code = 201
     response.headers["Location"] = url_for("api.get_product", sku=doc["sku"])
     return response
@@ -102,9 +133,10 @@ def get_product(sku: str) -> Any:
 
 @bp.put("/products/<sku>")
 def update_product(sku: str) -> Any:
-    doc = get_repository().update_product(sku, _body())
+    body = _body()
+    saved = get_repository().save_product(body, sku=sku, move=_move(body))
     notify_device()
-    return jsonify(doc)
+    return jsonify(_saved_json(saved))
 
 
 @bp.delete("/products/<sku>")
@@ -117,3 +149,15 @@ def delete_product(sku: str) -> Any:
 @bp.get("/slots")
 def list_slots() -> Any:
     return jsonify(items=get_repository().list_slots())
+
+
+@bp.get("/settings")
+def get_settings() -> Any:
+    return jsonify(get_repository().settings().to_dict())
+
+
+@bp.put("/settings")
+def put_settings() -> Any:
+    settings = get_repository().set_settings(_body())
+    notify_device()
+    return jsonify(settings.to_dict())

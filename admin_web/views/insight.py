@@ -1,7 +1,7 @@
 """Insight dashboard: impressions per hour and per segment, most recommended products, device status.
 
 All charts are server-side SVG. Other areas add panels with
-:func:`admin_web.app.register_dashboard_panel` (shown in the template's ``{% block conversion %}``).
+:func:`admin_web.registry.register_dashboard_panel` (shown in the template's ``{% block conversion %}``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,12 @@ from typing import Any
 
 from flask import Blueprint, current_app, render_template, request
 
-from admin_web.db import get_data_dir, get_event_reader, get_repository
+from admin_web import registry
+from admin_web.db import get_event_reader, get_repository, get_runtime_dir
 from admin_web.insight import impressions_per_hour, read_status, totals
 from admin_web.svg import bar_chart, column_chart
+from smartshelf.core.readiness import learned_ids, shelf_readiness
+from smartshelf.core.retrain_report import read_retrain_report
 
 bp = Blueprint("insight", __name__)
 
@@ -23,7 +26,7 @@ RANGES = {"1": 1, "7": 7, "30": 30}
 
 def _panels() -> list[dict[str, Any]]:
     out = []
-    for panel in current_app.extensions.get("smartshelf.dashboard_panels", []):
+    for panel in registry.dashboard_panels(current_app):
         try:
             result = panel()
         except Exception:
@@ -46,10 +49,14 @@ def dashboard() -> Any:
     top = tot.items.most_common(10)
     top_labels = [f"{sku} {products[sku]['name']}" if sku in products else sku for sku, _ in top]
     segments = sorted(tot.segments.items(), key=lambda kv: (-kv[1], kv[0]))
-    status = read_status(get_data_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]), now=now)
+    status = read_status(get_runtime_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]), now=now)
     tz = datetime.fromtimestamp(now).astimezone().strftime("%Z") or "local time"
     discrepancies, low = repo.stock_alerts()
     alerts = discrepancies + low
+    readiness = shelf_readiness(
+        repo.list_products(), [s["slot"] for s in repo.list_slots()],
+        learned=learned_ids(current_app.config["FACTORS_PATH"]),
+    )
     return render_template(
         "insight/dashboard.html",
         hourly_svg=column_chart([f"{h:02d}" for h in range(24)], hourly,
@@ -58,6 +65,7 @@ def dashboard() -> Any:
         segment_svg=bar_chart([s for s, _ in segments], [n for _, n in segments],
                               title=f"Impressions per segment, last {days} day(s)"),
         top_svg=bar_chart(top_labels, [n for _, n in top], title=f"Most recommended products, last {days} day(s)"),
-        totals=tot, days=days, status=status, alerts=alerts, panels=_panels(),
+        totals=tot, days=days, status=status, alerts=alerts, panels=_panels(), readiness=readiness,
+        retrain=read_retrain_report(current_app.config["FACTORS_PATH"]),
         fmt_time=lambda t: datetime.fromtimestamp(float(t)).astimezone().strftime("%Y-%m-%d %H:%M:%S") if t else "never",
     )

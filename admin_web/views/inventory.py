@@ -24,14 +24,9 @@ from admin_web.db import get_data_dir, get_repository
 from admin_web.device_client import DeviceClient
 from admin_web.errors import Conflict, NotFound, ValidationError
 from admin_web.images import IMAGE_DIR, MIME, NAME_RE, delete_image, save_image
-from admin_web.products import (
-    DEFAULT_CURRENCY,
-    DEFAULT_LOW_STOCK,
-    GENDERS,
-    currency_exponent,
-    parse_major_price,
-    stock_state,
-)
+from admin_web.products import DEFAULT_LOW_STOCK, GENDERS, stock_state, validate_product
+from admin_web.repository import SlotTaken
+from admin_web.shop import ShopSettings
 from smartshelf.core.errors import ImageError
 
 bp = Blueprint("inventory", __name__, url_prefix="/products")
@@ -45,24 +40,48 @@ def notify_device() -> None:
     threading.Thread(target=client.reload_quietly, name="device-reload", daemon=True).start()
 
 
-def _form_to_product(form: Any) -> dict[str, Any]:
-    currency = (form.get("currency") or DEFAULT_CURRENCY).strip().upper() or DEFAULT_CURRENCY
+def _form_to_product(form: Any, shop: ShopSettings) -> tuple[dict[str, Any], list[ValidationError]]:
+    """(product fields, price errors): the price is read in the shop's number format ("12,50")."""
+    currency = (form.get("currency") or "").strip().upper() or shop.currency
     price_text = (form.get("price") or "").strip()
     data: dict[str, Any] = {
         k: (form.get(k) or "").strip() or None
         for k in ("sku", "name", "brand", "gender", "category", "slot", "item_id")
     }
     data["currency"] = currency
-    data["price"] = parse_major_price(price_text, currency) if price_text else None
+    errors: list[ValidationError] = []
+    data["price"] = None
+    if price_text:
+        try:
+            data["price"] = shop.parse_amount(price_text, currency)
+        except ValidationError as exc:
+            errors.append(exc)
     data["stock"] = (form.get("stock") or "").strip() or None
     data["low_stock"] = (form.get("low_stock") or "").strip() or None
-    return data
+    return data, errors
 
 
-def _price_major(product: dict[str, Any]) -> str:
-    exp = currency_exponent(product.get("currency") or DEFAULT_CURRENCY)
-    price = int(product.get("price") or 0)
-    return str(price) if exp == 0 else f"{price / 10**exp:.{exp}f}"
+def _save_form(data: dict[str, Any], price_errors: list[ValidationError], *, sku: str | None) -> Any:
+    """Save through the repository; every error of the form at once (price errors first)."""
+    repo = get_repository()
+    if price_errors:  # check the other fields too, so that staff see every error at once; save nothing
+        others: list[ValidationError] = []
+        try:
+            existing = repo.get_product(sku) if sku else None
+            validate_product({**data, "price": 0}, existing=existing, shop=repo.settings(), slots=repo.slot_names())
+        except ValidationError as exc:
+            others = exc.errors
+        except NotFound:
+            pass
+        raise ValidationError.many(price_errors + others)
+    return repo.save_product(data, sku=sku, move=request.form.get("move") == "1")
+
+
+def _price_major(product: dict[str, Any], shop: ShopSettings) -> str:
+    try:
+        return shop.format_minor(int(product.get("price") or 0), product.get("currency") or shop.currency)
+    except (TypeError, ValueError):
+        return str(product.get("price") or "")
 
 
 def _stage_upload(sku: str) -> str | None:
@@ -102,26 +121,48 @@ def index() -> Any:
                            q=search, filter=alert_filter, discrepancies=discrepancies, low=low)
 
 
+def _render_form(product: dict[str, Any], *, creating: bool, error: Any, price_text: str,
+                 confirm: SlotTaken | None = None) -> Any:
+    shop = get_repository().settings()
+    errors = error.errors if isinstance(error, ValidationError) else ([error] if error else [])
+    status = 409 if confirm else (422 if errors else 200)
+    return render_template("inventory/form.html", product=product, creating=creating, errors=errors,
+                           error=str(error) if error else None, genders=GENDERS, price_text=price_text,
+                           shop=shop, confirm=confirm, slots=sorted(get_repository().slot_names())), status
+
+
+def _moved_message(saved: Any) -> str:
+    moves = saved.moves()
+    return (" " + "; ".join(moves) + ".") if moves else ""
+
+
 @bp.route("/new", methods=["GET", "POST"])
 def new() -> Any:
-    product: dict[str, Any] = {"currency": DEFAULT_CURRENCY, "low_stock": DEFAULT_LOW_STOCK, "stock": 0}
-    error = None
+    shop = get_repository().settings()
+    product: dict[str, Any] = {"currency": shop.currency, "low_stock": DEFAULT_LOW_STOCK, "stock": 0}
+    error: Any = None
+    confirm = None
     if request.method == "POST":
         staged = None
         try:
-            data = _form_to_product(request.form)
+            data, price_errors = _form_to_product(request.form, shop)
             staged = _stage_upload(str(data.get("sku") or ""))
-            product = get_repository().create_product(data)
+            saved = _save_form(data, price_errors, sku=None)
+            product = saved.doc
             _attach(product["sku"], staged)
             notify_device()
-            flash(f"Added {product['sku']} ({product['name']}).", "ok")
+            flash(f"Added {product['sku']} ({product['name']}).{_moved_message(saved)}", "ok")
             return redirect(url_for("inventory.index", q=product["sku"]))
+        except SlotTaken as exc:
+            delete_image(get_data_dir(), staged)
+            confirm = exc
+            product = dict(request.form)
         except (ValidationError, Conflict, ImageError) as exc:
             delete_image(get_data_dir(), staged)
-            error = str(exc)
+            error = exc
             product = dict(request.form)
-    return render_template("inventory/form.html", product=product, creating=True, error=error,
-                           genders=GENDERS, price_text=request.form.get("price", "")), (422 if error else 200)
+    return _render_form(product, creating=True, error=error, price_text=request.form.get("price", ""),
+                        confirm=confirm)
 
 
 @bp.route("/<sku>/edit", methods=["GET", "POST"])
@@ -131,31 +172,37 @@ def edit(sku: str) -> Any:
         product = repo.get_product(sku)
     except NotFound:
         abort(404, description=f"No product with SKU {sku}.")
-    error = None
-    price_text = _price_major(product)
+    error: Any = None
+    confirm = None
+    shop = repo.settings()
+    price_text = _price_major(product, shop)
     if request.method == "POST":
         try:
-            data = _form_to_product(request.form)
+            data, price_errors = _form_to_product(request.form, shop)
             data["sku"] = sku
             staged = _stage_upload(sku)
             try:
-                product = repo.update_product(sku, data)
-            except ValidationError:
+                saved = _save_form(data, price_errors, sku=sku)
+            except (ValidationError, SlotTaken):
                 if staged and staged != product.get("image"):
                     delete_image(get_data_dir(), staged)
                 raise
+            product = saved.doc
             _attach(sku, staged)
             if request.form.get("remove_image") and not staged:
                 delete_image(get_data_dir(), repo.set_image(sku, None))
             notify_device()
-            flash(f"Saved {sku}.", "ok")
+            flash(f"Saved {sku}.{_moved_message(saved)}", "ok")
             return redirect(url_for("inventory.index", q=sku))
-        except (ValidationError, ImageError) as exc:
-            error = str(exc)
+        except SlotTaken as exc:
+            confirm = exc
             product = {**product, **request.form.to_dict()}
             price_text = request.form.get("price", "")
-    return render_template("inventory/form.html", product=product, creating=False, error=error,
-                           genders=GENDERS, price_text=price_text), (422 if error else 200)
+        except (ValidationError, ImageError) as exc:
+            error = exc
+            product = {**product, **request.form.to_dict()}
+            price_text = request.form.get("price", "")
+    return _render_form(product, creating=False, error=error, price_text=price_text, confirm=confirm)
 
 
 @bp.route("/<sku>/delete", methods=["POST"])
@@ -202,32 +249,34 @@ def import_csv() -> Any:
         upload = request.files.get("file")
         if upload is None or not upload.filename:
             flash("Choose a CSV file first.", "error")
-            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS), 422
+            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, shop=get_repository().settings()), 422
         try:
-            result = parse_products_csv(decode(upload.read()))
+            repo = get_repository()
+            result = parse_products_csv(decode(upload.read()), shop=repo.settings(), slots=repo.slot_names())
         except ValidationError as exc:
             flash(f"Import refused: {exc}", "error")
-            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS), 422
+            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, shop=get_repository().settings()), 422
         if result.errors:
-            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, result=result), 422
+            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, shop=get_repository().settings(), result=result), 422
         try:
             created, updated = get_repository().import_products(result.products, keep=result.keep)
         except ValidationError as exc:
-            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, result=result,
+            return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, shop=get_repository().settings(), result=result,
                                    write_error=str(exc)), 422
         notify_device()
         summary = {"created": created, "updated": updated, "format": result.format}
-    return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, result=result, summary=summary)
+    return render_template("inventory/import.html", columns=TEMPLATE_COLUMNS, shop=get_repository().settings(), result=result, summary=summary)
 
 
 @bp.route("/export.csv")
 def export_csv() -> Response:
-    body = export_products_csv(get_repository().list_products())
+    repo = get_repository()
+    body = export_products_csv(repo.list_products(), shop=repo.settings())
     return Response(body, mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=smartshelf-products.csv"})
 
 
 @bp.route("/template.csv")
 def template_csv() -> Response:
-    return Response(export_products_csv([]), mimetype="text/csv",
+    return Response(export_products_csv([], shop=get_repository().settings()), mimetype="text/csv",
                     headers={"Content-Disposition": "attachment; filename=smartshelf-template.csv"})

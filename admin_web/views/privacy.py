@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 
-from admin_web.db import get_accounts, get_data_dir
+from admin_web.db import get_accounts, get_runtime_dir
 from admin_web.device_client import DeviceClient
 from admin_web.errors import DeviceUnavailable
 from admin_web.insight import read_status
@@ -18,7 +18,7 @@ OPERATOR_KEY = "notice_operator"
 
 @bp.route("/")
 def index() -> Any:
-    status = read_status(get_data_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]))
+    status = read_status(get_runtime_dir(), stale_s=float(current_app.config["DEVICE_STALE_S"]))
     operator = get_accounts().get_setting(OPERATOR_KEY, "")
     return render_template("privacy/index.html", status=status, operator=operator)
 

@@ -12,6 +12,7 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from admin_web.db import get_repository
 from admin_web.device_client import DeviceClient
 from admin_web.errors import DeviceUnavailable, NotFound, ValidationError
+from admin_web.repository import SlotTaken
 from admin_web.views.inventory import notify_device
 
 bp = Blueprint("slots", __name__, url_prefix="/slots")
@@ -46,13 +47,18 @@ def save() -> Any:
 
 @bp.route("/<slot>/assign", methods=["POST"])
 def assign(slot: str) -> Any:
+    """Put a product on a slot; a move that takes another product off the shelf, or this one off
+    its own slot, is asked first (a confirmation page; nothing changes until it is confirmed)."""
     sku = request.form.get("sku", "").strip() or None
     try:
-        get_repository().assign_slot(slot, sku)
+        saved = get_repository().assign_slot(slot, sku, move=request.form.get("move") == "1")
     except NotFound as exc:
         abort(404, description=str(exc))
+    except SlotTaken as exc:
+        return render_template("slots/confirm.html", slot=slot, sku=sku, taken=exc), 409
     notify_device()
-    flash(f"Slot {slot} now holds {sku or 'nothing'}.", "ok")
+    moves = "; ".join(saved.moves()) if saved else ""
+    flash(f"Slot {slot} now holds {sku or 'nothing'}." + (f" {moves}." if moves else ""), "ok")
     return redirect(url_for("slots.index"))
 
 

@@ -38,7 +38,10 @@ def register(subparsers: Any) -> None:
         "retrain", help="retrain from the sales ledger; replace the current file only if not worse"
     )
     _add_data_args(p, movielens=False)
-    p.add_argument("--current", required=True, type=Path, help="the live factor file (replaced atomically)")
+    p.add_argument(
+        "--current", type=Path, help="the live factor file, replaced atomically (default: the config's factor file)"
+    )
+    p.add_argument("--config", type=Path, help="smartshelf config for the default --current")
     p.add_argument("--out", type=Path, help="also write the candidate here, accepted or not (for review)")
     p.add_argument("--holdout", type=float, default=0.2, help="share of the most recent sales held out (0.2)")
     p.add_argument("--tolerance", type=float, default=0.0, help="accept if NDCG@10 >= current - tolerance")
@@ -53,7 +56,17 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="print the report as JSON")
+    p.add_argument(
+        "--report",
+        type=Path,
+        help="write the outcome for the admin dashboard here (default: retrain-report.json next to --current)",
+    )
     p.set_defaults(func=_cmd_retrain)
+
+    p = sub.add_parser("rollback", help="put back the factor file the last retrain replaced")
+    p.add_argument("--current", type=Path, help="the live factor file (default: the config's factor file)")
+    p.add_argument("--config", type=Path, help="smartshelf config for the default --current")
+    p.set_defaults(func=_cmd_rollback)
 
     p = sub.add_parser("inspect", help="verify a factor file and print its metadata")
     p.add_argument("file", type=Path)
@@ -149,10 +162,34 @@ def _cmd_prior(args: argparse.Namespace) -> int:
 
 
 def _cmd_retrain(args: argparse.Namespace) -> int:
-    from device.recommend.retrain import RetrainRefused, retrain
+    """Exit 0: replaced; 3: kept the current file (the new model was worse); 4: not enough new sales
+    yet (nothing written); 1: an error. Every outcome is written to the report for the dashboard."""
+    import time
 
-    data = _load_data(args)
+    from device.recommend.prior import read_items_csv
+    from device.recommend.retrain import NotEnoughEvidence, RetrainRefused, retrain
+    from smartshelf.core.retrain_report import previous_path, write_retrain_report
+
+    args.current = _current(args)
+    outcome: dict[str, Any] = {
+        "factors": str(args.current), "min_new_sales": args.min_new_sales, "sales": None, "new_sales": None,
+        "candidate_ndcg": None, "current_ndcg": None, "holdout_sales": None, "items": None,
+        "rollback": None,
+    }
+
+    def finish(kind: str, message: str, code: int) -> int:
+        outcome.update(outcome=kind, message=message, finished_at=time.time())
+        try:
+            path = _write_report(args.report, outcome) if args.report else write_retrain_report(args.current, outcome)
+            logger.info("retrain report: %s", path)
+        except OSError as exc:
+            print(f"smartshelf: warning: cannot write the retrain report: {exc}", file=sys.stderr)
+        return code
+
     try:
+        data = _load_data(args)
+        catalogue, sold = read_items_csv(args.items) if args.items else ([], [])
+        outcome["sales"] = int(data.users.size)
         report = retrain(
             data,
             args.current,
@@ -163,16 +200,72 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
             seed=args.seed,
             level=args.level,
             min_holdout=args.min_new_sales,
+            catalogue=catalogue,
+            sold=sold,
         )
+    except NotEnoughEvidence as exc:
+        outcome["new_sales"] = exc.new_sales
+        print(f"smartshelf: retrain waiting: {exc}", file=sys.stderr)
+        return finish("waiting", str(exc), 4)
     except RetrainRefused as exc:
+        outcome.update(
+            candidate_ndcg=exc.report.candidate.ndcg,
+            current_ndcg=exc.report.current.ndcg if exc.report.current else None,
+            holdout_sales=exc.report.holdout_rows,
+        )
         if args.json:
             _print_json(exc.report.to_dict())
         print(f"smartshelf: retrain refused: {exc}", file=sys.stderr)
-        return 3
+        return finish("kept", str(exc), 3)
+    except Exception as exc:
+        finish("failed", f"{type(exc).__name__}: {exc}", 1)
+        raise
+    from device.recommend.factors import FactorModel
+
+    outcome.update(
+        candidate_ndcg=report.candidate.ndcg,
+        current_ndcg=report.current.ndcg if report.current else None,
+        holdout_sales=report.holdout_rows,
+        items=FactorModel.load(args.current).n_items,
+        rollback=str(previous_path(args.current)) if previous_path(args.current).exists() else None,
+    )
     if args.json:
         _print_json(report.to_dict())
     else:
         print(report.message)
+    return finish("replaced", report.message, 0)
+
+
+def _current(args: argparse.Namespace) -> Path:
+    """--current, else the factor file of --config (default /etc/smartshelf/config.toml if it exists)."""
+    if args.current is not None:
+        return Path(args.current)
+    from smartshelf.core.config import load_effective_config
+
+    return load_effective_config(args.config).factors_path
+
+
+def _write_report(path: Path, report: dict[str, Any]) -> Path:
+    from smartshelf.core.storage import atomic_write_json
+
+    atomic_write_json(path, report)
+    return path
+
+
+def _cmd_rollback(args: argparse.Namespace) -> int:
+    import time
+
+    from device.recommend.retrain import rollback
+    from smartshelf.core.retrain_report import write_retrain_report
+
+    path = rollback(_current(args))
+    message = f"{path} is back to the file it had before the last retrain (run rollback again to undo)"
+    try:
+        write_retrain_report(path, {"outcome": "rolled_back", "finished_at": time.time(), "message": message,
+                                    "factors": str(path)})
+    except OSError as exc:
+        print(f"smartshelf: warning: cannot write the retrain report: {exc}", file=sys.stderr)
+    print(message)
     return 0
 
 

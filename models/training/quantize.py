@@ -25,7 +25,7 @@ INT8_FILE = "age_gender_int8.tflite"
 FLOAT_FILE = "age_gender_float32.tflite"
 LICENCE = (
     "trained on UTKFace (non-commercial research use only); retrain on licensed data for a product "
-    "(python -m models.training.train --data DIR); see models/README.md"
+    "(python -m models.training.train --data DIR); see docs/models.md"
 )
 
 

@@ -8,6 +8,7 @@ Every section is a frozen dataclass; unknown keys and bad values raise ConfigErr
 from __future__ import annotations
 
 import dataclasses
+import logging
 import tomllib
 import types
 import typing
@@ -17,8 +18,12 @@ from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 from smartshelf.core.errors import ConfigError
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_CONFIG_PATH = Path("/etc/smartshelf/config.toml")
 DEFAULT_DATA_DIR = Path("/var/lib/smartshelf")
+#: systemd's RuntimeDirectory=smartshelf of the device unit (a tmpfs, emptied at reboot).
+DEFAULT_RUNTIME_DIR = Path("/run/smartshelf")
 
 CameraType = Literal["picamera2", "opencv", "replay"]
 PresenceType = Literal["camera_motion", "pir", "ultrasonic", "always"]
@@ -34,7 +39,10 @@ class ShelfConfig:
     name: str = "smartshelf"
     """Shown on the admin page and the shelf notice."""
     data_dir: Path = DEFAULT_DATA_DIR
-    """Where TinyDB files, events and backups live (device: events + status; admin: the rest)."""
+    """Where TinyDB files, events and backups live (device: events; admin: the rest)."""
+    runtime_dir: Path | None = None
+    """Where the device writes status.json (state that need not survive a reboot, rewritten every 2 s);
+    default /run/smartshelf when that folder exists (the device unit's RuntimeDirectory=), else data_dir."""
 
 
 @dataclass(frozen=True)
@@ -166,11 +174,22 @@ class Config:
         return self.shelf.data_dir
 
     @property
+    def runtime_dir(self) -> Path:
+        return resolve_runtime_dir(self.shelf.runtime_dir, self.shelf.data_dir)
+
+    @property
     def factors_path(self) -> Path:
         return self.recommend.factors or self.shelf.data_dir / "factors.npz"
 
     def replace(self, **sections: Any) -> Config:
         return dataclasses.replace(self, **sections)
+
+
+def resolve_runtime_dir(runtime_dir: Path | None, data_dir: Path) -> Path:
+    """shelf.runtime_dir if set, else /run/smartshelf if it exists (systemd made it), else data_dir."""
+    if runtime_dir is not None:
+        return runtime_dir
+    return DEFAULT_RUNTIME_DIR if DEFAULT_RUNTIME_DIR.is_dir() else data_dir
 
 
 _BOUNDS: dict[str, tuple[float, float]] = {
@@ -305,6 +324,60 @@ def _cross_checks(config: Config) -> None:
     for slot, pin in config.slots.items():
         if pin in used:
             raise ConfigError(f"slots.{slot} = {pin}: pin {pin} is already used by the presence sensor")
+
+
+def resolve_config_path(path: Path | str | None = None) -> Path | None:
+    """The one path resolver: ``path`` when given; else the default path when that file exists;
+    else None (the built-in defaults, as on a development machine)."""
+    if path is not None:
+        return Path(path)
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.is_file() else None
+
+
+def load_effective_config(path: Path | str | None = None) -> Config:
+    """The config this process runs with: :func:`resolve_config_path` then :func:`load_config`."""
+    return load_config(resolve_config_path(path))
+
+
+class ConfigSource:
+    """A config loaded once per process and reloaded when its file changes (by mtime and size).
+
+    ``get()`` is cheap (one ``stat``); after a change it re-reads and validates the file; a file that
+    no longer validates is logged once as an error naming the key, and the last good config stays.
+    """
+
+    def __init__(self, path: Path | str | None = None) -> None:
+        self.path = resolve_config_path(path)
+        self._stamp = self._stat()
+        self._config = load_config(self.path)
+        self._bad_stamp: tuple[int, int] | None = None
+        #: Why the file's current content is not in use (None when it is).
+        self.error: str | None = None
+
+    def _stat(self) -> tuple[int, int] | None:
+        if self.path is None:
+            return None
+        try:
+            st = self.path.stat()
+        except OSError:
+            return None
+        return (st.st_mtime_ns, st.st_size)
+
+    def get(self) -> Config:
+        stamp = self._stat()
+        if stamp == self._stamp or stamp is None or stamp == self._bad_stamp:
+            return self._config
+        try:
+            self._config = load_config(self.path)
+        except ConfigError as exc:
+            self._bad_stamp = stamp
+            self.error = str(exc)
+            logger.error("config changed but is not valid; keeping the last good one: %s", exc)
+            return self._config
+        self._stamp = stamp
+        self.error = None
+        logger.info("config %s reloaded", self.path)
+        return self._config
 
 
 def load_config(path: Path | str | None = None) -> Config:

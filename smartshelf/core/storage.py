@@ -22,25 +22,28 @@ process (the admin ``InventoryRepository``, the device ``EventLog``) serialises 
 from __future__ import annotations
 
 import contextlib
-import errno
-import fcntl
 import io
 import json
 import logging
 import os
 import tarfile
-import tempfile
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 from tinydb import TinyDB
 from tinydb.storages import Storage
 from tinydb.table import Table
 
+from smartshelf.core.atomic import FileLock, atomic_write_bytes, atomic_write_json, fsync_dir
 from smartshelf.core.errors import StorageError
+
+__all__ = [
+    "BACKUP_DATABASES", "BACKUP_DIRS", "BACKUP_FILES", "BACKUP_SECRET_FILES", "AtomicJSONStorage", "FileLock",
+    "SkipWrite", "atomic_write_bytes", "atomic_write_json", "backup", "fsync_dir", "open_db", "restore",
+    "write_transaction",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -48,125 +51,13 @@ logger = logging.getLogger(__name__)
 BACKUP_FILES: tuple[str, ...] = ("store.json", "accounts.json")
 #: Admin-owned secrets copied as they are and restored 0600 (the key that opens the terminals' secrets).
 BACKUP_SECRET_FILES: tuple[str, ...] = ("terminal.key",)
+#: Admin-owned SQLite databases, copied through the sqlite3 backup API (a consistent snapshot of a
+#: live database): the sales ledger.
+BACKUP_DATABASES: tuple[str, ...] = ("ledger.sqlite3",)
 #: Admin-owned folders copied whole: product images uploaded by staff (never camera images) and
-#: the sales ledger's archived chunks (older sales moved out of store.json by the terminals ledger).
+#: ``ledger/``, the sales ledger's JSON chunks of earlier releases (restored from an old backup, they
+#: are moved into ledger.sqlite3 on the next start).
 BACKUP_DIRS: tuple[str, ...] = ("images", "ledger")
-
-
-def fsync_dir(directory: str | os.PathLike[str]) -> None:
-    """Flush a directory entry change (a rename) to disk."""
-    fd = os.open(os.fspath(directory), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    try:
-        os.fsync(fd)
-    except OSError as exc:  # some file systems (e.g. certain FUSE mounts) refuse fsync on a dir
-        if exc.errno not in (errno.EINVAL, errno.ENOTSUP):
-            raise
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes, *, mode: int | None = None) -> None:
-    """Replace ``path`` with ``data`` atomically and durably.
-
-    ``mode`` sets the permission bits of the new file (for example 0o600 for secrets); by default
-    an existing file's mode is kept, else 0o644.
-    """
-    target = Path(path)
-    directory = target.parent
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-        if mode is None:
-            try:
-                mode = target.stat().st_mode & 0o7777
-            except FileNotFoundError:
-                mode = 0o644
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
-    except OSError as exc:
-        raise StorageError(f"cannot write {target}: {exc}") from exc
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp_name, target)
-        fsync_dir(directory)
-    except BaseException as exc:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp_name)
-        if isinstance(exc, OSError):
-            raise StorageError(f"cannot write {target}: {exc}") from exc
-        raise
-
-
-def atomic_write_json(path: str | os.PathLike[str], obj: Any, *, indent: int | None = None,
-                      mode: int | None = None) -> None:
-    """Serialise ``obj`` as UTF-8 JSON and write it with :func:`atomic_write_bytes`."""
-    try:
-        data = json.dumps(obj, indent=indent, ensure_ascii=False, allow_nan=False).encode("utf-8")
-    except (TypeError, ValueError) as exc:
-        raise StorageError(f"cannot serialise data for {path}: {exc}") from exc
-    atomic_write_bytes(path, data, mode=mode)
-
-
-class FileLock:
-    """Inter-process lock: ``fcntl.flock`` on ``<path>.lock``.
-
-    Re-entrant within one instance (a thread that holds it may enter again); different instances,
-    threads or processes wait for each other. Use one instance per file per process.
-    ``timeout`` (seconds, None = wait forever) raises StorageError when the lock is not free in time.
-    """
-
-    def __init__(self, path: str | os.PathLike[str], *, timeout: float | None = 30.0) -> None:
-        self.path = Path(path)
-        self.lock_path = self.path.with_name(self.path.name + ".lock")
-        self.timeout = timeout
-        self._thread_lock = threading.RLock()
-        self._depth = 0
-        self._fd: int | None = None
-
-    def acquire(self) -> None:
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        if not self._thread_lock.acquire(timeout=-1 if self.timeout is None else self.timeout):
-            raise StorageError(f"timed out waiting for lock {self.lock_path}")
-        try:
-            if self._depth == 0:
-                self.lock_path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-                while True:
-                    try:
-                        fcntl.flock(fd, fcntl.LOCK_EX | (fcntl.LOCK_NB if deadline is not None else 0))
-                        break
-                    except BlockingIOError:
-                        if deadline is not None and time.monotonic() > deadline:
-                            os.close(fd)
-                            raise StorageError(
-                                f"timed out after {self.timeout} s waiting for lock {self.lock_path} "
-                                "(another smartshelf process holds it)"
-                            ) from None
-                        time.sleep(0.01)
-                self._fd = fd
-            self._depth += 1
-        except BaseException:
-            self._thread_lock.release()
-            raise
-
-    def release(self) -> None:
-        self._depth -= 1
-        if self._depth == 0 and self._fd is not None:
-            try:
-                fcntl.flock(self._fd, fcntl.LOCK_UN)
-            finally:
-                os.close(self._fd)
-                self._fd = None
-        self._thread_lock.release()
-
-    def __enter__(self) -> Self:
-        self.acquire()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.release()
 
 
 def _stat_key(st: os.stat_result) -> tuple[int, int, int, int]:
@@ -266,7 +157,7 @@ class AtomicJSONStorage(Storage):
         return good
 
     # -- writing --------------------------------------------------------------------------------
-    def write(self, data: dict[str, Any]) -> None:
+    def write(self, data: dict[str, Any], *, durable: bool = True) -> None:
         if self.read_only:
             raise StorageError(f"{self.path} is opened read-only")
         try:
@@ -276,7 +167,7 @@ class AtomicJSONStorage(Storage):
             raise StorageError(f"cannot serialise data for {self.path}: {exc}") from exc
         try:
             self._keep_last_good()
-            atomic_write_bytes(self.path, raw)
+            atomic_write_bytes(self.path, raw, durable=durable)
             st = self.path.stat()
         except BaseException:
             self.invalidate()
@@ -351,8 +242,12 @@ def open_db(path: str | os.PathLike[str], *, read_only: bool = False, indent: in
     return SmartShelfDB(os.fspath(path), storage=AtomicJSONStorage, read_only=read_only, indent=indent)
 
 
+class SkipWrite(Exception):
+    """Raised inside :func:`write_transaction` to leave the file as it is (nothing changed)."""
+
+
 @contextlib.contextmanager
-def write_transaction(db: TinyDB) -> Iterator[dict[str, dict[str, Any]]]:
+def write_transaction(db: TinyDB, *, durable: bool = True) -> Iterator[dict[str, dict[str, Any]]]:
     """Yield the raw tables (``{table: {doc_id: doc}}``) and write them once, atomically, at the end.
 
     Use it for a change that spans tables (a sale and its stock change): either all of it reaches
@@ -365,20 +260,27 @@ def write_transaction(db: TinyDB) -> Iterator[dict[str, dict[str, Any]]]:
     data = storage.read() or {}
     try:
         yield data
+    except SkipWrite:
+        storage.invalidate()
+        return
     except BaseException:
         storage.invalidate()
         raise
-    storage.write(data)
+    storage.write(data, durable=durable)
 
 
 # -- backup / restore ---------------------------------------------------------------------------
 def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | None = None) -> Path:
     """Write a ``.tar.gz`` of the admin-owned files to ``dest_dir`` (default ``<data_dir>/backups``):
-    store.json, accounts.json, terminal.key (if present), images/ and ledger/.
+    store.json, accounts.json, ledger.sqlite3, terminal.key (if present), images/ and ledger/.
 
-    Each JSON file is read under its file lock, so the copy is a consistent snapshot. The archive is
-    created 0600 (it holds password hashes and terminal secrets). Returns the archive's path.
+    Each JSON file is read under its file lock, so the copy is a consistent snapshot; the sales
+    ledger is copied with the sqlite3 backup API while store.json's lock is held (a sale commits
+    the ledger and store.json under that lock), so the stock and the ledger in the archive agree.
+    The archive is created 0600 (it holds password hashes and terminal secrets). Returns its path.
     """
+    from smartshelf.core.sqlite import database_bytes
+
     root = Path(data_dir)
     dest = Path(dest_dir) if dest_dir is not None else root / "backups"
     dest.mkdir(parents=True, exist_ok=True)
@@ -389,10 +291,16 @@ def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | 
         n += 1
         archive = dest / f"smartshelf-backup-{stamp}-{n}.tar.gz"
     buffer = io.BytesIO()
+    databases: dict[str, bytes] = {}
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
         for name in BACKUP_FILES:
             path = root / name
             with FileLock(path):
+                if name == "store.json":
+                    for db_name in BACKUP_DATABASES:
+                        snapshot = database_bytes(root / db_name)
+                        if snapshot is not None:
+                            databases[db_name] = snapshot
                 try:
                     raw = path.read_bytes()
                 except FileNotFoundError:
@@ -401,6 +309,10 @@ def backup(data_dir: str | os.PathLike[str], dest_dir: str | os.PathLike[str] | 
                 _parse_db(raw)
             except ValueError as exc:
                 raise StorageError(f"not backing up {path}: it is corrupt ({exc})") from exc
+            info = tarfile.TarInfo(name)
+            info.size, info.mtime, info.mode = len(raw), int(time.time()), 0o600
+            tar.addfile(info, io.BytesIO(raw))
+        for name, raw in databases.items():
             info = tarfile.TarInfo(name)
             info.size, info.mtime, info.mode = len(raw), int(time.time()), 0o600
             tar.addfile(info, io.BytesIO(raw))
@@ -431,6 +343,7 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
     ok = member.isfile() and (
         (name in BACKUP_FILES)
         or (name in BACKUP_SECRET_FILES)
+        or (name in BACKUP_DATABASES)
         or (len(parts) == 2 and parts[0] in BACKUP_DIRS and parts[1] not in ("", ".", ".."))
     )
     if not ok or name.startswith("/") or ".." in parts:
@@ -440,10 +353,15 @@ def _check_member(member: tarfile.TarInfo, archive: Path) -> None:
 def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -> Path | None:
     """Put the files of a :func:`backup` archive back into ``data_dir``.
 
-    The archive is checked whole first (only known names, JSON files parse); if anything is wrong,
-    nothing is changed. The current files are first saved with :func:`backup` (returned path) so a
-    restore can be undone. Each file is replaced atomically under its lock.
+    The archive is checked whole first (only known names, JSON files parse, databases pass SQLite's
+    integrity check); if anything is wrong, nothing is changed. The current files are first saved
+    with :func:`backup` (returned path) so a restore can be undone. Each file is replaced atomically
+    under its lock. An archive without a sales ledger database (written by an earlier release, whose
+    ledger is inside store.json) removes the current one: the archive's store.json is the whole
+    ledger then. Stop the admin service first (it owns the ledger).
     """
+    from smartshelf.core.sqlite import check_database_bytes, restore_database
+
     archive = Path(archive)
     root = Path(data_dir)
     contents: dict[str, bytes] = {}
@@ -463,15 +381,27 @@ def restore(archive: str | os.PathLike[str], data_dir: str | os.PathLike[str]) -
                 _parse_db(contents[name])
             except ValueError as exc:
                 raise StorageError(f"{archive}: {name} in the archive is corrupt ({exc})") from exc
+    for name in BACKUP_DATABASES:
+        if name in contents:
+            check_database_bytes(contents[name], f"{archive}: {name} in the archive")
     if not any(name in contents for name in BACKUP_FILES):
         raise StorageError(f"{archive} holds none of {', '.join(BACKUP_FILES)}: not a smartshelf backup")
-    safety = backup(root) if any((root / n).exists() for n in BACKUP_FILES) else None
+    safety = backup(root) if any((root / n).exists() for n in (*BACKUP_FILES, *BACKUP_DATABASES)) else None
     for name in BACKUP_FILES:
         if name in contents:
             path = root / name
             with FileLock(path):
+                if name == "store.json":
+                    for db_name in BACKUP_DATABASES:
+                        if db_name in contents:
+                            restore_database(root / db_name, contents[db_name])
+                        else:
+                            for leftover in (db_name, f"{db_name}-wal", f"{db_name}-shm"):
+                                (root / leftover).unlink(missing_ok=True)
                 atomic_write_bytes(path, contents[name], mode=0o600 if name == "accounts.json" else None)
     for name, raw in contents.items():
+        if name in BACKUP_DATABASES:
+            continue
         if name in BACKUP_SECRET_FILES:
             atomic_write_bytes(root / name, raw, mode=0o600)
         elif name not in BACKUP_FILES:

@@ -1,6 +1,6 @@
 """`smartshelf doctor`: a self-check of the installed shelf, one line per check with the fix.
 
-Checks (names for ``--skip``): config, runtime, camera, gpio, models, factors, data_dir,
+Checks (names for ``--skip``): config, runtime, camera, gpio, models, factors, shelf, data_dir,
 time_sync, admin_port. Every check runs even when an earlier one failed; a check that raises
 becomes a failed line with the error's text. The exit status is 1 when any check failed
 (warnings do not fail), so installers and ``smartshelf update`` can gate on it.
@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config, resolve_config_path
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +41,7 @@ CHECK_NAMES = (
     "gpio",
     "models",
     "factors",
+    "shelf",
     "data_dir",
     "time_sync",
     "admin_port",
@@ -143,7 +144,7 @@ def check_runtime(ctx: Context) -> str:
 
 def _device_status(config: Config) -> dict[str, Any] | None:
     """The running device's status.json if it is fresh and its pid is alive, else None."""
-    path = config.data_dir / "status.json"
+    path = config.runtime_dir / "status.json"
     try:
         status = json.loads(path.read_text())
     except (OSError, ValueError):
@@ -346,14 +347,41 @@ def check_factors(ctx: Context) -> str:
     path = ctx.config.factors_path
     if not path.exists():
         raise Warn(
-            f"factor file {path} not found: the shelf ranks with the catalogue prior of its products",
-            f"make one from the shelf's catalogue: smartshelf factors prior --catalog catalog.csv --out {path} "
-            "(as the smartshelf user), or copy a trained factor file there",
+            f"factor file {path} not found: the shelf suggests its products from their details (gender, "
+            "category, price, what sells) until the nightly retrain has learned from enough sales",
+            "nothing to do on a new shop: check that the retrain is scheduled (systemctl list-timers "
+            "smartshelf-retrain.timer); or copy a trained factor file there",
         )
     model = FactorModel.load(path)
     n_items = getattr(model, "n_items", "?")
     rank = getattr(model, "rank", "?")
     return f"{path}: {n_items} items, rank {rank}, checksum ok"
+
+
+def check_shelf(ctx: Context) -> str:
+    """Can the shelf suggest the products staff put on it (store.json, read-only)?"""
+    from smartshelf.core.readiness import learned_ids, shelf_readiness
+    from smartshelf.core.storage import open_db
+
+    path = ctx.config.data_dir / "store.json"
+    if not path.exists():
+        raise Warn(
+            "no products yet: the shelf has nothing to suggest",
+            "add products and put them on slots on the admin page (or import a product CSV)",
+        )
+    db = open_db(path, read_only=True)
+    try:
+        products = [dict(d) for d in db.table("products").all()]
+        slots = [str(d["slot"]) for d in db.table("slots").all()] or list(ctx.config.slots)
+    finally:
+        db.close()
+    readiness = shelf_readiness(products, slots, learned=learned_ids(ctx.config.factors_path))
+    if readiness.problems:
+        raise Warn(
+            " ".join(readiness.problems),
+            "on the admin page: restock, or put products that are in stock on the shelf's slots",
+        )
+    return f"{len(readiness.suggestable)} product(s) on slots can be suggested. " + " ".join(readiness.notes)
 
 
 def check_data_dir(ctx: Context) -> str:
@@ -405,12 +433,16 @@ def check_time_sync(ctx: Context) -> str:
             return "clock synchronised (timedatectl NTPSynchronized=yes)"
         if out.returncode == 0:
             raise Warn(
-                "clock not synchronised (timedatectl NTPSynchronized=no): event times and sale matching may be off",
-                "sudo timedatectl set-ntp true and check the network reaches an NTP server",
+                "the shelf's clock is not set: it has not synchronised with a time server since it started "
+                "(a Raspberry Pi has no battery clock). Until it does, the times of new events are marked "
+                "as unreliable and card terminals' sales may be refused because the shelf's time is wrong, "
+                "not the terminal's",
+                "connect the shelf to a network that reaches a time server; check with `timedatectl` "
+                "and `sudo timedatectl set-ntp true`",
             )
     raise Warn(
-        "cannot tell whether the clock is synchronised (no timesyncd, no timedatectl)",
-        "enable NTP (systemd-timesyncd)",
+        "cannot tell whether the shelf's clock is set (no systemd-timesyncd flag file, no timedatectl)",
+        "enable NTP (systemd-timesyncd) so the shelf's clock is set after every power cut",
     )
 
 
@@ -454,6 +486,7 @@ CHECKS: dict[str, CheckFn] = {
     "gpio": check_gpio,
     "models": check_models,
     "factors": check_factors,
+    "shelf": check_shelf,
     "data_dir": check_data_dir,
     "time_sync": check_time_sync,
     "admin_port": check_admin_port,
@@ -496,9 +529,7 @@ def run_checks(ctx: Context, skip: Iterable[str] = ()) -> list[CheckResult]:
 
 def make_context(config_path: Path | None, *, explicit: bool, **overrides: Any) -> Context:
     """Load the config for the checks; a bad or missing explicit config becomes the config check's failure."""
-    path = config_path
-    if path is None and not explicit and DEFAULT_CONFIG_PATH.is_file():
-        path = DEFAULT_CONFIG_PATH
+    path = config_path if explicit else resolve_config_path(config_path)
     error = None
     config = Config()
     if path is not None:

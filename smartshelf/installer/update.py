@@ -8,24 +8,29 @@ Layout under the prefix (default ``/opt/smartshelf``)::
     current  -> releases/<...>       what the systemd units run (/opt/smartshelf/current/venv/bin/smartshelf)
     previous -> releases/<...>       the release before, for ``smartshelf update --rollback``
 
-A source tree (a git checkout, optionally at ``--ref``) is installed like an editable install: the
-venv gets a ``.pth`` entry for the release folder, a ``smartshelf`` launcher and a dist-info record,
-with no build step, so an update works offline once the dependencies are present. A wheel is
-installed with pip (``--no-deps``; its dependencies as below). With ``--system-packages`` (what
-setup.sh uses on a Raspberry Pi) the venv sees the distribution's numpy, OpenCV, picamera2 and
-lgpio (``--system-site-packages``); pip installs the other dependencies under a constraint that pins
-numpy to the system's version and never installs numpy or opencv-python-headless itself.
+A source tree (a git checkout, optionally at ``--ref``) is copied into the release folder and
+installed into the release's venv by pip itself (``pip install --no-deps --no-build-isolation``: a
+real, non-editable install with pip's own launcher and RECORD; no package index is needed, the build
+backend is the venv's setuptools, on a Pi the distribution's python3-setuptools). A wheel is
+installed with pip (``--no-deps``; its dependencies as below).
+
+System packages: on a Raspberry Pi (``/proc/device-tree/model`` names one; ``SMARTSHELF_MODEL_FILE``
+overrides the file) the venv sees the distribution's numpy, OpenCV, picamera2 and lgpio
+(``--system-site-packages``) by default, and an update follows the current release's record
+(``"system_packages"``) unless ``--system-packages``/``--no-system-packages`` says otherwise. pip then
+installs the other dependencies under a constraint that pins numpy to the system's version and never
+installs numpy or opencv-python-headless itself.
 
 Before switching, ``smartshelf doctor`` runs from the new release (hardware checks skipped: the
-running device holds the camera); a check that fails there but passed with the current release
-stops the update, and the new release is removed. After the switch the services are restarted and
+running device holds the camera), and with system packages the release's python must import the
+camera and GPIO stacks (picamera2, lgpio, gpiozero; importing opens no hardware). A check that fails
+there but passed with the current release stops the update, and the new release is removed. After the switch the services are restarted and
 must come up active, or the previous release is switched back and restarted.
 """
 
 from __future__ import annotations
 
 import argparse
-import fcntl
 import hashlib
 import json
 import logging
@@ -44,8 +49,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from smartshelf.core.config import DEFAULT_CONFIG_PATH
-from smartshelf.core.errors import SmartShelfError
+from smartshelf.core.atomic import FileLock, atomic_write_json, fsync_dir
+from smartshelf.core.config import DEFAULT_CONFIG_PATH, resolve_config_path
+from smartshelf.core.errors import SmartShelfError, StorageError
 
 logger = logging.getLogger(__name__)
 
@@ -58,6 +64,20 @@ RELEASE_FILE = "release.json"
 EXCLUDE_DIRS = {".git", "__pycache__", ".pytest_cache", ".ruff_cache", "build", "dist", "node_modules"}
 EXCLUDE_PREFIXES = (".venv",)
 SYSTEM_PACKAGES = {"numpy", "opencv-python-headless", "opencv-python", "opencv-contrib-python"}
+#: The device tree's model string on a Raspberry Pi ("Raspberry Pi 4 Model B Rev 1.4").
+MODEL_FILE = Path("/proc/device-tree/model")
+#: Imported by the release's python before the switch when it uses the system packages: the camera
+#: and GPIO stacks from apt (importing them opens no camera and no GPIO chip).
+HARDWARE_STACK = ("picamera2", "lgpio", "gpiozero")
+
+
+def is_raspberry_pi(model_file: Path | None = None) -> bool:
+    """Whether this machine is a Raspberry Pi (``SMARTSHELF_MODEL_FILE`` overrides the model file)."""
+    path = model_file or Path(os.environ.get("SMARTSHELF_MODEL_FILE") or MODEL_FILE)
+    try:
+        return "raspberry pi" in path.read_bytes().decode("utf-8", "replace").lower()
+    except OSError:
+        return False
 
 
 class UpdateError(SmartShelfError, RuntimeError):
@@ -210,7 +230,8 @@ class Options:
     config: Path | None = None
     restart: bool = True
     doctor: bool = True
-    system_packages: bool = False
+    system_packages: bool | None = False
+    """True/False as given; None: follow the current release's record, else True on a Raspberry Pi."""
     install_deps: bool = True
     pip_args: tuple[str, ...] = ()
     site_packages: tuple[Path, ...] = ()
@@ -229,6 +250,20 @@ class Updater:
         self.releases = options.prefix / "releases"
         self.current = options.prefix / "current"
         self.previous = options.prefix / "previous"
+        if options.system_packages is None:
+            options.system_packages = self._default_system_packages()
+
+    def _default_system_packages(self) -> bool:
+        """Follow the current release's ``system_packages``; without one, use them on a Raspberry Pi."""
+        current = self.release_of(self.current)
+        if current is not None:
+            try:
+                recorded = json.loads((current / RELEASE_FILE).read_text()).get("system_packages")
+            except (OSError, ValueError):
+                recorded = None
+            if isinstance(recorded, bool):
+                return recorded
+        return is_raspberry_pi()
 
     def say(self, text: str) -> None:
         print(text, file=self.out, flush=True)
@@ -286,8 +321,10 @@ class Updater:
         cmd = [self.o.python, "-m", "venv"]
         if self.o.system_packages or self.o.site_packages:
             cmd.append("--system-site-packages")
-        if source.kind == "tree" and not self.o.install_deps:
-            cmd.append("--without-pip")  # nothing to pip-install: faster, and works offline
+        if not self.o.install_deps:
+            # nothing else to pip-install: the release itself is installed by the creating
+            # interpreter's pip (pip --python), which saves the venv its own copy of pip
+            cmd.append("--without-pip")
         self._run([*cmd, str(venv)], "create the venv")
         python = venv / "bin" / "python"
         purelib = Path(
@@ -299,8 +336,7 @@ class Updater:
             )
         self._install_deps(source, python, dest)
         if source.kind == "tree":
-            self._link_tree(dest, venv, purelib, source.version)
-            self._compile(python, dest)
+            self._pip_install_tree(python, dest)
         else:
             self._run(
                 [str(python), "-m", "pip", "install", "--no-deps", *self.o.pip_args, str(source.path)],
@@ -315,9 +351,10 @@ class Updater:
             "installed_at": time.time(),
             "system_packages": self.o.system_packages,
         }
-        tmp = dest / (RELEASE_FILE + ".tmp")
-        tmp.write_text(json.dumps(record, indent=2) + "\n")
-        os.replace(tmp, dest / RELEASE_FILE)
+        try:
+            atomic_write_json(dest / RELEASE_FILE, record, indent=2)
+        except StorageError as exc:
+            raise UpdateError(str(exc)) from exc
         self.say(f"installed release {source.release_name} in {dest}")
 
     def _deps_plan(self, source: Source) -> list[str]:
@@ -333,7 +370,7 @@ class Updater:
             pin = " with numpy pinned to the system's version" if self.o.system_packages else ""
             self.say(f"would pip install{pin}: {' '.join(self._deps_plan(source))}")
         if source.kind == "tree":
-            self.say(f"would link {dest} into the venv (.pth + smartshelf launcher)")
+            self.say(f"would pip install --no-deps --no-build-isolation {dest}")
         else:
             self.say(f"would pip install --no-deps {source.path}")
 
@@ -360,30 +397,43 @@ class Updater:
             cmd += ["-c", str(constraints)]
         self._run([*cmd, *self.o.pip_args], "pip install the dependencies")
 
-    def _compile(self, python: Path, dest: Path) -> None:
-        """Byte-compile the release with its own Python: the services cannot write its __pycache__
-        (ProtectSystem=strict), so without this every start would compile every module again."""
+    def _pip_install_tree(self, python: Path, dest: Path) -> None:
+        """A real (non-editable) install of the release tree into its venv, built by the venv's
+        setuptools without build isolation (no index needed)."""
+        pip = [str(python), "-m", "pip"] if self.o.install_deps else [self.o.python, "-m", "pip", "--python", str(python)]
         result = subprocess.run(
-            [str(python), "-m", "compileall", "-q", str(dest)], capture_output=True, text=True, check=False
+            [*pip, "install", "--no-deps", "--no-build-isolation", "--no-cache-dir", "--disable-pip-version-check",
+             *self.o.pip_args, str(dest)],
+            capture_output=True, text=True, check=False, cwd=dest,
         )
-        if result.returncode != 0:  # a module that does not compile still runs from source (or fails there)
-            logger.warning("compileall of %s: %s", dest, (result.stdout + result.stderr).strip()[-500:])
+        if result.returncode != 0:
+            tail = (result.stdout + result.stderr).strip()[-3000:]
+            fix = ""
+            if "setuptools" in tail or "bdist_wheel" in tail:
+                fix = "\nfix: sudo apt-get install python3-setuptools python3-wheel (the venv builds the release with them)"
+            raise UpdateError(f"could not pip install the release tree {dest}:\n{tail}{fix}")
+        for leftover in ("build", "smartshelf.egg-info"):  # pip's in-tree build output
+            shutil.rmtree(dest / leftover, ignore_errors=True)
 
-    def _link_tree(self, dest: Path, venv: Path, purelib: Path, version: str) -> None:
-        (purelib / "smartshelf-release.pth").write_text(f"{dest}\n")
-        dist = purelib / f"smartshelf-{version}.dist-info"
-        dist.mkdir(exist_ok=True)
-        (dist / "METADATA").write_text(f"Metadata-Version: 2.1\nName: smartshelf\nVersion: {version}\n")
-        (dist / "INSTALLER").write_text("smartshelf-update\n")
-        (dist / "entry_points.txt").write_text("[console_scripts]\nsmartshelf = smartshelf.cli:main\n")
-        launcher = venv / "bin" / "smartshelf"
-        launcher.write_text(
-            f"#!{venv / 'bin' / 'python'}\nimport sys\nfrom smartshelf.cli import main\n\nif __name__ == '__main__':\n    sys.exit(main())\n"
+    def import_check(self, release: Path) -> set[str]:
+        """The hardware-stack modules the release's python cannot import (HARDWARE_STACK)."""
+        python = release / "venv" / "bin" / "python"
+        code = (
+            "import importlib, json, sys\nfailed = []\n"
+            "for name in sys.argv[1:]:\n"
+            "    try:\n        importlib.import_module(name)\n"
+            "    except Exception as exc:\n        failed.append(f'{name}: {type(exc).__name__}: {exc}')\n"
+            "print(json.dumps(failed))\n"
         )
-        launcher.chmod(0o755)
-        names = ["METADATA", "INSTALLER", "entry_points.txt"]
-        record = [f"{dist.name}/{n},," for n in names] + [f"{dist.name}/RECORD,,", "smartshelf-release.pth,,"]
-        (dist / "RECORD").write_text("\n".join(record) + "\n")
+        env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME")}
+        # gpiozero picks a pin factory only when a device is made; importing it touches no pin
+        result = subprocess.run([str(python), "-c", code, *HARDWARE_STACK], capture_output=True, text=True,
+                                timeout=120, check=False, cwd=release, env=env)
+        try:
+            failed = json.loads(result.stdout.strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            return {f"python: {result.stderr.strip()[-300:]}"}
+        return set(failed)
 
     def doctor(self, release: Path) -> tuple[bool, set[str], str]:
         """Run the release's doctor (hardware skipped); (ran_ok, failed check names, output)."""
@@ -464,6 +514,8 @@ class Updater:
         if self.o.dry_run:
             if self.o.doctor:
                 self.say(f"would run doctor from the new release (skipping {', '.join(DOCTOR_SKIP)})")
+            if self.o.system_packages:
+                self.say(f"would check that the new release imports {', '.join(HARDWARE_STACK)}")
             self.switch(release)
             self.restart()
             return 0
@@ -486,6 +538,8 @@ class Updater:
                 self.say(f"doctor: the same checks fail as before ({', '.join(sorted(failed))}); going on")
             else:
                 self.say("doctor: all checks pass")
+        if self.o.system_packages:
+            self._check_hardware_stack(release, old, remove=not existed)
         self.switch(release)
         if not self.restart():
             if old is None:
@@ -499,6 +553,26 @@ class Updater:
             raise UpdateError(f"release {release.name} did not start; rolled back to {old.name}")
         self.prune()
         return 0
+
+    def _check_hardware_stack(self, release: Path, old: Path | None, *, remove: bool) -> None:
+        """Refuse a release whose python cannot import the camera/GPIO stack the current one can."""
+        failed = self.import_check(release)
+        if not failed:
+            self.say(f"imports: {', '.join(HARDWARE_STACK)} ok")
+            return
+        names = {f.split(":", 1)[0] for f in failed}
+        before = {f.split(":", 1)[0] for f in self.import_check(old)} if old is not None else set()
+        regressions = names - before
+        if not regressions:
+            self.say(f"imports: {', '.join(sorted(names))} fail as before ({'; '.join(sorted(failed))}); going on")
+            return
+        if remove:
+            shutil.rmtree(release, ignore_errors=True)
+        raise UpdateError(
+            f"release {release.name} cannot import the camera/GPIO stack ({'; '.join(sorted(failed))}); "
+            f"staying on {old.name if old else 'no release'}. fix: sudo apt-get install python3-picamera2 "
+            "python3-lgpio python3-gpiozero, and update with --system-packages"
+        )
 
     def rollback(self) -> int:
         previous = self.release_of(self.previous)
@@ -530,33 +604,28 @@ def _atomic_symlink(link: Path, target: str) -> None:
         tmp.unlink()
     os.symlink(target, tmp)
     os.replace(tmp, link)
-    fd = os.open(link.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    fsync_dir(link.parent)
 
 
 class _Lock:
+    """One update at a time per prefix: :class:`~smartshelf.core.atomic.FileLock` on ``.update.lock``,
+    not waiting (a second update is refused at once)."""
+
     def __init__(self, prefix: Path, dry_run: bool) -> None:
-        self.path = prefix / ".update.lock"
-        self.dry_run = dry_run
-        self.fh: Any = None
+        self.lock = FileLock(prefix / ".update", timeout=0)
+        self.active = not dry_run and prefix.is_dir()
 
     def __enter__(self) -> Self:
-        if self.dry_run or not self.path.parent.is_dir():
-            return self
-        self.fh = open(self.path, "w")
-        try:
-            fcntl.flock(self.fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self.fh.close()
-            raise UpdateError(f"another update is running ({self.path} is locked)") from None
+        if self.active:
+            try:
+                self.lock.acquire()
+            except StorageError:
+                raise UpdateError(f"another update is running ({self.lock.lock_path} is locked)") from None
         return self
 
     def __exit__(self, *exc: object) -> None:
-        if self.fh is not None:
-            self.fh.close()
+        if self.active:
+            self.lock.release()
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -583,10 +652,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--no-doctor", action="store_true", help="switch without running doctor first (first install)"
     )
-    p.add_argument(
+    packages = p.add_mutually_exclusive_group()
+    packages.add_argument(
         "--system-packages",
-        action="store_true",
-        help="Raspberry Pi mode: the venv uses apt's numpy/OpenCV/picamera2; pip never installs numpy or OpenCV",
+        action="store_const",
+        const=True,
+        default=None,
+        help="Raspberry Pi mode: the venv uses apt's numpy/OpenCV/picamera2/lgpio; pip never installs numpy or "
+        "OpenCV (default: as the current release, else on when /proc/device-tree/model names a Raspberry Pi)",
+    )
+    packages.add_argument(
+        "--no-system-packages",
+        dest="system_packages",
+        action="store_const",
+        const=False,
+        help="a self-contained venv (pip installs numpy and OpenCV wheels)",
     )
     p.add_argument(
         "--no-deps", action="store_true", help="install no dependencies (they are already reachable)"
@@ -608,9 +688,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = args.config
-    if config is None and DEFAULT_CONFIG_PATH.is_file():
-        config = DEFAULT_CONFIG_PATH
+    config = resolve_config_path(args.config)
     options = Options(
         prefix=args.prefix,
         config=config,

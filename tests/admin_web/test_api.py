@@ -122,10 +122,52 @@ def test_update_errors(api: Any) -> None:
     assert renamed.status_code == 422 and renamed.json["field"] == "sku"
 
 
-def test_one_product_per_slot(api: Any) -> None:
+def test_one_product_per_slot_and_moves_are_asked_first(api: Any, app: Any) -> None:
     api.post("/api/v1/products", {**PRODUCT, "slot": "B2"})
+    before = open_db(app.config["DATA_DIR"] + "/store.json").table("products").all()
     clash = api.post("/api/v1/products", {**PRODUCT, "sku": "TEE-2", "slot": "B2"})
-    assert clash.status_code == 422 and clash.json["field"] == "slot" and "TEE-1" in clash.json["message"]
+    assert clash.status_code == 409 and clash.json["error"] == "slot_taken" and clash.json["field"] == "slot"
+    assert clash.json["displaced"] == {"sku": "TEE-1", "name": "Cotton tee", "slot": "B2"}
+    assert "TEE-1" in clash.json["message"] and "\n" not in clash.json["message"]
+    assert open_db(app.config["DATA_DIR"] + "/store.json").table("products").all() == before, "nothing changed"
+    moved = api.post("/api/v1/products", {**PRODUCT, "sku": "TEE-2", "slot": "B2", "move": True})
+    assert moved.status_code == 201 and moved.json["slot"] == "B2"
+    assert moved.json["moved"]["displaced"]["sku"] == "TEE-1"
+    assert api.get("/api/v1/products/TEE-1").json["slot"] is None
+    # moving a product out of its own slot is asked too
+    leave = api.put("/api/v1/products/TEE-2", {"slot": "C1"})
+    assert leave.status_code == 409 and leave.json["moved_from"] == "B2" and leave.json["displaced"] is None
+    assert api.put("/api/v1/products/TEE-2?move=1", {"slot": "C1"}).json["moved"]["moved_from"] == "B2"
+
+
+def test_staff_input_read_in_the_shops_format_and_every_error_reported(api: Any, app: Any) -> None:
+    assert api.put("/api/v1/settings", {"currency": "EUR", "locale": "de_DE"}).status_code == 200
+    for n, (text, minor) in enumerate((("12,50", 1250), ("12.50", 1250), ("1.234,56", 123456))):
+        created = api.post("/api/v1/products", {"sku": f"P{n}", "name": "x", "price": text, "stock": 1})
+        assert created.status_code == 201 and created.json["price"] == minor, created.json
+        assert created.json["currency"] == "EUR", "the shop's currency is the default"
+    assert api.post("/api/v1/products", {"sku": "INT", "name": "x", "price": 1250, "stock": 1}).json["price"] == 1250
+    bad = api.post("/api/v1/products", {"sku": "BAD", "name": "x", "price": "zwölf", "stock": -3,
+                                        "currency": "XYZ"})
+    assert bad.status_code == 422
+    fields = {e["field"] for e in bad.json["errors"]}
+    assert fields == {"price", "stock", "currency"}, bad.json
+    assert any("'XYZ'" in e["message"] for e in bad.json["errors"])
+    assert api.get("/api/v1/products/BAD").status_code == 404
+    huge = api.post("/api/v1/products", {"sku": "HUGE", "name": "x", "price": 1, "stock": 10**7})
+    assert huge.status_code == 422 and huge.json["field"] == "stock"
+    refused = api.put("/api/v1/settings", {"currency": "XYZ", "generic_share": 0.9})
+    assert refused.status_code == 422 and {e["field"] for e in refused.json["errors"]} == {"currency", "generic_share"}
+    assert api.get("/api/v1/settings").json["currency"] == "EUR"
+
+
+def test_slots_are_checked_against_the_shelfs_slots(api: Any, app: Any) -> None:
+    from admin_web.repository import InventoryRepository
+
+    InventoryRepository(app.config["DATA_DIR"]).set_slot({"slot": "A1", "pin": 5})
+    wrong = api.post("/api/v1/products", {**PRODUCT, "slot": "Z9"})
+    assert wrong.status_code == 422 and wrong.json["field"] == "slot" and "Z9" in wrong.json["message"]
+    assert api.post("/api/v1/products", {**PRODUCT, "slot": "A1"}).status_code == 201
 
 
 def test_api_with_session_login(client: Any, auth: Any, csrf: Any) -> None:

@@ -72,6 +72,7 @@ def page(server: str) -> Iterator[Any]:
             browser.close()
 
 
+@pytest.mark.slow
 def test_staff_flow_in_a_browser(page: Any, artifacts: Path) -> None:
     page.goto("/products/")
     assert "/login" in page.url  # not logged in: sent to the login page

@@ -160,13 +160,113 @@ def test_template_round_trip_export_import(app: Any, logged_in: Any, csrf: Any) 
     rows = list(csv.DictReader(io.StringIO(exported.data.decode())))
     assert [r["sku"] for r in rows] == ["R1", "R2"]
     assert rows[0]["name"].startswith("'=")  # spreadsheet formula defused
-    assert rows[0]["price"] == "117450"
+    assert rows[0]["price"] == "1174.50", "prices as staff write them, in the shop's format"
     # change stock in the CSV and import it back: updates in place, one write
-    text = exported.data.decode().replace(",117450,INR,0,,", ",117450,INR,8,,")
+    text = exported.data.decode().replace(",1174.50,INR,0,,", ",1174.50,INR,8,,")
     response = _upload(logged_in, csrf, text)
     assert response.status_code == 200 and b"0 new, 2 updated" in response.data
     stocks = {p["sku"]: p["stock"] for p in _products(app)}
     assert stocks == {"R1": 5, "R2": 8}
+
+
+def _set_shop(logged_in: Any, csrf: Any, **fields: str) -> Any:
+    form = {"csrf_token": csrf(), "shop_name": "Laden", "currency": "EUR", "locale": "de_DE", "generic_share": "0,1"}
+    form.update(fields)
+    return logged_in.post("/settings/", data=form)
+
+
+def test_shop_settings_page_sets_the_defaults(app: Any, logged_in: Any, csrf: Any) -> None:
+    page = logged_in.get("/settings/").data.decode()
+    assert '<label for="currency">' in page and 'id="currency"' in page
+    bad = _set_shop(logged_in, csrf, currency="XYZ", generic_share="2")
+    assert bad.status_code == 422
+    text = bad.data.decode()
+    assert "&#39;XYZ&#39; is not an ISO 4217 currency code" in text and "generic_share" in text
+    assert _set_shop(logged_in, csrf).status_code == 302
+    assert "1.234,50" in logged_in.get("/products/new").data.decode(), "the form shows the shop's format"
+    assert _add(logged_in, csrf, price="12,50", currency="").status_code == 302
+    [p] = _products(app)
+    assert p["price"] == 1250 and p["currency"] == "EUR", "12,50 in a EUR shop is 12.50 EUR, not 1,250"
+    edit = logged_in.get("/products/S1/edit").data.decode()
+    assert 'value="12,50"' in edit
+
+
+def test_form_reports_every_bad_field_and_saves_nothing(app: Any, logged_in: Any, csrf: Any) -> None:
+    from admin_web.repository import InventoryRepository
+
+    repo = InventoryRepository(app.config["DATA_DIR"])
+    repo.set_slot({"slot": "A1", "pin": 5})
+    response = _add(logged_in, csrf, slot="Z9", stock="-3", currency="XYZ", price="zwölf")
+    assert response.status_code == 422
+    text = response.data.decode()
+    for field in ("slot: &#39;Z9&#39; is not a slot of this shelf", "stock: must be at least 0, got -3",
+                  "currency: &#39;XYZ&#39;", "price: &#39;zwölf&#39; is not an amount"):
+        assert field in text, field
+    assert _products(app) == []
+
+
+def test_slot_moves_say_what_they_displace_and_ask_first(app: Any, logged_in: Any, csrf: Any) -> None:
+    from admin_web.repository import InventoryRepository
+
+    repo = InventoryRepository(app.config["DATA_DIR"])
+    for slot, pin in (("A1", 5), ("A2", 6)):
+        repo.set_slot({"slot": slot, "pin": pin})
+    _add(logged_in, csrf, sku="DRESS", name="Dress", slot="A1")
+    _add(logged_in, csrf, sku="CAP", name="Cap", slot="A2")
+    # slots page: put DRESS on A2 -> asked first, nothing changed
+    ask = logged_in.post("/slots/A2/assign", data={"csrf_token": csrf(), "sku": "DRESS"})
+    assert ask.status_code == 409
+    text = ask.data.decode()
+    assert "Slot A2 holds CAP (Cap)" in text and "DRESS would leave slot A1" in text
+    assert {p["sku"]: p["slot"] for p in _products(app)} == {"DRESS": "A1", "CAP": "A2"}
+    done = logged_in.post("/slots/A2/assign", data={"csrf_token": csrf(), "sku": "DRESS", "move": "1"},
+                          follow_redirects=True)
+    assert "CAP (Cap) was taken off slot A2" in done.data.decode()
+    assert {p["sku"]: p["slot"] for p in _products(app)} == {"DRESS": "A2", "CAP": None}
+    # product form: put CAP on A2 -> a confirmation step, then the move
+    form = {"name": "Cap", "price": "10", "currency": "INR", "stock": "5", "slot": "A2", "csrf_token": csrf()}
+    ask = logged_in.post("/products/CAP/edit", data=form)
+    assert ask.status_code == 409 and "Slot A2 holds DRESS (Dress)" in ask.data.decode()
+    assert 'name="move" value="1"' in ask.data.decode()
+    assert {p["sku"]: p["slot"] for p in _products(app)} == {"DRESS": "A2", "CAP": None}
+    assert logged_in.post("/products/CAP/edit", data={**form, "move": "1"}).status_code == 302
+    assert {p["sku"]: p["slot"] for p in _products(app)} == {"DRESS": None, "CAP": "A2"}
+
+
+def test_european_csv_with_semicolons_and_decimal_commas(app: Any, logged_in: Any, csrf: Any) -> None:
+    assert _set_shop(logged_in, csrf).status_code == 302
+    text = (
+        "sku;name;gender;category;price;stock;slot\n"
+        "K1;Sommerkleid;female;Kleider;39,90;4;\n"
+        "K2;Leinenhemd;male;Hemden;1.049,00;2;\n"
+        "K3;Mütze;;;12.50;1;\n"
+    )
+    response = _upload(logged_in, csrf, text)
+    assert response.status_code == 200, response.data.decode()[-2000:]
+    assert b"3 new, 0 updated" in response.data
+    got = {p["sku"]: (p["price"], p["currency"]) for p in _products(app)}
+    assert got == {"K1": (3990, "EUR"), "K2": (104900, "EUR"), "K3": (1250, "EUR")}
+    exported = logged_in.get("/products/export.csv").data.decode()
+    assert exported.splitlines()[0].startswith("sku;name;") and ";39,90;EUR;" in exported
+
+
+def test_csv_reports_every_error_of_every_row(app: Any, logged_in: Any, csrf: Any) -> None:
+    from admin_web.repository import InventoryRepository
+
+    InventoryRepository(app.config["DATA_DIR"]).set_slot({"slot": "A1", "pin": 5})
+    text = (
+        "sku;name;price;currency;stock;slot\n"
+        "B1;Bad all over;zwölf;XYZ;-3;Z9\n"
+        "B2;;1,00;EUR;2000000;A1\n"
+    )
+    response = _upload(logged_in, csrf, text)
+    assert response.status_code == 422
+    report = response.data.decode()
+    for expected in ("line 2, <code>price</code>", "line 2, <code>currency</code>", "line 2, <code>stock</code>",
+                     "line 2, <code>slot</code>", "line 3, <code>name</code>", "line 3, <code>stock</code>"):
+        assert expected in report, expected
+    assert "Fix these 6 problem(s)" in report
+    assert _products(app) == []
 
 
 def test_unknown_csv_is_refused(logged_in: Any, csrf: Any) -> None:

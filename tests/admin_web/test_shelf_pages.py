@@ -6,7 +6,6 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -14,6 +13,7 @@ from typing import Any
 import pytest
 
 from smartshelf.core.storage import atomic_write_json, open_db
+from tests.conftest import write_device_events
 
 
 class FakeDevice:
@@ -108,13 +108,7 @@ def test_identify_says_when_device_is_not_running(logged_in: Any, csrf: Any) -> 
 
 
 def _write_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
-    by_day: dict[str, dict[str, Any]] = {}
-    for ev in events:
-        day = datetime.fromtimestamp(ev["time"], UTC).date().isoformat()
-        table = by_day.setdefault(day, {"_default": {}})["_default"]
-        table[str(len(table) + 1)] = ev
-    for day, content in by_day.items():
-        atomic_write_json(data_dir / "events" / f"{day}.json", content)
+    write_device_events(data_dir, events)
 
 
 def _event(t: float, segment: str, items: list[str], visit: int) -> dict[str, Any]:
@@ -179,7 +173,7 @@ def test_device_status_running_and_stale(app: Any, logged_in: Any) -> None:
 def test_dashboard_panels_registry(app: Any, logged_in: Any) -> None:
     from markupsafe import Markup
 
-    from admin_web.app import register_dashboard_panel
+    from admin_web.registry import register_dashboard_panel
 
     register_dashboard_panel(app, lambda: {"title": "Conversion by segment", "html": Markup("<p id='conv'>12%</p>")})
     register_dashboard_panel(app, lambda: 1 / 0)  # a broken panel does not break the page
@@ -235,8 +229,30 @@ def test_event_reader_raw_events_are_cached_per_file_version(app: Any, monkeypat
     assert [e["items"] for e in got] == [["B"], ["A"]]  # sorted by time
     parses: list[int] = []
     real = json.loads
-    monkeypatch.setattr("smartshelf.core.storage.json.loads", lambda raw: parses.append(1) or real(raw))
+    monkeypatch.setattr("admin_web.insight.json.loads", lambda raw: parses.append(1) or real(raw))
     assert reader.events_between(start, start + 86400) == got and parses == []  # unchanged: no parse
     _write_events(data_dir, [_event(start + 10, "generic", ["C"], 3)])
-    assert [e["items"] for e in reader.events_between(start, start + 86400)] == [["C"]]
-    assert reader.events_between(start + 20, start + 86400) == []
+    assert [e["items"] for e in reader.events_between(start, start + 86400)] == [["C"], ["B"], ["A"]]  # appended
+    assert [e["items"] for e in reader.events_between(start + 20, start + 86400)] == [["B"], ["A"]]
+
+
+def test_dashboard_says_what_the_shelf_can_suggest_and_the_last_retrain(app: Any, logged_in: Any) -> None:
+    from smartshelf.core.retrain_report import write_retrain_report
+
+    page = logged_in.get("/").data.decode()
+    assert "The shelf suggests nothing to shoppers right now" in page
+    assert "No product is on a slot" in page
+    assert "has not retrained from sales yet" in page
+    data_dir = Path(app.config["DATA_DIR"])
+    atomic_write_json(data_dir / "store.json", {"products": {
+        "1": {"sku": "DRESS-1", "name": "Summer Dress", "stock": 0, "slot": "A1", "price": 3990},
+        "2": {"sku": "CAP-1", "name": "Cap", "stock": 3, "slot": "A2", "price": 1290},
+    }, "slots": {"1": {"slot": "A1", "pin": 5}, "2": {"slot": "A2", "pin": 6}}})
+    write_retrain_report(data_dir / "factors.npz", {
+        "outcome": "waiting", "finished_at": time.time(), "message": "only 7 sales", "new_sales": 7,
+        "min_new_sales": 20, "items": None,
+    })
+    page = logged_in.get("/").data.decode()
+    assert "1 product(s) on slots can be suggested" in page
+    assert "Slot A1: “Summer Dress” (DRESS-1) is out of stock" in page
+    assert "Not enough new sales yet" in page and "7 new sale(s) of the 20 needed" in page

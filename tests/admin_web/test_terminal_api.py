@@ -78,9 +78,16 @@ def test_bad_signature_is_401_and_changes_nothing(client: Any, shop: dict[str, A
 
 
 @pytest.mark.parametrize("skew", [-301, 301, -3600])
-def test_replay_window(client: Any, shop: dict[str, Any], skew: int) -> None:
+@pytest.mark.parametrize("synced", [True, False])
+def test_replay_window(client: Any, shop: dict[str, Any], skew: int, synced: bool) -> None:
+    get_ledger_of(shop["app"]).clock_synced = lambda: synced
     r = send(client, shop, event(), t=int(time.time()) + skew)
-    assert r.status_code == 401 and "clock" in r.get_json()["message"]
+    message = r.get_json()["message"]
+    assert r.status_code == 401
+    if synced:
+        assert "check the terminal's clock" in message
+    else:
+        assert "the shelf's clock is not set" in message and "terminal's clock" not in message
     assert state(shop["app"]) == ({"A": 5, "B": 1}, [])
 
 
@@ -172,3 +179,9 @@ def test_secrets_are_not_stored_in_clear(shop: dict[str, Any], data_dir: Path) -
     raw = (data_dir / "store.json").read_text()
     assert shop["secret"] not in raw and shop["id"] in raw
     assert (data_dir / "terminal.key").stat().st_mode & 0o777 == 0o600
+
+
+def get_ledger_of(app: Any) -> Any:
+    from admin_web.terminals.views import EXTENSION
+
+    return app.extensions[EXTENSION]

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 from admin_web.terminals import conversion
 from admin_web.terminals.conversion import impressions_from_docs
+from tests.conftest import write_device_events
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp()
 
@@ -95,9 +95,8 @@ def test_export_is_readable_by_the_trainer(tmp_path: Path) -> None:
 
 
 def test_compute_reads_device_event_files(tmp_path: Path) -> None:
-    events = tmp_path / "events"
-    events.mkdir()
-    (events / "2026-11-26.json").write_text(json.dumps({"_default": {str(i + 1): d for i, d in enumerate(DOCS)}}))
+    write_device_events(tmp_path, DOCS)
+    events = tmp_path / "events.sqlite3"
     sales = [sale("s1", T0 + 250, [("A", 1)])]
     rep, atts = conversion.compute(sales, events, window_s=600)
     assert [a.segment for a in atts] == ["male/35-44"]
@@ -109,20 +108,16 @@ def test_compute_reads_device_event_files(tmp_path: Path) -> None:
     assert atts == [] and sum(r.visits for r in rep.by_segment) == 0
 
 
-def test_impression_loader_caches_until_a_day_file_changes(tmp_path: Path) -> None:
-    events = tmp_path / "events"
-    events.mkdir()
-    path = events / "2026-11-26.json"
-    path.write_text(json.dumps({"_default": {"1": DOCS[0]}}))
-    loader = conversion.ImpressionLoader(events)
+def test_impression_loader_caches_until_a_day_changes(tmp_path: Path) -> None:
+    write_device_events(tmp_path, [DOCS[0]])
+    loader = conversion.ImpressionLoader(tmp_path / "events.sqlite3")
     start, end = datetime.fromtimestamp(T0 - 60, UTC), datetime.fromtimestamp(T0 + 3600, UTC)
     first = loader.load(start, end)
     assert [i.visit for i in first] == ["2026-11-26#1"]
-    assert loader.load(start, end) is first  # unchanged file: no re-parse
-    path.write_text(json.dumps({"_default": {"1": DOCS[0], "2": DOCS[2]}}))
+    assert loader.load(start, end) is first  # unchanged day: no re-parse
+    write_device_events(tmp_path, [DOCS[2]])
     assert [i.visit for i in loader.load(start, end)] == ["2026-11-26#1", "2026-11-26#2"]
-    path.unlink()
-    assert loader.load(start, end) == []
+    assert conversion.ImpressionLoader(tmp_path / "absent.sqlite3").load(start, end) == []
 
 
 def test_a_visit_id_reused_after_a_device_restart_is_another_visit() -> None:

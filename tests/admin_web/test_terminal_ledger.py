@@ -1,5 +1,6 @@
-"""TerminalLedger over a real store.json: group commit from threads, archive moves, duplicates across
-the archive, pairing/revoke, secrets at rest, and the ``smartshelf terminal`` CLI."""
+"""TerminalLedger over a real store.json and ledger.sqlite3: group commit from threads, duplicates per
+terminal across restarts, the reserved ``stripe:`` prefix, the stock replay after a lost store.json
+write, migration of the old ledger, pairing/revoke, secrets at rest, and the ``smartshelf terminal`` CLI."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from admin_web.terminals.apply import Submission
 from admin_web.terminals.errors import AuthError, TerminalError
 from admin_web.terminals.events import event_from_dict
 from admin_web.terminals.ledger import TerminalLedger
-from smartshelf.core.storage import atomic_write_json
+from smartshelf.core.storage import atomic_write_json, open_db
 
 
 def seed(data_dir: Path, stock: int = 100) -> None:
@@ -31,11 +32,12 @@ def stock(ledger: TerminalLedger) -> dict[str, int]:
     return {p["sku"]: p["stock"] for p in ledger.products()}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("max_batch", [1, 3, 256])
 def test_threads_group_commit_exactly(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, max_batch: int) -> None:
     monkeypatch.setattr("admin_web.terminals.ledger.MAX_BATCH", max_batch)  # small: the lead is handed on
     seed(tmp_path, stock=1000)
-    ledger = TerminalLedger(tmp_path, compact_at=50, keep_recent=10)
+    ledger = TerminalLedger(tmp_path)
     tid = ledger.pair("T").terminal_id
     results: list[str] = []
     lock = threading.Lock()
@@ -57,40 +59,92 @@ def test_threads_group_commit_exactly(tmp_path: Path, monkeypatch: pytest.Monkey
     assert len(sales) == 300 and len({s["event_id"] for s in sales}) == 300
     assert sum(1000 - v for v in stock(ledger).values()) == 300
     raw = json.loads((tmp_path / "store.json").read_text())
-    assert len(raw["sales"]) <= 50  # the rest moved to the archive
-    assert list((tmp_path / "ledger").glob("sales-*.json"))
+    assert "sales" not in raw and raw["meta"]["1"]["ledger_seq"] == 300
+    assert ledger.count() == 300
 
 
-def test_archived_event_is_still_a_duplicate_across_restarts(tmp_path: Path) -> None:
+def test_duplicates_are_per_terminal_and_survive_a_restart(tmp_path: Path) -> None:
     seed(tmp_path)
-    ledger = TerminalLedger(tmp_path, compact_at=3, keep_recent=1)
+    ledger = TerminalLedger(tmp_path)
+    t1, t2 = ledger.pair("Till 1").terminal_id, ledger.pair("Till 2").terminal_id
+    assert ledger.submit(sub(t1, "000123-X")).status == "applied"
+    assert ledger.submit(sub(t2, "000123-X")).status == "applied", "another till's receipt number is another sale"
+    assert ledger.submit(sub(t1, "000123-X")).status == "duplicate"
+    fresh = TerminalLedger(tmp_path)  # e.g. after a restart
+    assert fresh.submit(sub(t2, "000123-X")).status == "duplicate"
+    assert stock(fresh)["A"] == 98 and fresh.count() == 2
+
+
+def test_stripe_ids_are_reserved_for_the_stripe_adapter(tmp_path: Path) -> None:
+    seed(tmp_path)
+    ledger = TerminalLedger(tmp_path)
+    tid = ledger.pair("Till").terminal_id
+    result = ledger.submit(sub(tid, "stripe:pi_123"))
+    assert result.status == "rejected" and "reserved for the stripe adapter" in result.message
+    assert stock(ledger)["A"] == 100 and ledger.count() == 0
+
+
+def test_a_lost_store_write_is_replayed_from_the_ledger(tmp_path: Path) -> None:
+    """store.json is written without fsync after a sale; a power cut that brings back the older file
+    must not lose the sale's stock change (the ledger, fsynced first, holds it) nor count it twice."""
+    seed(tmp_path)
+    ledger = TerminalLedger(tmp_path)
     tid = ledger.pair("T").terminal_id
-    for i in range(5):
-        assert ledger.submit(sub(tid, f"e{i}")).status == "applied"
+    assert ledger.submit(sub(tid, "e1", qty=2)).status == "applied"
+    older = (tmp_path / "store.json").read_bytes()
+    assert ledger.submit(sub(tid, "e2", qty=3)).status == "applied"
+    assert ledger.submit(sub(tid, "e3", sku="B", qty=1)).status == "applied"
+    ledger.sales_db.close()
+    (tmp_path / "store.json").write_bytes(older)  # the last two store.json writes never reached the disk
+    fresh = TerminalLedger(tmp_path)
+    assert stock(fresh) == {"A": 95, "B": 99}
+    assert fresh.submit(sub(tid, "e2", qty=3)).status == "duplicate"
+    again = TerminalLedger(tmp_path)
+    assert stock(again) == {"A": 95, "B": 99}, "replayed once"
+
+
+def test_old_ledger_in_store_json_and_archive_chunks_is_migrated(tmp_path: Path) -> None:
+    """The old release's files: store.json with a ``sales`` table (TinyDB, through open_db) whose
+    stock already counts every sale, and archive chunks ``ledger/sales-NNNNNN.json``."""
+    from datetime import UTC, datetime
+
+    received = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    docs = [sub("term_old", f"e{i}").event.ledger_doc(terminal_id="term_old", provider="generic",
+                                                      received_at=received) for i in range(5)]
+    atomic_write_json(tmp_path / "ledger" / "sales-000001.json", {"format": 1, "sales": docs[:3]})
+    db = open_db(tmp_path / "store.json")
+    db.table("products").insert({"sku": "A", "name": "A", "stock": 95})
+    db.table("products").insert({"sku": "B", "name": "B", "stock": 100})
+    for doc in docs[2:]:  # e2 in both places: the old crash window between chunk and trim
+        db.table("sales").insert(doc)
+    db.table("terminals").insert({"terminal_id": "term_old", "name": "Old", "provider": "generic",
+                                  "secret": "x", "created_at": "", "last_seen": None, "revoked_at": None})
+    db.close()
+    ledger = TerminalLedger(tmp_path)
+    assert [d["event_id"] for d in ledger.sales()] == ["e0", "e1", "e2", "e3", "e4"]
+    assert ledger.sales() == docs, "the documents are kept exactly"
     raw = json.loads((tmp_path / "store.json").read_text())
-    assert "e0" not in {d["event_id"] for d in raw["sales"].values()}
-    fresh = TerminalLedger(tmp_path, compact_at=3, keep_recent=1)  # e.g. after a restart
-    assert fresh.submit(sub(tid, "e0")).status == "duplicate"
-    assert stock(fresh)["A"] == 95
-    assert [s["event_id"] for s in fresh.sales()] == ["e0", "e1", "e2", "e3", "e4"]
+    assert "sales" not in raw and raw["meta"]["1"]["ledger_seq"] == 5
+    assert not (tmp_path / "ledger").exists()
+    assert stock(ledger)["A"] == 95, "stock already counted those sales: nothing replayed"
+    assert ledger.submit(sub("term_old", "e4")).status == "duplicate"
+    assert stock(TerminalLedger(tmp_path))["A"] == 95
 
 
-def test_crash_between_archive_and_store_write_counts_once(tmp_path: Path) -> None:
-    seed(tmp_path)
-    ledger = TerminalLedger(tmp_path, compact_at=3, keep_recent=1)
-    tid = ledger.pair("T").terminal_id
-    for i in range(3):
-        ledger.submit(sub(tid, f"e{i}"))
-    # Simulate the crash window: the entries are archived but store.json still holds them.
-    table = json.loads((tmp_path / "store.json").read_text())["sales"]
-    ledger.archive.add(table.values())
-    assert [s["event_id"] for s in ledger.sales()] == ["e0", "e1", "e2"]
-    assert ledger.submit(sub(tid, "e1")).status == "duplicate"
-    assert ledger.submit(sub(tid, "e3")).status == "applied"  # triggers a move; no double archive entry
-    archived = [d["event_id"] for f in sorted((tmp_path / "ledger").glob("*.json"))
-                for d in json.loads(f.read_text())["sales"]]
-    assert sorted(archived) == sorted(set(archived))
-    assert stock(ledger)["A"] == 96
+def test_a_migration_interrupted_before_store_json_was_rewritten_loses_nothing(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    received = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
+    docs = [sub("t", f"e{i}").event.ledger_doc(terminal_id="t", provider="generic", received_at=received)
+            for i in range(3)]
+    atomic_write_json(tmp_path / "store.json", {"products": {"1": {"sku": "A", "stock": 97}},
+                                                "sales": {str(i + 1): d for i, d in enumerate(docs)}})
+    from admin_web.terminals.sales import SalesDatabase
+
+    SalesDatabase(tmp_path).import_legacy(docs[:2])  # the import committed, then the power failed
+    ledger = TerminalLedger(tmp_path)
+    assert [d["event_id"] for d in ledger.sales()] == ["e0", "e1", "e2"]
+    assert stock(ledger)["A"] == 97
 
 
 def test_pair_revoke_and_credentials(tmp_path: Path) -> None:
@@ -137,6 +191,10 @@ def test_cli_pair_list_revoke_export(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert main(["terminal", "export", "--data-dir", str(tmp_path), "--out", str(tmp_path / "out")]) == 0
     assert "interactions.csv (1 rows)" in capsys.readouterr().out
     assert (tmp_path / "out" / "interactions.csv").read_text().splitlines()[1].startswith("unknown,A,2,")
+    items = (tmp_path / "out" / "items.csv").read_text().splitlines()
+    assert items[0] == "item,sku,name,gender,category,price,currency,sold"
+    assert [row.split(",")[0] for row in items[1:]] == ["A", "B"], "every product, sold or not"
+    assert items[1].endswith(",2") and items[2].endswith(",0")
     assert (tmp_path / "out" / "users.csv").read_text().strip() == "user,segment"
     assert main(["terminal", "conversions", "--data-dir", str(tmp_path), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["sales_lines"] == 1
@@ -159,16 +217,16 @@ def test_an_unforeseen_failure_refuses_only_its_own_event(tmp_path: Path) -> Non
     assert stock(ledger)["A"] == 8 and [s["event_id"] for s in ledger.sales()] == ["e1", "e3"]
 
 
-def test_count_and_recent_reads_skip_old_chunks(tmp_path: Path) -> None:
+def test_count_and_recent_reads(tmp_path: Path) -> None:
     seed(tmp_path)
     clock = [1_800_000_000.0]
-    ledger = TerminalLedger(tmp_path, clock=lambda: clock[0], compact_at=3, keep_recent=1)
+    ledger = TerminalLedger(tmp_path, clock=lambda: clock[0])
     tid = ledger.pair("T").terminal_id
     for i in range(9):
         clock[0] += 3600  # one event an hour
         ledger.submit(sub(tid, f"e{i}"))
-    assert ledger.count() == 9 and len(list((tmp_path / "ledger").glob("*.json"))) >= 2
+    assert ledger.count() == 9
     assert [s["event_id"] for s in ledger.sales()] == [f"e{i}" for i in range(9)]
     recent = [s["event_id"] for s in ledger.sales(since=clock[0] - 2.5 * 3600)]
-    assert recent[-3:] == ["e6", "e7", "e8"] and "e0" not in recent
-    assert ledger.archive.docs(since=clock[0] + 1) == []
+    assert recent == ["e6", "e7", "e8"]
+    assert ledger.sales(since=clock[0] + 1) == []

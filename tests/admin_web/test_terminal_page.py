@@ -11,8 +11,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from conftest import ADMIN_PASSWORD, ADMIN_USER, AuthActions
+
 from admin_web.terminals import signing
 from admin_web.terminals.views import get_ledger
+from tests.conftest import write_device_events
 
 
 def pair_on_page(client: Any, csrf: Any, name: str = "Till 7") -> tuple[str, str, bytes]:
@@ -58,15 +61,13 @@ def test_last_seen_ledger_conversions_and_exports(client: Any, auth: Any, csrf: 
     repo.create_product({"sku": "A", "name": "Scarf", "price": 900, "currency": "EUR", "stock": 10, "item_id": "myntra-1"})
     repo.create_product({"sku": "B", "name": "Belt", "price": 500, "currency": "EUR", "stock": 10})
     now = time.time()
-    (data_dir / "events").mkdir()
-    day = datetime.fromtimestamp(now, UTC).date().isoformat()
     docs = [
         {"time": now - 120, "visit_id": 1, "segment": "female/25-34", "confidence": 0.9, "reason": "personalised",
          "variant": "personalised", "items": ["A"], "slots": ["A1"], "timings_ms": {}},
         {"time": now - 60, "visit_id": 2, "segment": "male/45-54", "confidence": 0.9, "reason": "ab_control",
          "variant": "control", "items": ["B"], "slots": ["B1"], "timings_ms": {}},
     ]
-    (data_dir / "events" / f"{day}.json").write_text(json.dumps({"_default": {"1": docs[0], "2": docs[1]}}))
+    write_device_events(data_dir, docs)
     auth.login()
     tid, secret, _ = pair_on_page(client, csrf)
     body = json.dumps({"id": "sale-1", "type": "sale", "lines": [{"sku": "A", "qty": 2}, {"sku": "B", "qty": 1}],
@@ -90,11 +91,17 @@ def test_last_seen_ledger_conversions_and_exports(client: Any, auth: Any, csrf: 
     assert "Conversion by segment" in dashboard and "male/45-54" in dashboard
 
 
-def test_ab_share_is_read_from_the_config_file(tmp_path: Path, client: Any, auth: Any, app: Any) -> None:
+def test_ab_share_is_read_from_the_config_file(tmp_path: Path, data_dir: Path) -> None:
+    """The config is loaded once and reloaded when the file changes; a bad edit is reported."""
+    from admin_web import create_app
+    from admin_web.accounts import AccountStore
+
     config = tmp_path / "config.toml"
     config.write_text("[recommend]\ngeneric_share = 0.2\n")
-    app.config["SMARTSHELF_CONFIG"] = str(config)
-    auth.login()
+    AccountStore(data_dir).set_password(ADMIN_USER, ADMIN_PASSWORD)
+    app = create_app({"TESTING": True, "DATA_DIR": str(data_dir), "SMARTSHELF_CONFIG": str(config)})
+    client = app.test_client()
+    AuthActions(client).login()
     page = client.get("/terminals/").data.decode()
     assert "recommend.generic_share = 0.20" in page and "20 % of visits" in page
     config.write_text("[recommend]\ngeneric_share = 0.0\n")

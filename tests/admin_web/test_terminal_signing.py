@@ -46,6 +46,14 @@ def test_replay_window_refuses_old_and_future(skew: int) -> None:
         signing.verify(header, BODY, SECRET, now=NOW)
 
 
+def test_outside_the_window_with_an_unset_shelf_clock_blames_the_shelf() -> None:
+    header = signing.sign(SECRET, NOW + 10_000, BODY)
+    with pytest.raises(AuthError, match="the shelf's clock is not set") as caught:
+        signing.verify(header, BODY, SECRET, now=NOW, clock_synced=False)
+    assert "terminal's clock" not in str(caught.value)
+    signing.verify(signing.sign(SECRET, NOW + 10, BODY), BODY, SECRET, now=NOW, clock_synced=False)  # inside: fine
+
+
 @pytest.mark.parametrize("skew", [-300, 0, 300])
 def test_replay_window_edges_accepted(skew: int) -> None:
     assert signing.verify(signing.sign(SECRET, NOW + skew, BODY), BODY, SECRET, now=NOW) == NOW + skew

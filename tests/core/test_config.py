@@ -73,3 +73,24 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         for key in dataclasses.fields(getattr(Config(), section.name)):
             assert f"{key.name} =" in text, f"config.example.toml does not document {section.name}.{key.name}"
     assert "slots" in raw
+
+
+def test_one_resolver_and_a_source_that_reloads_on_change(tmp_path, monkeypatch, caplog) -> None:
+    from smartshelf.core import config as cfgmod
+
+    missing = tmp_path / "etc" / "config.toml"
+    monkeypatch.setattr(cfgmod, "DEFAULT_CONFIG_PATH", missing)
+    assert cfgmod.resolve_config_path(None) is None  # no file: the defaults
+    assert cfgmod.resolve_config_path("x.toml") == cfgmod.Path("x.toml")
+    missing.parent.mkdir()
+    missing.write_text('[shelf]\nname = "A"\n')
+    assert cfgmod.resolve_config_path(None) == missing
+
+    source = cfgmod.ConfigSource()
+    assert source.get().shelf.name == "A"
+    missing.write_text('[shelf]\nname = "Bb"\n')  # a different size: seen as a change
+    assert source.get().shelf.name == "Bb" and source.error is None
+    missing.write_text("[shelf]\nname = 3\n")
+    assert source.get().shelf.name == "Bb"  # the last good config stays
+    assert source.error is not None and "shelf.name" in source.error
+    assert "keeping the last good one" in caplog.text

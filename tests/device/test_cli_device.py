@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -72,6 +73,7 @@ def test_check_config_refuses_a_corrupt_factor_file_but_not_a_missing_one(tmp_pa
     assert result.returncode == 1 and "factors.npz" in result.stderr
 
 
+@pytest.mark.slow
 def test_run_refuses_missing_models_and_a_camera_that_cannot_open(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_demo(data)
@@ -86,11 +88,14 @@ def test_run_refuses_missing_models_and_a_camera_that_cannot_open(tmp_path: Path
     assert [l for l in result.stderr.splitlines() if l.startswith("smartshelf: error")], result.stderr
 
 
+@pytest.mark.slow
 def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
     data = tmp_path / "data"
     prepare_demo(data)
     port = free_port()
     config = write_config(tmp_path / "c.toml", data, port)
+    run_dir = tmp_path / "run"  # stands for /run/smartshelf (the unit's RuntimeDirectory)
+    config.write_text(config.read_text().replace("[camera]", f'runtime_dir = "{run_dir}"\n[camera]', 1))
     assert smartshelf("run", "--config", str(config), "--check-config").returncode == 0
     proc = subprocess.Popen(
         [sys.executable, "-m", "smartshelf.cli", "run", "--config", str(config)],
@@ -120,9 +125,12 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
         proc.send_signal(signal.SIGTERM)
         _out, err = proc.communicate(timeout=30)
     assert proc.returncode == 0, err[-3000:]
-    saved = json.loads((data / "status.json").read_text())
-    assert saved["paused"] is True, "the pause survives in the device's status file"
-    assert list((data / "events").glob("*.json")), "decisions were logged"
+    status = json.loads((run_dir / "status.json").read_text())
+    assert status["paused"] is True and not (data / "status.json").exists(), "status.json lives in the runtime dir"
+    saved = json.loads((data / "paused.json").read_text())
+    assert saved["paused"] is True, "the pause survives a reboot (not only in /run)"
+    with sqlite3.connect(data / "events.sqlite3") as conn:
+        assert conn.execute("SELECT count(*) FROM events").fetchone()[0] > 0, "decisions were logged"
 
 
 def test_analyze_reports_faces_largest_first() -> None:
@@ -155,3 +163,61 @@ def test_analyze_names_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert f"{bogus}: not a readable image" in result.stderr
     assert json.loads(result.stdout)["faces"] == [], "the good image is still analysed"
+
+
+STAFF_PRODUCTS = [
+    {"sku": "DRESS-1", "name": "Summer Dress", "gender": "female", "price": 3990, "stock": 4, "slot": "A1"},
+    {"sku": "SHIRT-1", "name": "Linen Shirt", "gender": "male", "price": 4490, "stock": 4, "slot": "A2"},
+    {"sku": "BAG-1", "name": "Canvas Tote Bag", "price": 1990, "stock": 4, "slot": "A3"},
+    {"sku": "CAP-1", "name": "Baseball Cap", "gender": "unisex", "price": 1290, "stock": 4, "slot": "A4"},
+]
+
+
+@pytest.mark.slow
+def test_products_entered_through_the_api_light_the_shelf_without_a_factor_file(app, tmp_path: Path) -> None:
+    """Issue 15 item 1: a store set up through /api/v1/products (no item ids, no factor file) gets picks
+    from its own products on the first decisions, not "no_stock"."""
+    from admin_web.accounts import AccountStore
+
+    data = Path(app.config["DATA_DIR"])
+    token = AccountStore(data).create_token("setup")
+    client = app.test_client()
+    for product in STAFF_PRODUCTS:
+        answer = client.post("/api/v1/products", json=product, headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 201, answer.json
+    assert not (data / "factors.npz").exists()
+    port = free_port()
+    config = write_config(tmp_path / "c.toml", data, port)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "smartshelf.cli", "run", "--config", str(config)],
+        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    skus = {p["sku"] for p in STAFF_PRODUCTS}
+    slots = {p["slot"] for p in STAFF_PRODUCTS}
+    try:
+        state: dict = {}
+        status: dict = {}
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(base + "/state", timeout=2) as resp:
+                    state = json.loads(resp.read())
+                with urllib.request.urlopen(base + "/status", timeout=2) as resp:
+                    status = json.loads(resp.read())
+            except OSError:
+                pass
+            if state.get("mode") == "picks" or status.get("decisions", 0) >= 3:
+                break
+            time.sleep(0.2)
+        assert state.get("mode") == "picks", f"no picks on the kiosk page within a minute: {state} {status}"
+        shown = {item["sku"] for item in state["items"]}
+        assert shown and shown <= skus
+        assert {item["slot"] for item in state["items"]} <= slots
+        assert status["factors"]["in_memory_prior"] is True
+        assert status["factors"]["coverage"]["prior"] == 4
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0, err[-3000:]
+    assert "Traceback" not in err

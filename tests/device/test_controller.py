@@ -111,14 +111,16 @@ def shelf(tmp_path: Path):
         )
         now = [0.0]
         faces = ScriptedFaces(script)
+        store = StoreView(tmp_path / STORE_FILE)
+        store.refresh(force=True)
         controller = ShelfController(
             config,
             camera=ReconnectingCamera(ScriptedCamera(), clock=lambda: now[0]),
             presence=AlwaysPresent(),
             detector=faces,
             age_gender=faces,
-            rankers=FactorRankers(config.factors_path),
-            store=StoreView(tmp_path / STORE_FILE),
+            rankers=FactorRankers(config.factors_path, store),
+            store=store,
             indicator=RecordingIndicator(),
             screen=KioskScreen("test"),
             events=EventLog(tmp_path),
@@ -159,6 +161,17 @@ def test_out_of_stock_items_never_come_back(shelf) -> None:
     decision = next(d for d in (step() for _ in range(4)) if d is not None)
     assert "SKU-w1" not in decision.items and "SKU-w2" not in decision.items
     assert decision.items[0] == "SKU-w3"
+
+
+def test_the_shops_ab_share_from_the_settings_wins_over_the_config(shelf, tmp_path: Path) -> None:
+    _controller, step, _ = shelf([WOMAN] * 3 + [None] * 20 + [WOMAN] * 3)
+    first = next(d for d in (step() for _ in range(10)) if d is not None)
+    assert first.reason == "personalised", "config share 0: nobody is in the control group"
+    db = open_db(tmp_path / STORE_FILE)
+    db.table("settings").insert({"shop_name": "Laden", "currency": "EUR", "locale": "de_DE", "generic_share": 1.0})
+    db.close()
+    later = [d for d in (step() for _ in range(30)) if d is not None]
+    assert later and later[0].reason == "ab_control" and later[0].segment is None
 
 
 def test_minor_gets_generic_picks(shelf) -> None:
@@ -239,18 +252,21 @@ def test_store_changes_are_picked_up_without_restart(shelf, tmp_path: Path) -> N
 
 
 def test_a_fresh_shelf_without_factor_file_ranks_with_its_catalogue_prior(tmp_path: Path) -> None:
+    """Staff-entered products have no item id: the prior ranks them by sku, in memory, and a factor
+    file installed later that does not know them leaves them ranked by the prior (never dropped)."""
     from device.shelf import FactorRankers
 
     db = open_db(tmp_path / STORE_FILE)
     db.table("products").insert_multiple(
         [
-            {"sku": "W", "name": "Women Floral Kurta", "gender": "female", "price": 99900, "stock": 3, "slot": "A1", "item_id": "W"},
-            {"sku": "M", "name": "Men Formal Shirt", "gender": "male", "price": 99900, "stock": 3, "slot": "A2", "item_id": "M"},
+            {"sku": "W", "name": "Women Floral Kurta", "gender": "female", "price": 99900, "stock": 3, "slot": "A1"},
+            {"sku": "M", "name": "Men Formal Shirt", "gender": "male", "price": 99900, "stock": 3, "slot": "A2"},
         ]
     )
     db.close()
     store = StoreView(tmp_path / STORE_FILE)
     store.refresh(force=True)
+    assert set(store.candidates()) == {"W", "M"}
     rankers = FactorRankers(tmp_path / "factors.npz", store)
     assert rankers.describe()["in_memory_prior"] is True
     from smartshelf.core.types import Segment
@@ -260,8 +276,11 @@ def test_a_fresh_shelf_without_factor_file_ranks_with_its_catalogue_prior(tmp_pa
     assert not list(tmp_path.glob("*.npz")), "the prior lives in memory only"
     make_factors(tmp_path / "factors.npz")  # a trained file is installed: switch without restart
     assert rankers.maybe_reload() is True
-    assert rankers.describe()["in_memory_prior"] is False
-    assert rankers.ranker().model.item_ids == tuple(ITEMS)
+    described = rankers.describe()
+    assert described["in_memory_prior"] is False
+    assert described["coverage"]["prior"] == 2 and described["coverage"]["factor_file"] == 0
+    assert set(rankers.ranker().model.item_ids) == {"W", "M"}
+    assert rankers.ranker().rank(Segment.parse("male/25-34"), n=1, candidates=["W", "M"])[0].item_id == "M"
 
 
 def test_a_failing_step_does_not_stop_the_loop(shelf) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -49,6 +50,7 @@ def test_demo_json_finds_a_face_and_lights_slots(tmp_path: Path) -> None:
     assert empty and not empty & {sku for line in lines for sku in line["items"]}
 
 
+@pytest.mark.slow
 def test_demo_frames_argument_loops_the_clip() -> None:
     result = run_demo("--frames", "80")
     assert result.returncode == 0, result.stderr
@@ -56,6 +58,7 @@ def test_demo_frames_argument_loops_the_clip() -> None:
     assert len(visits) >= 2, "the clip replays: the shopper comes back as a new visit"
 
 
+@pytest.mark.slow
 def test_the_loop_writes_no_image_anywhere(tmp_path: Path) -> None:
     """Run the demo with its data dir and TMPDIR watched: no image, array or archive file appears."""
     data, tmp = tmp_path / "data", tmp_path / "tmp"
@@ -69,10 +72,12 @@ def test_the_loop_writes_no_image_anywhere(tmp_path: Path) -> None:
             continue  # the factor file copied from the repo (item vectors, no person data)
         head = path.read_bytes()[:8]
         assert not head.startswith(IMAGE_MAGIC), f"{path} looks like an image or array"
-    for events_file in (data / "events").glob("*.json"):
-        for event in json.loads(events_file.read_text())["_default"].values():
-            assert set(event) <= EVENT_KEYS, f"unexpected keys in an event: {set(event) - EVENT_KEYS}"
-            assert len(json.dumps(event)) < 1000
+    with sqlite3.connect(data / "events.sqlite3") as conn:
+        docs = [json.loads(raw) for (raw,) in conn.execute("SELECT doc FROM events")]
+    assert docs, "the demo logged its decisions"
+    for event in docs:
+        assert set(event) <= EVENT_KEYS, f"unexpected keys in an event: {set(event) - EVENT_KEYS}"
+        assert len(json.dumps(event)) < 1000
 
 
 def test_no_frame_is_encoded_or_saved_in_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -96,6 +96,7 @@ def test_train_from_csv_and_inspect(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert info["checksum"] == "ok" and info["metadata"]["n_users"] == 90
 
 
+@pytest.mark.slow
 def test_evaluate_on_a_small_movielens_dir(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ml = write_movielens(tmp_path / "ml", two_group_interactions(n_users=160, seed=3))
     assert run(["factors", "evaluate", "--movielens", str(ml), "--seed", "1", "--no-surprise", "--json"]) == 0
@@ -121,6 +122,7 @@ def test_evaluate_on_a_small_movielens_dir(tmp_path: Path, capsys: pytest.Captur
     assert "segment popularity" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_learning_curve(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ml = write_movielens(tmp_path / "ml", two_group_interactions(n_users=160, seed=3))
     args = ["factors", "evaluate", "--movielens", str(ml), "--seed", "1", "--no-rmse", "--learning-curve"]
@@ -142,6 +144,7 @@ def test_evaluate_learning_curve(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "unlimited users" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_evaluate_camera_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     ml = write_movielens(tmp_path / "ml", two_group_interactions(n_users=160, seed=3))
     args = ["factors", "evaluate", "--movielens", str(ml), "--seed", "1", "--no-rmse", "--camera-error"]

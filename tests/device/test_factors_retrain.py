@@ -138,3 +138,86 @@ def test_a_model_that_knows_few_items_gets_no_credit_for_empty_slots(tmp_path: P
     liked = data.liked
     buyers = {int(u) for u, i in zip(data.users[liked], data.items[liked]) if i in (0, 25)}
     assert scores.hit_rate == pytest.approx(len(buyers) / scores.users, abs=1e-4)
+
+
+# --------------------------------------------------------------- the closed loop (issue 15 item 2)
+def write_items(path: Path, n: int, *, sold: dict[str, int] | None = None) -> Path:
+    """The export's items.csv: every product, sold or not (genders unknown: the prior cannot guess well)."""
+    rows = ["item,sku,name,gender,category,price,currency,sold"]
+    rows += [f"item{i},item{i},Product {i},,,{10 + i}.50,EUR,{(sold or {}).get(f'item{i}', 0)}" for i in range(n)]
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def retrain_cli(tmp_path: Path, interactions: Path, users: Path, items: Path, current: Path) -> int:
+    from smartshelf.cli import main
+
+    return main(["factors", "retrain", "--interactions", str(interactions), "--users", str(users),
+                 "--items", str(items), "--current", str(current)])
+
+
+def test_a_few_sales_never_replace_the_catalogue_prior(tmp_path: Path) -> None:
+    """The issue's case: 7 sales, a 3-item catalogue prior as the current file -> nothing written."""
+    from device.recommend.prior import CatalogItem, build_prior
+    from smartshelf.core.retrain_report import read_retrain_report
+
+    (tmp_path / "interactions.csv").write_text(
+        "user,item,value,time\n" + "".join(f"female/25-34,item{i % 2},1,{1_700_000_000 + i}\n" for i in range(7))
+    )
+    (tmp_path / "users.csv").write_text("user,segment\nfemale/25-34,female/25-34\n")
+    items = write_items(tmp_path / "items.csv", 3)
+    prior = build_prior([CatalogItem(f"item{i}", f"Product {i}", "unisex", "other", 10 + i) for i in range(3)])
+    current = prior.save(tmp_path / "factors.npz")
+    before = current.read_bytes()
+    assert retrain_cli(tmp_path, tmp_path / "interactions.csv", tmp_path / "users.csv", items, current) == 4
+    assert current.read_bytes() == before and not (tmp_path / "factors.npz.prev").exists()
+    report = read_retrain_report(current)
+    assert report is not None and report["outcome"] == "waiting" and report["new_sales"] == 7
+    assert "7 new sale(s) of the 20 needed" in report["detail"]
+    # No file at all: the shelf's in-memory prior is the current model, judged the same way.
+    current.unlink()
+    assert retrain_cli(tmp_path, tmp_path / "interactions.csv", tmp_path / "users.csv", items, current) == 4
+    assert not current.exists()
+
+
+def test_retrain_keeps_every_product_and_rolls_back_in_one_command(tmp_path: Path) -> None:
+    from smartshelf.cli import main
+    from smartshelf.core.retrain_report import read_retrain_report
+
+    interactions, users = write_admin_export(tmp_path, seed=3)  # items 0..29 sell, by gender
+    items = write_items(tmp_path / "items.csv", 35)  # items 30..34 are in the shop but never sold
+    current = tmp_path / "factors.npz"
+    assert retrain_cli(tmp_path, interactions, users, items, current) == 0, "a trained model beats the blind prior"
+    first = FactorModel.load(current)
+    assert set(first.item_ids) == {f"item{i}" for i in range(35)}, "the catalogue never shrinks"
+    assert first.metadata["blend"]["by_prior"] >= 5
+    unsold = first.item_index["item31"]
+    assert np.linalg.norm(first.item_factors[unsold]) > 0, "an unsold product keeps a prior vector: it can be picked"
+    assert read_retrain_report(current)["outcome"] == "replaced"
+    # More sales later: the next retrain compares against the trained file and keeps a .prev of it.
+    later = tmp_path / "later"
+    later.mkdir()
+    more, _ = write_admin_export(later, seed=4)
+    lines = interactions.read_text().splitlines() + [
+        f"{u},{i},{v},{int(t) + 60_000}" for u, i, v, t in (row.split(",") for row in more.read_text().splitlines()[1:])
+    ]
+    interactions.write_text("\n".join(lines) + "\n")
+    code = retrain_cli(tmp_path, interactions, users, items, current)
+    assert code == 0, "the same tastes with twice the sales: the refit is not worse"
+    report = read_retrain_report(current)
+    assert report["outcome"] == "replaced" and report["can_roll_back"]
+    assert report["candidate_ndcg"] is not None and report["current_ndcg"] is not None
+    replaced = current.read_bytes()
+    assert set(FactorModel.load(current).item_ids) >= set(first.item_ids)
+    assert main(["factors", "rollback", "--current", str(current)]) == 0
+    assert FactorModel.load(current).metadata["data_until"] == first.metadata["data_until"]
+    assert read_retrain_report(current)["outcome"] == "rolled_back", "the dashboard says so"
+    assert main(["factors", "rollback", "--current", str(current)]) == 0
+    assert current.read_bytes() == replaced, "a second rollback undoes the first"
+
+
+def test_rollback_without_a_previous_file_says_so(tmp_path: Path) -> None:
+    from smartshelf.cli import main
+
+    make_model([[1.0], [0.5]], item_ids=["a", "b"]).save(tmp_path / "factors.npz")
+    assert main(["factors", "rollback", "--current", str(tmp_path / "factors.npz")]) == 1

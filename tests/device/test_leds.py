@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import TypeVar
 
 import pytest
 from gpiozero.pins.mock import MockFactory, MockPWMPin
@@ -11,6 +13,8 @@ from gpiozero.pins.mock import MockFactory, MockPWMPin
 from device.display import GpioIndicator, NullIndicator, TerminalIndicator, create_indicator
 from smartshelf.core.config import LedsConfig
 from smartshelf.core.errors import ConfigError, HardwareUnavailable
+
+T = TypeVar("T")
 
 
 @pytest.fixture
@@ -29,18 +33,26 @@ def test_show_lights_only_the_recommended_slots(factory: MockFactory) -> None:
     leds.close()  # safe twice
 
 
+def poll(read: Callable[[], T], done: Callable[[T], bool], timeout_s: float = 10.0) -> T:
+    """Read until ``done`` (the LEDs' own threads run on the wall clock); the last value at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    value = read()
+    while not done(value) and time.monotonic() < deadline:
+        time.sleep(0.02)
+        value = read()
+    return value
+
+
 def test_idle_breathes_and_identify_blinks(factory: MockFactory) -> None:
     leds = GpioIndicator({"A1": 17, "A2": 27}, pwm=True, idle_mode="breathe", pin_factory=factory)
     factory.pin(17).clear_states()
     leds.idle()
-    time.sleep(0.3)
-    values = {round(s.state, 2) for s in factory.pin(17).states}
+    values = poll(lambda: {round(s.state, 2) for s in factory.pin(17).states}, lambda v: len(v) > 2)
     assert len(values) > 2, f"breathing changes the brightness, got {values}"
     leds.show([])
     factory.pin(27).clear_states()
     leds.identify("A2", seconds=0.8)
-    time.sleep(1.2)
-    states = [s.state for s in factory.pin(27).states]
+    states = poll(lambda: [s.state for s in factory.pin(27).states], lambda v: v.count(1) >= 2)
     assert states.count(1) >= 2, f"identify blinks the slot: {states}"
     with pytest.raises(ConfigError, match="B9"):
         leds.identify("B9")

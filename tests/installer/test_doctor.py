@@ -90,16 +90,16 @@ def test_camera_read_from_running_device_status(tmp_path: Path) -> None:
         "pid": os.getpid(),
         "camera": {"type": "picamera2", "state": "ok", "fps": 9.5},
     }
-    (ctx.config.data_dir / "status.json").write_text(json.dumps(status))
+    (ctx.config.runtime_dir / "status.json").write_text(json.dumps(status))
     [r] = one("camera", ctx)
     assert r.status == "ok" and "running device" in r.detail
     status["camera"] = {"type": "picamera2", "state": "lost", "error": "no frames"}
-    (ctx.config.data_dir / "status.json").write_text(json.dumps(status))
+    (ctx.config.runtime_dir / "status.json").write_text(json.dumps(status))
     [r] = one("camera", ctx)
     assert r.status == "fail" and "no frames" in r.detail
     # a stale status file is ignored (then the real camera is tried: picamera2 is absent here)
     status["updated_at"] = time.time() - 3600
-    (ctx.config.data_dir / "status.json").write_text(json.dumps(status))
+    (ctx.config.runtime_dir / "status.json").write_text(json.dumps(status))
     [r] = one("camera", ctx)
     assert "running device" not in r.detail
 
@@ -191,6 +191,30 @@ def test_factor_file(tmp_path: Path) -> None:
     assert r.status == "fail"
 
 
+def test_shelf_says_in_shop_words_what_cannot_be_suggested(tmp_path: Path) -> None:
+    from smartshelf.core.storage import atomic_write_json
+
+    ctx = ctx_for(tmp_path)
+    [r] = one("shelf", ctx)
+    assert r.status == "warn" and "no products" in r.detail
+    store = ctx.config.data_dir / "store.json"
+    atomic_write_json(store, {"products": {
+        "1": {"sku": "DRESS-1", "name": "Summer Dress", "stock": 0, "slot": "A1"},
+        "2": {"sku": "CAP-1", "name": "Cap", "stock": 3, "slot": "Z9"},
+    }, "slots": {"1": {"slot": "A1", "pin": 5}, "2": {"slot": "A2", "pin": 6}}})
+    [r] = one("shelf", ctx)
+    assert r.status == "warn" and r.fix
+    assert "cannot suggest anything" in r.detail
+    assert "Slot A1: “Summer Dress” (DRESS-1) is out of stock" in r.detail
+    assert "slot Z9, which this shelf does not have" in r.detail
+    atomic_write_json(store, {"products": {
+        "1": {"sku": "DRESS-1", "name": "Summer Dress", "stock": 2, "slot": "A1"},
+    }, "slots": {"1": {"slot": "A1", "pin": 5}}})
+    [r] = one("shelf", ctx)
+    assert r.status == "ok" and r.detail.startswith("1 product(s) on slots can be suggested")
+    assert "from their details" in r.detail
+
+
 # --- data dir, clock, port ----------------------------------------------------------------------
 
 
@@ -224,7 +248,7 @@ def test_time_sync(tmp_path: Path) -> None:
     fake.chmod(0o755)
     ctx.timedatectl = str(fake)
     [r] = one("time_sync", ctx)
-    assert r.status == "warn" and "not synchronised" in r.detail
+    assert r.status == "warn" and "the shelf's clock is not set" in r.detail and "time server" in r.fix
     fake.write_text("#!/bin/sh\necho yes\n")
     [r] = one("time_sync", ctx)
     assert r.status == "ok"

@@ -91,6 +91,7 @@ def test_scripts_are_strict_bash() -> None:
         assert os.access(script, os.X_OK), f"{script} is not executable"
 
 
+@pytest.mark.slow
 def test_dry_run_prints_every_pi_step_and_changes_nothing(tmp_path: Path) -> None:
     first = run_setup(tmp_path, "--dry-run")
     assert first.returncode == 0, first.stdout + first.stderr
@@ -113,6 +114,8 @@ def test_dry_run_prints_every_pi_step_and_changes_nothing(tmp_path: Path) -> Non
         "would run: systemctl daemon-reload",
         "-m compileall -q",
         "would run: systemctl enable smartshelf-device.service",
+        "would run: systemctl enable systemd-time-wait-sync.service",
+        "systemd-time-wait-sync.service.d/smartshelf.conf",
         "would run: systemctl restart smartshelf-device.service smartshelf-admin.service",
         "admin page: http://",
         "smartshelf admin set-password",
@@ -189,6 +192,7 @@ def test_non_pi_makes_only_the_dev_venv_and_second_run_does_nothing(tmp_path: Pa
     assert after == before
 
 
+@pytest.mark.slow
 def test_dry_run_enables_the_kiosk_for_the_desktop_user(tmp_path: Path) -> None:
     import pwd
 
@@ -379,6 +383,11 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     log = tmp_path / "fake.log"
     model = tmp_path / "model"
     model.write_bytes(b"Raspberry Pi 5 Model B Rev 1.0\0")
+    # apt's camera and GPIO stacks, which the update's self-check imports on a Pi (stand-ins here)
+    apt_site = tmp_path / "apt-site"
+    apt_site.mkdir()
+    (apt_site / "picamera2.py").write_text("")
+    (apt_site / "lgpio.py").write_text("")
     boot = tmp_path / "boot" / "smartshelf.toml"
     boot.parent.mkdir()
     boot.write_text(f'[shelf]\nname = "Aisle 9"\ndata_dir = "{tmp_path / "data"}"\n')
@@ -389,7 +398,9 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
         FAKE_STATE=str(state),
         SMARTSHELF_MODEL_FILE=str(model),
         SMARTSHELF_SYSTEM_PYTHON=sys.executable,
-        SMARTSHELF_UPDATE_FLAGS=f"--no-deps --site-packages {sysconfig.get_paths()['purelib']}",
+        SMARTSHELF_UPDATE_FLAGS=(
+            f"--no-deps --site-packages {sysconfig.get_paths()['purelib']} --site-packages {apt_site}"
+        ),
     )
 
     def setup() -> subprocess.CompletedProcess:
@@ -408,8 +419,13 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     assert first.returncode == 0, first.stdout + first.stderr
     calls = log.read_text()
     assert "apt-get" not in calls  # everything "installed"
+    present = next(line for line in first.stdout.splitlines() if "apt packages present:" in line)
+    assert "python3-setuptools" in present.split(), "pip install --no-build-isolation needs it on the Pi"
     assert "useradd --system --user-group" in calls and "--groups video,gpio smartshelf" in calls
     assert "systemctl daemon-reload" in calls and "systemctl enable smartshelf-device.service" in calls
+    assert "systemctl enable systemd-time-wait-sync.service" in calls
+    dropin = tmp_path / "units" / "systemd-time-wait-sync.service.d" / "smartshelf.conf"
+    assert "TimeoutStartSec=" in dropin.read_text()
     assert "systemctl restart smartshelf-device.service smartshelf-admin.service" in calls
     prefix = tmp_path / "opt"
     launcher = prefix / "current" / "venv" / "bin" / "smartshelf"
@@ -425,6 +441,9 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     # the release is compiled at install time (the services cannot write its __pycache__)
     release = (prefix / "current").resolve()
     assert list((release / "device" / "__pycache__").glob("__init__.*.pyc"))
+    assert "systemctl enable smartshelf-retrain.timer" in calls, "the nightly retrain is scheduled"
+    retrain = (tmp_path / "units" / "smartshelf-retrain.service").read_text()
+    assert f"--out {tmp_path / 'data'}/retrain" in retrain and (tmp_path / "units" / "smartshelf-retrain.timer").exists()
 
     log.write_text("useradd (done)\n")  # keep the fake user
     before = sorted(p.name for p in (prefix / "releases").iterdir()), os.readlink(prefix / "current")

@@ -25,6 +25,9 @@ SYSTEM_UNITS = ("smartshelf-device.service", "smartshelf-admin.service")
 USER_UNITS = ("smartshelf-kiosk.service",)
 #: Root oneshot units: verified and parsed by the CLI, not held to the service-user hardening.
 ONESHOT_UNITS = ("smartshelf-firstboot.service",)
+#: The nightly retrain: a oneshot run as the service user, hardened like the services.
+RETRAIN_UNIT = "smartshelf-retrain.service"
+TIMER_UNIT = "smartshelf-retrain.timer"
 INSTALL_BIN = "/opt/smartshelf/current/venv/bin/smartshelf"
 KIOSK_BIN = "/opt/smartshelf/current/systemd/smartshelf-kiosk"
 MAX_EXPOSURE = 4.0
@@ -64,6 +67,21 @@ def test_device_unit_is_notify_with_watchdog_and_config_check() -> None:
     assert shlex.split(one(unit, "ExecStart"))[:2] == [INSTALL_BIN, "run"]
 
 
+def test_device_unit_waits_for_the_clock_and_keeps_status_in_run() -> None:
+    unit = "smartshelf-device.service"
+    assert "time-sync.target" in one(unit, "Wants").split(), "After= alone does not pull the target in"
+    assert "time-sync.target" in one(unit, "After").split()
+    assert "smartshelf" in one(unit, "RuntimeDirectory").split()  # /run/smartshelf: status.json
+    from smartshelf.core.config import DEFAULT_RUNTIME_DIR
+
+    assert DEFAULT_RUNTIME_DIR == Path("/run/smartshelf")
+    dropin = UNITS / "systemd-time-wait-sync.service.d" / "smartshelf.conf"
+    text = dropin.read_text()
+    assert "[Service]" in text
+    timeout = int(re.search(r"^TimeoutStartSec=(\d+)$", text, re.MULTILINE).group(1))
+    assert 0 < timeout <= 300, "the wait is bounded: a shelf without network still starts"
+
+
 def test_device_unit_keeps_camera_and_gpio_reachable() -> None:
     unit = "smartshelf-device.service"
     s = settings(unit)
@@ -76,11 +94,12 @@ def test_device_unit_keeps_camera_and_gpio_reachable() -> None:
     assert all(v.split()[1] == "rw" for v in s["DeviceAllow"])
     assert "AF_NETLINK" in one(unit, "RestrictAddressFamilies")  # libcamera's udev monitor
     # lgpio writes notification pipes into the working directory: it must be a writable one
-    assert one(unit, "WorkingDirectory") == "/run/" + one(unit, "RuntimeDirectory")
+    assert one(unit, "WorkingDirectory") == "/run/smartshelf-device"
+    assert "smartshelf-device" in one(unit, "RuntimeDirectory").split()
     assert "LG_WD=/run/smartshelf-device" in settings(unit)["Environment"]
 
 
-@pytest.mark.parametrize("unit", SYSTEM_UNITS)
+@pytest.mark.parametrize("unit", (*SYSTEM_UNITS, RETRAIN_UNIT))
 def test_system_units_are_hardened(unit: str) -> None:
     s = settings(unit)
     expected = {
@@ -143,12 +162,31 @@ def test_device_unit_says_how_to_check_the_syscall_filter_on_a_pi() -> None:
     assert "SystemCallLog=@resources" in text and "type=1326" in text
 
 
+def test_retrain_runs_nightly_exports_then_retrains_without_network() -> None:
+    assert one(RETRAIN_UNIT, "Type") == "oneshot"
+    assert "Install" not in (UNITS / RETRAIN_UNIT).read_text(), "started by its timer only"
+    pre, start = shlex.split(one(RETRAIN_UNIT, "ExecStartPre")), shlex.split(one(RETRAIN_UNIT, "ExecStart"))
+    assert pre[1:3] == ["terminal", "export"] and start[1:3] == ["factors", "retrain"]
+    out = pre[pre.index("--out") + 1]
+    for flag, name in (("--interactions", "interactions.csv"), ("--users", "users.csv"), ("--items", "items.csv")):
+        assert start[start.index(flag) + 1] == f"{out}/{name}", "retrain reads what the export wrote"
+    assert set(one(RETRAIN_UNIT, "SuccessExitStatus").split()) == {"3", "4"}, "kept / waiting are not failures"
+    assert one(RETRAIN_UNIT, "PrivateNetwork") == "yes"
+    assert one(RETRAIN_UNIT, "IOSchedulingClass") == "idle"
+    assert one(TIMER_UNIT, "OnCalendar").startswith("*-*-* ")
+    assert one(TIMER_UNIT, "Persistent") == "true"
+    assert one(TIMER_UNIT, "Unit") == RETRAIN_UNIT
+    assert one(TIMER_UNIT, "WantedBy") == "timers.target"
+    setup = (ROOT / "setup.sh").read_text()
+    assert RETRAIN_UNIT in setup and TIMER_UNIT in setup
+
+
 def test_unit_commands_parse_with_the_cli() -> None:
     """ExecStart/ExecStartPre arguments are accepted by the real `smartshelf` parser."""
     from smartshelf.cli import build_parser
 
     parser = build_parser()
-    for unit in SYSTEM_UNITS + ONESHOT_UNITS:
+    for unit in SYSTEM_UNITS + ONESHOT_UNITS + (RETRAIN_UNIT,):
         for key in ("ExecStartPre", "ExecStart"):
             for line in settings(unit).get(key, []):
                 argv = shlex.split(line)
@@ -175,7 +213,7 @@ def _analyze(
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", SYSTEM_UNITS + ONESHOT_UNITS)
+@pytest.mark.parametrize("unit", SYSTEM_UNITS + ONESHOT_UNITS + (RETRAIN_UNIT, TIMER_UNIT))
 def test_systemd_analyze_verify_system_units(tmp_path: Path, unit: str) -> None:
     copy = _temp_copy(tmp_path, unit)
     result = _analyze("verify", str(copy), cwd=tmp_path)
@@ -206,7 +244,7 @@ def exposure(tmp_path: Path, unit: str) -> float:
 
 
 @needs_analyze
-@pytest.mark.parametrize("unit", SYSTEM_UNITS)
+@pytest.mark.parametrize("unit", (*SYSTEM_UNITS, RETRAIN_UNIT))
 def test_systemd_analyze_security_rates_at_most_4(tmp_path: Path, unit: str) -> None:
     score = exposure(tmp_path, unit)
     assert score <= MAX_EXPOSURE, f"{unit}: exposure {score} > {MAX_EXPOSURE}"

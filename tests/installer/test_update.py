@@ -26,11 +26,12 @@ from smartshelf.installer.update import (
     UpdateError,
     Updater,
     dependencies,
+    is_raspberry_pi,
     read_source,
     requirement_name,
 )
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.slow]  # each release install builds with pip
 
 ROOT = Path(__file__).resolve().parents[2]
 PURELIB = Path(sysconfig.get_paths()["purelib"])
@@ -102,8 +103,9 @@ def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) ->
     assert result.returncode == 0 and "smartshelf" in result.stdout, result.stderr
     where = _device_import(release, tmp_path)
     assert where.stdout.strip().startswith(str(release)), where.stdout + where.stderr
-    # compiled at install time: the services cannot write the release's __pycache__
-    assert list((release / "device" / "__pycache__").glob("__init__.*.pyc"))
+    # compiled at install time (pip compiles what it installs): the services cannot write __pycache__
+    imported = Path(where.stdout.strip())
+    assert list((imported.parent / "__pycache__").glob("__init__.*.pyc")), imported
     # idempotent
     up2, out2 = updater(tmp_path)
     assert up2.update(read_source(tmp_path / "src")) == 0
@@ -111,6 +113,7 @@ def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) ->
     assert len(list((prefix / "releases").iterdir())) == 1
 
 
+@pytest.mark.slow
 def test_doctor_regression_refuses_and_keeps_current(tmp_path: Path, config: Path) -> None:
     first = read_source(make_tree(tmp_path / "src1"))
     updater(tmp_path)[0].update(first)
@@ -130,6 +133,7 @@ def test_doctor_regression_refuses_and_keeps_current(tmp_path: Path, config: Pat
     assert "models.detector" in out.getvalue()
 
 
+@pytest.mark.slow
 def test_doctor_with_the_same_failures_as_before_goes_on(tmp_path: Path, config: Path) -> None:
     """A check failing for reasons outside the release (a bad factor file in the data dir) does not block updates."""
     (tmp_path / "data" / "factors.npz").write_bytes(b"not a factor file")
@@ -334,6 +338,7 @@ def build_wheel(tree: Path, dest: Path, version: str = "0.9.0") -> Path:
     return whl
 
 
+@pytest.mark.slow
 def test_install_from_a_wheel(tmp_path: Path) -> None:
     tree = make_tree(tmp_path / "src")
     whl = build_wheel(tree, tmp_path)
@@ -350,3 +355,59 @@ def test_install_from_a_wheel(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     where = _device_import(release, tmp_path)
     assert "/site-packages/device/" in where.stdout and where.stdout.startswith(str(release)), where.stdout
+
+
+def test_the_tree_is_a_real_pip_install_not_a_hand_written_editable_one(tmp_path: Path) -> None:
+    src = read_source(make_tree(tmp_path / "src"))
+    up, out = updater(tmp_path)
+    assert up.update(src) == 0, out.getvalue()
+    venv = tmp_path / "opt" / "releases" / src.release_name / "venv"
+    purelib = next(venv.glob("lib/python3*/site-packages"))
+    [dist] = list(purelib.glob("smartshelf-*.dist-info"))
+    assert (dist / "INSTALLER").read_text().strip() == "pip"
+    record = (dist / "RECORD").read_text()
+    assert "device/events.py" in record and "models/manifest.json" in record  # the models ship as package data
+    assert not list(purelib.glob("*.pth")) or all(
+        str(tmp_path / "opt" / "releases") not in p.read_text() for p in purelib.glob("*.pth")
+    ), "no .pth pointing into the release tree"
+    assert (purelib / "device" / "events.py").is_file()
+
+
+def test_raspberry_pi_detection_and_the_release_record_decide_system_packages(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tmp_path / "model"
+    model.write_bytes(b"Raspberry Pi 4 Model B Rev 1.4\0")
+    assert is_raspberry_pi(model)
+    monkeypatch.setenv("SMARTSHELF_MODEL_FILE", str(model))
+    assert Updater(options(tmp_path, system_packages=None)).o.system_packages is True
+    model.write_bytes(b"QEMU Virtual Machine\0")
+    assert Updater(options(tmp_path, system_packages=None)).o.system_packages is False
+    monkeypatch.setenv("SMARTSHELF_MODEL_FILE", str(tmp_path / "absent"))
+    assert not is_raspberry_pi()
+    # an installed current release's record wins over the detection
+    release = tmp_path / "opt" / "releases" / "r1"
+    release.mkdir(parents=True)
+    (release / RELEASE_FILE).write_text(json.dumps({"system_packages": True}))
+    os.symlink("releases/r1", tmp_path / "opt" / "current")
+    assert Updater(options(tmp_path, system_packages=None)).o.system_packages is True
+    assert Updater(options(tmp_path, system_packages=False)).o.system_packages is False  # the flag wins
+
+
+def test_a_release_that_cannot_import_the_camera_and_gpio_stack_is_refused(tmp_path: Path) -> None:
+    """With system packages the pre-switch self-check imports picamera2, lgpio and gpiozero (no
+    hardware opened). Here the first release gets stand-ins for apt's picamera2/lgpio; the second not."""
+    stand_ins = tmp_path / "apt-site"
+    stand_ins.mkdir()
+    (stand_ins / "picamera2.py").write_text("OPENED = False\n")
+    (stand_ins / "lgpio.py").write_text("")
+    first = read_source(make_tree(tmp_path / "src1", marker="1"))
+    up, out = updater(tmp_path, system_packages=True, site_packages=(PURELIB, stand_ins))
+    assert up.update(first) == 0, out.getvalue()
+    assert "imports: picamera2, lgpio, gpiozero ok" in out.getvalue()
+    second = read_source(make_tree(tmp_path / "src2", marker="2"))
+    up, out = updater(tmp_path, system_packages=True)  # no stand-ins: picamera2 and lgpio missing
+    with pytest.raises(UpdateError, match="cannot import the camera/GPIO stack.*picamera2"):
+        up.update(second)
+    assert current(tmp_path / "opt") == f"releases/{first.release_name}"
+    assert not (tmp_path / "opt" / "releases" / second.release_name).exists()

@@ -9,6 +9,7 @@ the demo on the bundled models and store, and the doctor.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -26,9 +27,14 @@ REPO = Path(__file__).resolve().parents[2]
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     build = tmp_path_factory.mktemp("build")
+    # build from a copy of the checkout's tracked files, so nothing is written into the checkout
+    src = build / "src"
+    shutil.copytree(REPO, src, ignore=shutil.ignore_patterns(
+        ".git", ".venv*", "build", "dist", "*.egg-info", "__pycache__", "artifacts", "site", "bench-report", "work",
+    ))
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "--no-index",
-         "-w", str(out), str(REPO)],
+         "-w", str(out), str(src)],
         capture_output=True, text=True, check=False, cwd=build,
         env={"PATH": "/usr/bin:/bin", "PIP_DISABLE_PIP_VERSION_CHECK": "1", "TMPDIR": str(build)},
     )
@@ -72,8 +78,8 @@ def test_the_installed_wheel_runs_the_demo_and_the_doctor(wheel: Path, tmp_path:
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "LANG": "C.UTF-8"}
 
     where = subprocess.run(
-        [str(python), "-c", "import device, models, importlib.util as u; "
-         "print(device.__file__, models.__file__, u.find_spec('tools'))"],
+        [str(python), "-c", ("import device, models, importlib.util as u; "
+                             "print(device.__file__, models.__file__, u.find_spec('tools'))")],
         capture_output=True, text=True, check=True, cwd=empty, env=env,
     ).stdout.split()
     assert where[0].startswith(str(purelib)) and where[1].startswith(str(purelib)), where
@@ -96,5 +102,7 @@ def test_the_installed_wheel_runs_the_demo_and_the_doctor(wheel: Path, tmp_path:
     assert checks["models.detector"]["status"] == "ok", checks["models.detector"]
     assert checks["models.age_gender"]["status"] == "ok", checks["models.age_gender"]
     assert checks["runtime"]["status"] == "ok", checks["runtime"]
-    help_text = subprocess.run([str(launcher), "--help"], capture_output=True, text=True, cwd=empty, env=env).stdout
+    help_text = subprocess.run(
+        [str(launcher), "--help"], capture_output=True, text=True, cwd=empty, env=env, check=True
+    ).stdout
     assert "bench" not in help_text.split("positional arguments")[1].split("options")[0].split()

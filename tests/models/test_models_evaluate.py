@@ -7,6 +7,7 @@ import pytest
 from models.training import data as D
 
 
+@pytest.mark.slow
 def test_evaluate_quick_run(capsys, tmp_path, monkeypatch):
     pytest.importorskip("ai_edge_litert")
     if not D.DEFAULT_DATA.is_dir():

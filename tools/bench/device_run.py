@@ -19,6 +19,7 @@ import argparse
 import json
 import os
 import resource
+import sqlite3
 import sys
 import tempfile
 import time
@@ -164,11 +165,13 @@ def run(
             result["direct"] = {"align_ms": align_ms, "age_gender_ms": model_ms}
             if controller.events is not None:
                 controller.events.close()  # flush before the file sizes are read
-            events = sorted((data_dir / "events").glob("*.json"))
+            events = sorted(data_dir.glob("events.sqlite3*"))
+            with sqlite3.connect(data_dir / "events.sqlite3") as conn:
+                count = int(conn.execute("SELECT count(*) FROM events").fetchone()[0])
             result["events"] = {
                 "files": len(events),
                 "bytes": sum(p.stat().st_size for p in events),
-                "count": sum(len(json.loads(p.read_text()).get("_default", {})) for p in events),
+                "count": count,
             }
             result["face_frames"] = len(faces)
             result["config"] = {

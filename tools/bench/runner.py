@@ -22,6 +22,7 @@ from typing import Any
 from smartshelf.core.errors import SmartShelfError
 from tools.bench import peers, scaling
 from tools.bench.stats import summarize
+from tools.bench.storage_day import run_storage_day
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,8 @@ class BenchPlan:
 #: Traffic profiles for the events-file size: seconds between decisions over the opening hours.
 TRAFFIC = {"quiet (1 per 60 s)": 60.0, "normal (1 per 10 s)": 10.0, "busy (1 per 3 s)": 3.0}
 OPENING_HOURS = 12.0
+#: The storage day (issue 15): a busy shelf, one decision every 3 s for 12 h, and 2,000 card sales.
+STORAGE_DAY = {"decisions": 14_400, "sales": 2_000}
 
 
 #: Age/gender inferences per face on the device: the crop and its mirror image (flip_average=True).
@@ -192,6 +195,9 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
             lambda v: v < 1,
         ),
         ("device process peak RSS < 250 MB", result["peak_rss_mb"], "MB", lambda v: v < 250),
+        ("storage: busy day written < 100 MB", result["storage"]["bytes_written"] / 1e6, "MB", lambda v: v < 100),
+        ("storage: busy day fsyncs < 5,000", result["storage"]["fsyncs"], "fsyncs", lambda v: v < 5000),
+        ("storage: event flush p95 < 20 ms", result["storage"]["flush_ms"]["p95"], "ms", lambda v: v < 20),
     ]
     return [
         {
@@ -282,6 +288,11 @@ def run_bench(
         "admin_product_list": scaling.admin_list_scaling(list(plan.admin_sizes), rounds=4 * plan.rounds),
         "events_per_day": scaling.events_per_day(TRAFFIC, opening_hours=OPENING_HOURS),
     }
+    logger.info("bench: storage (a busy day on an accelerated clock)")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    # on disk (the report's folder), not in /tmp: a tmpfs would count no bytes
+    result["storage"] = run_storage_day(decisions=STORAGE_DAY["decisions"], sales=STORAGE_DAY["sales"],
+                                        hours=OPENING_HOURS, parent=out_dir)
 
     models_dir = MODELS_DIR
     result["model_cost"] = {

@@ -131,22 +131,26 @@ def admin_list_scaling(sizes: list[int], *, rounds: int) -> dict[str, Any]:
 
 
 def events_per_day(profiles: dict[str, float], *, opening_hours: float) -> dict[str, Any]:
-    """Size of one day's events file for each traffic profile (seconds between decisions), written
-    through the device's storage (TinyDB, one insert_multiple) with realistic event documents."""
-    from smartshelf.core.storage import open_db
+    """Size one day adds to the event database for each traffic profile (seconds between decisions),
+    written through the device's EventLog (SQLite) with realistic event documents, and what one more
+    event's flush costs at the end of that day (it must not grow with the day)."""
+    from device.events import EventLog
 
     rows = []
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="smartshelf-bench-") as tmp:
         for name, every_s in profiles.items():
             count = int(opening_hours * 3600 / every_s)
-            path = Path(tmp) / f"{name}.json"
-            db = open_db(path)
-            db.insert_multiple(sample_event(i, t0) for i in range(count))
-            size = path.stat().st_size
-            # What one more decision costs the loop late that day (each insert rewrites the file).
-            late = summarize(time_ms(lambda db=db, c=count: db.insert(sample_event(c, t0)), 5, warmup=0))
-            db.close()
+            data_dir = Path(tmp) / name.split()[0]
+            log = EventLog(data_dir, clock_synced=lambda: True, flush_interval_s=1e9)
+            for i in range(count):
+                log.record(sample_event(i, t0))
+            log.flush(sync=True)
+            # What one more decision's flush costs late that day (one small transaction).
+            late = summarize(time_ms(lambda log=log, c=count: (log.record(sample_event(c, t0)), log.flush()), 5,
+                                     warmup=0))
+            log.close()
+            size = sum(p.stat().st_size for p in data_dir.glob("events.sqlite3*"))
             rows.append(
                 {
                     "profile": name,
