@@ -272,7 +272,10 @@ def default_pin_factory() -> Any:
                 reasons = "; ".join(dict.fromkeys(str(w.message) for w in caught))
                 raise Fail(f"{exc} ({reasons})" if reasons else str(exc), FIX_ON_ERROR["gpio"]) from None
     finally:
-        os.chdir(previous_cwd)
+        try:
+            os.chdir(previous_cwd)
+        except OSError:  # not ours to enter again: sudo -u smartshelf from a 0700 home (Trixie's default)
+            os.chdir("/")
     return Device.pin_factory
 
 

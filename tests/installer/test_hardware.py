@@ -198,3 +198,28 @@ def test_gpio_without_any_backend_says_why(monkeypatch: pytest.MonkeyPatch, tmp_
         doctor.default_pin_factory()
     assert "no-such-backend" in failed.value.detail or "Unable" in failed.value.detail
     assert os.getcwd() == str(tmp_path)
+
+
+def test_gpio_check_survives_a_working_directory_it_cannot_reenter(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """`sudo -u smartshelf smartshelf doctor` run from the installer's home, which is 0700 on Trixie:
+    the service user cannot chdir back into it (found by the arm64 stage)."""
+    from gpiozero import Device
+
+    monkeypatch.setattr(Device, "pin_factory", None)
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    home = tmp_path / "home"
+    home.mkdir()
+    monkeypatch.chdir(home)
+    real_chdir = os.chdir
+
+    def chdir(path: str | os.PathLike[str]) -> None:
+        if Path(path) == home:
+            raise PermissionError(13, "Permission denied", str(path))
+        real_chdir(path)
+
+    monkeypatch.setattr(os, "chdir", chdir)
+    factory = doctor.default_pin_factory()
+    assert type(factory).__name__ == "MockFactory"
+    assert os.getcwd() == "/"
