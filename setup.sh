@@ -395,8 +395,19 @@ units() {
     else
         say "systemd units up to date in $UNIT_DIR"
     fi
-    # no RTC on a Pi 4: time-sync.target waits for NTP (bounded by the drop-in above)
-    for unit in "${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER" "$TIME_WAIT_UNIT"; do
+    # no RTC on a Pi 4: time-sync.target waits for NTP (bounded by the drop-in above). The unit comes
+    # with systemd-timesyncd on Trixie (Raspberry Pi OS has it; a system with chrony does not).
+    local to_enable=("${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER") dir
+    for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        if [[ -f "$ROOTFS$dir/$TIME_WAIT_UNIT" ]]; then
+            to_enable+=("$TIME_WAIT_UNIT")
+            break
+        fi
+    done
+    if [[ "${to_enable[-1]}" != "$TIME_WAIT_UNIT" ]]; then
+        say "no $TIME_WAIT_UNIT here (systemd-timesyncd not installed): the services will not wait for NTP at boot"
+    fi
+    for unit in "${to_enable[@]}"; do
         if ((DRY)) || ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
             step systemctl enable "$unit"
         fi

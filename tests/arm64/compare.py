@@ -192,6 +192,8 @@ def doctor(doctor_json: Path, lgpio_txt: Path) -> int:
             why = "no Pi revision in qemu's /proc/cpuinfo, and python3-lgpio is the stage's stand-in (no GPIO chip)"
         elif name in ROOT_ONLY and status == "warn":
             why = ROOT_ONLY[name]
+        elif name == "shelf" and status == "warn":
+            why = "a fresh install has no products until the admin page adds them"
         elif name == "factors" and status == "warn":
             why = "no factor file installed yet (a fresh install ranks with the catalogue prior)"
         else:

@@ -467,3 +467,19 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     assert third.returncode == 0, third.stdout + third.stderr
     assert "older copies of the units" in third.stdout
     assert "systemctl daemon-reload" in log.read_text()
+
+
+def test_time_wait_sync_is_enabled_only_where_it_exists(tmp_path: Path) -> None:
+    """Trixie ships systemd-time-wait-sync.service with systemd-timesyncd, which a system running
+    chrony (or a minimal image) lacks: `systemctl enable` of a missing unit would stop setup.sh
+    (found by the arm64 stage on its Trixie root)."""
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_ROOTFS=str(rootfs), SMARTSHELF_DESKTOP="no")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "systemctl enable systemd-time-wait-sync.service" not in result.stdout
+    assert "no systemd-time-wait-sync.service here" in result.stdout
+    (rootfs / "usr/lib/systemd/system").mkdir(parents=True)
+    (rootfs / "usr/lib/systemd/system/systemd-time-wait-sync.service").write_text("[Unit]\n")
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_ROOTFS=str(rootfs), SMARTSHELF_DESKTOP="no")
+    assert "would run: systemctl enable systemd-time-wait-sync.service" in result.stdout
