@@ -8,6 +8,8 @@
 #                              never touches the system, even as root.
 #   ./setup.sh --dev           the development venv with the test tools (pip install -e '.[test]').
 #   ./setup.sh --dry-run       print every step the Raspberry Pi install would take; change nothing.
+#   sudo ./setup.sh --hub      the install, plus this machine as a store's hub: Mosquitto (apt), its
+#                              config from `smartshelf store hub-config`, [admin] store_hub = true.
 #
 # Running it again changes nothing that is already in place (it says "nothing to do").
 #
@@ -63,16 +65,18 @@ ROOTFS="${SMARTSHELF_ROOTFS:-}"
 
 DRY=0
 DEV=0
+HUB=0
 CHANGED=0
 
 usage() {
-    sed -n '2,13p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,15p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 while (($#)); do
     case "$1" in
         --dev) DEV=1 ;;
         --dry-run) DRY=1 ;;
+        --hub) HUB=1 ;;
         -h | --help) usage; exit 0 ;;
         *) echo "setup.sh: unknown option $1" >&2; usage >&2; exit 2 ;;
     esac
@@ -186,7 +190,7 @@ apt_packages() {
     # python3-setuptools, python3-wheel: `smartshelf update` builds and installs each release with
     # pip --no-build-isolation (Bookworm's setuptools needs the wheel package for bdist_wheel).
     local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv
-        python3-picamera2 python3-lgpio git)
+        python3-picamera2 python3-lgpio python3-pil python3-cryptography git)
     local missing=() p browser="" state
     if ((WITH_DESKTOP)); then
         browser="$(chromium_package)"
@@ -473,6 +477,29 @@ summary() {
     fi
 }
 
+# --- store hub (--hub) ---------------------------------------------------------------------------
+# Mosquitto from the OS packages, configured by `smartshelf store hub-config` (password file, ACL and
+# persistence under the data dir, written by the admin), and the admin switched to hub mode.
+hub_broker() {
+    ((HUB)) || return 0
+    local state
+    state="$(installed mosquitto)"
+    [[ "$state" == 1 ]] || step env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mosquitto
+    local conf=/etc/mosquitto/conf.d/smartshelf.conf
+    if [[ ! -f "$conf" ]]; then
+        step "$PREFIX/current/venv/bin/smartshelf" store hub-config --data-dir "$DATA_DIR" --out "$conf"
+        # The broker reads the password file and ACL the admin writes: group smartshelf, not world.
+        step usermod --append --groups "$SERVICE_USER" mosquitto
+        step chown -R "$SERVICE_USER:$SERVICE_USER" "$DATA_DIR/bus"
+        step chmod 0750 "$DATA_DIR/bus"
+    fi
+    if ! grep -q '^store_hub *= *true' "$ETC_DIR/config.toml" 2>/dev/null; then
+        say "set [admin] store_hub = true in $ETC_DIR/config.toml to show the store page (docs/store-and-chain.md)"
+    fi
+    step systemctl enable --now mosquitto
+    step systemctl reload-or-restart mosquitto
+}
+
 pi_install() {
     if ((!DRY)) && ((EUID != 0)); then
         die "installing the appliance needs root: sudo $0"
@@ -493,6 +520,7 @@ pi_install() {
     config_file
     units
     screen_blanking
+    hub_broker
     if ((CHANGED == 0)); then
         say "everything is in place (nothing to do)"
     fi

@@ -6,7 +6,9 @@ DATA_DIR, DEVICE_URL, SHELF_NAME, CONVERSION_WINDOW_S (from the TOML config's sh
 SECRET_KEY (default: ``<data_dir>/secret_key``, created once, 0600), LOGIN_MAX_FAILURES (5),
 LOGIN_WINDOW_S (300), MAX_CONTENT_LENGTH (16 MiB), MAX_IMAGE_BYTES (5 MiB), DEVICE_TIMEOUT_S (2),
 RUNTIME_DIR (where the device's status.json is; default /run/smartshelf if it exists, else DATA_DIR),
-DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path).
+DEVICE_STALE_S (30: status.json older than this = device not running), SMARTSHELF_CONFIG (path),
+STORE_HUB (False; true: run the store bus's hub client, BROKER_HOST 127.0.0.1, BROKER_PORT 1883,
+TOPIC_ROOT "smartshelf").
 
 The smartshelf config is loaded once per process into a :class:`ConfigSource` (reloaded when the
 file changes); views read it with ``admin_web.appconfig.smartshelf_config()``.
@@ -20,7 +22,7 @@ Extension points for other areas (``admin_web.registry``, imported by the areas,
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -47,8 +49,13 @@ DEFAULTS: dict[str, Any] = {
     "SESSION_COOKIE_SAMESITE": "Lax",
     "SESSION_COOKIE_NAME": "smartshelf_session",
     "PERMANENT_SESSION_LIFETIME": timedelta(hours=12),
+    # the cookie is set at login only: no sliding renewal (the server-side record has a fixed expiry)
+    "SESSION_REFRESH_EACH_REQUEST": False,
+    "PROXY_HOPS": 0,
+    "SESSION_COOKIE_SECURE": False,
     "JSON_SORT_KEYS": False,
 }
+
 
 def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
     cfg = source.get()
@@ -58,8 +65,14 @@ def _from_smartshelf_config(source: ConfigSource) -> dict[str, Any]:
         "DEVICE_URL": cfg.admin.device_url,
         "SHELF_NAME": cfg.shelf.name,
         "CONVERSION_WINDOW_S": cfg.admin.conversion_window_s,
+        "PROXY_HOPS": cfg.admin.proxy_hops,
+        "SESSION_COOKIE_SECURE": cfg.admin.secure_cookie or cfg.admin.proxy_hops > 0,
+        "PERMANENT_SESSION_LIFETIME": timedelta(hours=cfg.admin.session_hours),
         # None: <DATA_DIR>/factors.npz, whatever data dir the app is given
         "FACTORS_PATH": str(cfg.recommend.factors) if cfg.recommend.factors else None,
+        "STORE_HUB": cfg.admin.store_hub,
+        "BROKER_PORT": cfg.admin.broker_port,
+        "TOPIC_ROOT": cfg.bus.topic_root,
     }
 
 
@@ -97,6 +110,12 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
     config.setdefault("SHELF_NAME", "smartshelf")
     config.setdefault("CONVERSION_WINDOW_S", 600)
     app.config.update(config)
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops:  # trust exactly this many proxies' X-Forwarded-For/-Proto (never a client's own header)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.config["SESSION_COOKIE_SECURE"] = True
     data_dir = Path(app.config["DATA_DIR"])
     data_dir.mkdir(parents=True, exist_ok=True)
     if not app.config.get("FACTORS_PATH"):
@@ -108,6 +127,9 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     db.init_app(app)
     security.install(app)
+    from smartshelf.core.control import load_or_create_secret
+
+    load_or_create_secret(data_dir)  # the admin<->device secret: whoever starts first creates it
 
     from admin_web.terminals.views import init_app as init_terminals
     from admin_web.views import api, auth, insight, inventory, privacy, settings, slots
@@ -116,11 +138,16 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
         app.register_blueprint(module.bp)
     # Payment terminals, sales ledger and conversions (admin_web/terminals/): blueprint, nav link, panel.
     init_terminals(app)
+    # The store page; with STORE_HUB the store bus's hub client (admin_web/store_bus.py) runs in this app.
+    from admin_web.views import store
+
+    store.init_app(app)
 
     app.after_request(_security_headers)
     app.register_error_handler(HTTPException, _handle_http_error)
     app.jinja_env.filters["price"] = lambda p: format_price(int(p.get("price") or 0), p.get("currency") or "INR")
     app.jinja_env.filters["stock_state"] = stock_state
+    app.jinja_env.filters["utc"] = lambda ts: datetime.fromtimestamp(int(ts), UTC).strftime("%Y-%m-%d %H:%M")
 
     @app.context_processor
     def _globals() -> dict[str, Any]:

@@ -5,6 +5,7 @@ No flask import at module import time (``smartshelf --help`` stays light); handl
     smartshelf admin [serve] [--config PATH] [--data-dir D] [--host H] [--port P] [--threads N]
     smartshelf admin set-password [--user NAME]        # password read from stdin
     smartshelf admin create-token --name NAME          # prints the token alone on stdout
+    smartshelf admin rotate-device-secret              # revoke the admin<->device control secret
     smartshelf admin backup [--dest DIR]
     smartshelf admin restore ARCHIVE
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from smartshelf.core.config import resolve_runtime_dir
-from smartshelf.core.errors import ConfigError
+from smartshelf.core.errors import ConfigError, PortUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +38,8 @@ def _serve_options(parser: argparse.ArgumentParser, *, suppress: bool) -> None:
     default = argparse.SUPPRESS if suppress else None
     parser.add_argument("--host", default=default, help="listen address (default admin.host of the config, 0.0.0.0)")
     parser.add_argument("--port", type=int, default=default, help="listen port (default admin.port, 8080)")
+    parser.add_argument("--check", action="store_true", default=argparse.SUPPRESS if suppress else False,
+                        help="check the config and the data files, then exit (for ExecStartPre=)")
     parser.add_argument("--threads", type=int, default=argparse.SUPPRESS if suppress else 8,
                         help="waitress worker threads (default 8)")
 
@@ -59,11 +62,18 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("create-token", parents=[common], help="create an API token; prints it alone on stdout")
     p.add_argument("--name", required=True, help="what the token is for, e.g. 'pos-sync'")
+    p.add_argument("--scope", action="append", default=None, metavar="SCOPE",
+                   help="a scope (repeat for more): products:read, stock:write, products:write "
+                        "(default: products:read and stock:write, what a POS sync needs)")
     p.set_defaults(func=create_token)
 
     p = sub.add_parser("revoke-token", parents=[common], help="revoke an API token by name")
     p.add_argument("--name", required=True)
     p.set_defaults(func=revoke_token)
+
+    p = sub.add_parser("rotate-device-secret", parents=[common],
+                       help="write a new admin<->device control secret (the old one stops working at once)")
+    p.set_defaults(func=rotate_device_secret)
 
     p = sub.add_parser("backup", parents=[common], help="write a .tar.gz of store, accounts and images")
     p.add_argument("--dest", default=None, help="folder for the archive (default <data_dir>/backups)")
@@ -95,18 +105,36 @@ def serve(args: argparse.Namespace) -> int:
     settings.pop("PORT", None)
     if not 1 <= int(port) <= 65535:
         raise ConfigError(f"--port {port}: must be 1-65535")
-    from waitress import serve as waitress_serve
+    from waitress import create_server
 
     from admin_web import create_app
     from admin_web.accounts import AccountStore
 
-    app = create_app(settings)
+    app = create_app(settings)  # checks store.json and accounts.json: a bad file is one line, exit 1
+    if getattr(args, "check", False):
+        print(f"admin data in {settings['DATA_DIR']} is valid", file=sys.stderr)
+        return 0
+    hops = int(app.config.get("PROXY_HOPS") or 0)
+    if hops and host not in ("127.0.0.1", "localhost", "::1"):
+        logger.warning("admin.proxy_hops = %d but the admin listens on %s: a client that reaches it directly can "
+                       "choose its X-Forwarded-For; listen on 127.0.0.1 behind the proxy", hops, host)
     if not AccountStore(settings["DATA_DIR"]).has_users():
         logger.warning("no admin password is set: run `smartshelf admin set-password --data-dir %s`",
                        settings["DATA_DIR"])
+    try:  # bind first: say where the page is only once it really listens there
+        server = create_server(app, host=host, port=int(port), threads=max(1, args.threads), ident="smartshelf-admin",
+                               # behind a proxy, werkzeug's ProxyFix (admin.proxy_hops) reads X-Forwarded-*; else drop them
+                               clear_untrusted_proxy_headers=not hops)
+    except OSError as exc:
+        raise PortUnavailable.from_os_error("the admin page", host, int(port), exc,
+                                            setting="--port or admin.port in the config") from exc
     logger.info("admin page on http://%s:%s/ (data %s)", host, port, settings["DATA_DIR"])
-    waitress_serve(app, host=host, port=int(port), threads=max(1, args.threads), ident="smartshelf-admin",
-                   clear_untrusted_proxy_headers=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
     return 0
 
 
@@ -139,12 +167,14 @@ def create_token(args: argparse.Namespace) -> int:
     from admin_web.errors import ValidationError
 
     try:
-        token = AccountStore(_settings(args)["DATA_DIR"]).create_token(args.name)
+        store = AccountStore(_settings(args)["DATA_DIR"])
+        token = store.create_token(args.name, args.scope)
     except ValidationError as exc:
         raise ConfigError(f"token not created: {exc}") from None
+    scopes = store.token_info(token)["scopes"]  # type: ignore[index]
     print(token)
-    print(f"API token {args.name!r} created; it is shown only now. Use: Authorization: Bearer <token>",
-          file=sys.stderr)
+    print(f"API token {args.name!r} created with scopes {', '.join(scopes)}; it is shown only now. "
+          "Use: Authorization: Bearer <token>", file=sys.stderr)
     return 0
 
 
@@ -157,6 +187,16 @@ def revoke_token(args: argparse.Namespace) -> int:
     except NotFound as exc:
         raise ConfigError(str(exc)) from None
     print(f"token {args.name!r} revoked", file=sys.stderr)
+    return 0
+
+
+def rotate_device_secret(args: argparse.Namespace) -> int:
+    from smartshelf.core.control import rotate, secret_path
+
+    data_dir = _settings(args)["DATA_DIR"]
+    rotate(data_dir)
+    print(f"new device control secret in {secret_path(data_dir)}; the old one is refused from now on",
+          file=sys.stderr)
     return 0
 
 

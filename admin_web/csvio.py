@@ -29,6 +29,7 @@ from typing import Any
 from admin_web.errors import ValidationError
 from admin_web.products import PRODUCT_FIELDS, validate_product
 from admin_web.shop import ShopSettings
+from smartshelf.core.csvsafe import safe_cell
 
 TEMPLATE_COLUMNS: tuple[str, ...] = PRODUCT_FIELDS
 MYNTRA_COLUMNS: tuple[str, ...] = ("Product_ID", "Product_Name", "Product_Brand", "Gender", "Price")
@@ -191,7 +192,5 @@ def export_products_csv(products: Iterable[Mapping[str, Any]], *, shop: ShopSett
 
 
 def _safe_cell(value: Any) -> Any:
-    """Defuse spreadsheet formulas in text cells (CSV injection)."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
+    """Defuse spreadsheet formulas in text cells (CSV injection): :func:`smartshelf.core.csvsafe.safe_cell`."""
+    return safe_cell(value)

@@ -37,4 +37,11 @@ class Conflict(SmartShelfError, ValueError):
 
 
 class DeviceUnavailable(SmartShelfError, ConnectionError):
-    """The shelf device's loopback control endpoint did not answer."""
+    """The shelf device's loopback control endpoint did not answer.
+
+    ``str(exc)`` is the technical detail (URL, errno: for the log and the CLI); ``plain`` is what
+    staff read on the page."""
+
+    def __init__(self, message: str, *, plain: str = "the shelf is not running or not answering") -> None:
+        super().__init__(message)
+        self.plain = plain

@@ -1,5 +1,7 @@
-"""Product images uploaded by staff: type checked by content (magic bytes, then decoded), size
-limited, stored under ``<data_dir>/images`` with a content-hash name. Never camera images."""
+"""Product images uploaded by staff: type checked by content (magic bytes, then the header's
+dimensions, then decoded), size limited, stored under ``<data_dir>/images`` with a content-hash name.
+Never camera images. A decompression bomb (a small file of huge dimensions) is refused from its
+header, before any pixel is decoded."""
 
 from __future__ import annotations
 
@@ -12,8 +14,9 @@ from smartshelf.core.errors import ImageError
 from smartshelf.core.storage import atomic_write_bytes
 
 IMAGE_DIR = "images"
-NAME_RE = re.compile(r"^[A-Za-z0-9._-]+\.(png|jpg|webp|gif)$")
+NAME_RE = re.compile(r"[A-Za-z0-9._-]+\.(png|jpg|webp|gif)")
 MIME = {"png": "image/png", "jpg": "image/jpeg", "webp": "image/webp", "gif": "image/gif"}
+#: 40 MP: a 4-byte-per-pixel decode of this is 160 MB, the most a Pi should spend on one upload.
 MAX_PIXELS = 40_000_000
 
 
@@ -30,27 +33,35 @@ def sniff(data: bytes) -> str | None:
     return None
 
 
-def _decodes(data: bytes, kind: str) -> bool:
-    try:
-        from PIL import Image  # optional (python3-pil on the Pi)
-    except ImportError:
-        Image = None
-    if Image is not None:
-        try:
-            with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    return False
-                img.verify()
-            return True
-        except Exception:  # noqa: BLE001 (Pillow raises many types for broken files)
-            return False
-    if kind == "gif":  # OpenCV cannot decode GIF; magic bytes are all we can check
-        return True
-    import cv2
-    import numpy as np
+def dimensions(data: bytes) -> tuple[int, int]:
+    """(width, height) from the image header alone (Pillow's ``Image.open`` is lazy: no pixel is
+    decoded). ImageError when the header cannot be read."""
+    from PIL import Image, UnidentifiedImageError
 
-    img = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_UNCHANGED)
-    return img is not None and img.size > 0 and img.shape[0] * img.shape[1] <= MAX_PIXELS
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            return int(img.width), int(img.height)
+    except Image.DecompressionBombError as exc:  # Pillow refuses the worst from the header too
+        raise ImageError(f"the image is too large to decode safely ({exc})") from None
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+        raise ImageError(f"the file cannot be decoded: its image header is unreadable ({exc})") from None
+
+
+def _decodes(data: bytes, kind: str) -> bool:
+    """Decode fully, but only once the header says the pixels fit in :data:`MAX_PIXELS`."""
+    from PIL import Image
+
+    width, height = dimensions(data)
+    if width <= 0 or height <= 0 or width * height > MAX_PIXELS:
+        raise ImageError(f"the image is {width}x{height} pixels; at most {MAX_PIXELS:,} pixels")
+    try:
+        with Image.open(io.BytesIO(data)) as img:
+            img.verify()
+        with Image.open(io.BytesIO(data)) as img:
+            img.load()
+        return True
+    except Exception:  # noqa: BLE001 (Pillow raises many types for broken files)
+        return False
 
 
 def save_image(data_dir: str | Path, sku: str, data: bytes, *, max_bytes: int) -> str:
@@ -72,5 +83,5 @@ def save_image(data_dir: str | Path, sku: str, data: bytes, *, max_bytes: int) -
 
 
 def delete_image(data_dir: str | Path, name: str | None) -> None:
-    if name and NAME_RE.match(name):
+    if name and NAME_RE.fullmatch(name):
         (Path(data_dir) / IMAGE_DIR / name).unlink(missing_ok=True)

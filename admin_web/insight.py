@@ -83,6 +83,32 @@ def summarise(events: list[dict[str, Any]]) -> DaySummary:
     return s.finish()
 
 
+#: The fields of a device event that the admin reads, and what each must be (other fields pass).
+EVENT_SCHEMA: dict[str, tuple[type, ...]] = {
+    "time": (int, float), "segment": (str, type(None)), "reason": (str, type(None)),
+    "items": (list, type(None)), "visit_id": (int, type(None)),
+}
+#: Plausible event times (unix seconds, 2000-01-01 .. 2100-01-01).
+EVENT_TIME_RANGE = (946684800.0, 4102444800.0)
+
+
+def event_problem(ev: Any) -> str | None:
+    """Why a device event does not match :data:`EVENT_SCHEMA` (None when it does)."""
+    if not isinstance(ev, dict):
+        return f"is {type(ev).__name__}, not an object"
+    if "time" not in ev:
+        return "has no time"
+    for key, types in EVENT_SCHEMA.items():
+        value = ev.get(key)
+        if key in ev and (isinstance(value, bool) or not isinstance(value, types)):
+            return f".{key} = {str(value)[:40]!r} has the wrong type"
+    if not EVENT_TIME_RANGE[0] <= ev["time"] < EVENT_TIME_RANGE[1]:
+        return f".time = {ev['time']!r} is outside 2000-2099"
+    if ev.get("items") is not None and not all(isinstance(i, str) for i in ev["items"]):
+        return ".items must be a list of skus"
+    return None
+
+
 class EventReader:
     """Cached per-day summaries of the device's event database (read-only)."""
 
@@ -131,13 +157,21 @@ class EventReader:
                 self._conn = None
                 return (0, 0), DaySummary(), []
         events: list[dict[str, Any]] = []
-        for (raw,) in rows:
+        skipped: list[str] = []
+        for n, (raw,) in enumerate(rows):
             try:
                 doc = json.loads(raw)
             except ValueError:
+                skipped.append(f"[row {n}] is not JSON")
                 continue
-            if isinstance(doc, dict):
+            problem = event_problem(doc)
+            if problem is None:
                 events.append(doc)
+            else:
+                skipped.append(f"[row {n}]{problem}" if problem.startswith(".") else f"[row {n}] {problem}")
+        if skipped:  # once per version of the day: the events are the device's, the admin only reads them
+            logger.warning("%s: %d events of %s skipped that do not match the event schema (first: %s)",
+                           self.path, len(skipped), day.isoformat(), skipped[0])
         summary = summarise(events)
         with self._lock:
             self._cache[day.isoformat()] = (key, summary, events)
@@ -225,6 +259,16 @@ def totals(reader: EventReader, days: int, now: float | None = None) -> Totals:
     return out
 
 
+def _ago(seconds: float) -> str:
+    if seconds < 120:
+        return f"{int(seconds)} seconds"
+    if seconds < 7200:
+        return f"{int(seconds // 60)} minutes"
+    if seconds < 172800:
+        return f"{int(seconds // 3600)} hours"
+    return f"{int(seconds // 86400)} days"
+
+
 def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = None) -> dict[str, Any]:
     """The device's status.json (in its runtime dir) plus ``running`` (False when missing, unreadable or stale)."""
     path = Path(runtime_dir) / "status.json"
@@ -232,11 +276,12 @@ def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = 
     try:
         status = json.loads(path.read_bytes())
     except FileNotFoundError:
-        return {"running": False, "reason": "the device has not written status.json yet"}
+        return {"running": False, "reason": "the device has not written status.json yet",
+                "plain": "it has not started yet"}
     except (OSError, ValueError) as exc:
-        return {"running": False, "reason": f"status.json is unreadable ({exc})"}
+        return {"running": False, "reason": f"status.json is unreadable ({exc})", "plain": "its status cannot be read"}
     if not isinstance(status, dict):
-        return {"running": False, "reason": "status.json is not a JSON object"}
+        return {"running": False, "reason": "status.json is not a JSON object", "plain": "its status cannot be read"}
     try:
         age = now - float(status.get("updated_at") or 0)
     except (TypeError, ValueError):
@@ -245,4 +290,6 @@ def read_status(runtime_dir: str | Path, *, stale_s: float, now: float | None = 
     status["running"] = age <= stale_s
     if not status["running"]:
         status["reason"] = f"last status {int(age)} s ago" if age != float("inf") else "no update time"
+        status["plain"] = (f"it stopped reporting {_ago(age)} ago" if age != float("inf")
+                           else "its status cannot be read")
     return status

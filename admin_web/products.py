@@ -15,7 +15,7 @@ from typing import Any
 from admin_web.errors import ValidationError
 from admin_web.shop import MAX_STOCK, ShopSettings, check_currency, currency_exponent
 
-__all__ = ["MAX_STOCK", "currency_exponent", "format_price", "stock_state", "validate_product", "validate_slot"]
+__all__ = ["MAX_PRICE", "MAX_STOCK", "currency_exponent", "format_price", "stock_state", "validate_product", "validate_slot"]
 
 PRODUCT_FIELDS: tuple[str, ...] = (
     "sku", "name", "brand", "gender", "category", "price", "currency", "stock", "slot", "item_id", "low_stock",
@@ -27,10 +27,12 @@ GENDERS: tuple[str, ...] = ("female", "male", "unisex")
 DEFAULT_CURRENCY = "INR"
 DEFAULT_LOW_STOCK = 2
 
-SKU_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
-SLOT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]{0,15}$")
-CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+SKU_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+SLOT_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}")
+CURRENCY_RE = re.compile(r"[A-Z]{3}")
 MAX_ABS_INT = 10**12
+#: Bounds of every integer field (inclusive). Stock may go below 0 (more sold than counted).
+MAX_PRICE = 10**10
 
 
 def now_iso() -> str:
@@ -54,10 +56,10 @@ def _text(field: str, value: Any, *, max_len: int, required: bool) -> str | None
 
 def _int(field: str, value: Any, *, minimum: int | None = None, maximum: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, str) and re.fullmatch(r"\s*-?\d+\s*", value):
+        if isinstance(value, str) and re.fullmatch(r"\s*-?[0-9]{1,15}\s*", value):
             value = int(value)
         else:
-            raise ValidationError(field, f"must be a whole number, got {value!r}")
+            raise ValidationError(field, f"must be a whole number, got {str(value)[:40]!r}")
     if abs(value) > MAX_ABS_INT:
         raise ValidationError(field, f"{value} is out of range")
     if minimum is not None and value < minimum:
@@ -113,7 +115,7 @@ def validate_product(
 
     out: dict[str, Any] = {}
     sku = check("sku", _text, "sku", merged["sku"], max_len=64, required=True)
-    if sku is not None and not SKU_RE.match(sku):
+    if sku is not None and not SKU_RE.fullmatch(sku):
         errors.append(ValidationError("sku", f"{sku!r} may only hold letters, digits, '.', '_' and '-' (at most 64)"))
     out["sku"] = sku
     out["name"] = check("name", _text, "name", merged["name"], max_len=200, required=True)
@@ -137,7 +139,7 @@ def validate_product(
     else:
         out["stock"] = check("stock", _int, "stock", merged["stock"], minimum=0, maximum=MAX_STOCK)
     slot = check("slot", _text, "slot", merged["slot"], max_len=16, required=False)
-    if slot is not None and not SLOT_RE.match(slot):
+    if slot is not None and not SLOT_RE.fullmatch(slot):
         errors.append(ValidationError("slot", f"{slot!r} may only hold letters, digits, '_' and '-' (at most 16), e.g. A1"))
     elif slot is not None and slots and slot not in slots:
         errors.append(ValidationError("slot", f"{slot!r} is not a slot of this shelf (slots: {', '.join(sorted(slots))})"))
@@ -159,26 +161,26 @@ def validate_product(
 def _price(value: Any, currency: str, shop: ShopSettings) -> int:
     """An integer is minor units (the API's contract); text is an amount in the shop's number format."""
     if isinstance(value, str):
-        if re.fullmatch(r"\s*\d+\s*", value) is None:
+        if re.fullmatch(r"\s*[0-9]{1,15}\s*", value) is None:
             return shop.parse_amount(value, currency)
         value = int(value)
     if isinstance(value, float):
         raise ValidationError(
             "price", f"{value!r}: give minor units as a whole number (1250) or the amount as text (\"12,50\")"
         )
-    return _int("price", value, minimum=0)
+    return _int("price", value, minimum=0, maximum=MAX_PRICE)
 
 
 def validate_slot(data: Mapping[str, Any]) -> dict[str, Any]:
     """Return a normalised slots doc ``{"slot", "pin", "label"}``; pins are BCM 2..27."""
     slot = _text("slot", data.get("slot"), max_len=16, required=True)
     assert slot is not None
-    if not SLOT_RE.match(slot):
+    if not SLOT_RE.fullmatch(slot):
         raise ValidationError("slot", "may only hold letters, digits, '_' and '-' (at most 16), e.g. A1")
     pin_raw = data.get("pin")
     pin: int | None = None
     if pin_raw is not None and pin_raw != "":
-        pin = _int("pin", pin_raw)
+        pin = _int("pin", pin_raw, maximum=MAX_STOCK)
         if not 2 <= pin <= 27:
             raise ValidationError("pin", f"must be a BCM GPIO number between 2 and 27, got {pin}")
     label = _text("label", data.get("label"), max_len=60, required=False)

@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from admin_web.errors import Conflict, NotFound, ValidationError
-from admin_web.products import now_iso, stock_state, validate_product, validate_slot
+from admin_web.products import MAX_PRICE, MAX_STOCK, now_iso, stock_state, validate_product, validate_slot
 from admin_web.shop import ShopSettings, settings_from_doc, validate_settings
+from smartshelf.core.schema import Spec, bounded_int, check_table
 from smartshelf.core.storage import FileLock, SkipWrite, open_db, write_transaction
 
 STORE_FILE = "store.json"
@@ -63,6 +64,23 @@ class Saved:
         if self.displaced:
             out.append(f"{self.displaced['sku']} ({self.displaced.get('name')}) was taken off slot {self.displaced['slot']}")
         return out
+
+_NULLABLE_TEXT = (str, type(None))
+PRODUCT_SCHEMA: dict[str, Spec] = {
+    "sku": str, "name": str, "brand": _NULLABLE_TEXT, "gender": _NULLABLE_TEXT, "category": _NULLABLE_TEXT,
+    "price": bounded_int(0, MAX_PRICE), "currency": str, "stock": bounded_int(-MAX_STOCK, MAX_STOCK),
+    "slot": _NULLABLE_TEXT, "item_id": _NULLABLE_TEXT, "low_stock": bounded_int(0, MAX_STOCK, nullable=True),
+    "image": _NULLABLE_TEXT, "updated_at": _NULLABLE_TEXT, "sold": bounded_int(0, 10**12, nullable=True),
+}
+SLOT_SCHEMA: dict[str, Spec] = {"slot": str, "pin": bounded_int(2, 27, nullable=True), "label": _NULLABLE_TEXT}
+
+
+def check_store(path: Path, tables: Any) -> None:
+    """store.json against its schema (products and slots; the terminals area checks its tables)."""
+    check_table(path, tables, "products", PRODUCT_SCHEMA, required=("sku", "name", "price", "stock"))
+    check_table(path, tables, "slots", SLOT_SCHEMA, required=("slot",))
+    for name in ("sales", "terminals", "settings", "meta"):
+        check_table(path, tables, name, {})
 
 
 class StoreTransaction:
@@ -143,6 +161,11 @@ class InventoryRepository:
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+    def validate(self) -> None:
+        """Check store.json against its schema; StorageError names the file, document and key."""
+        with self._lock:
+            check_store(self.path, self.db.storage.read() or {})
 
     @contextlib.contextmanager
     def transaction(self, *, durable: bool = True) -> Iterator[StoreTransaction]:
@@ -312,13 +335,27 @@ class InventoryRepository:
 
     def restock(self, sku: str, quantity: int) -> dict[str, Any]:
         """Add ``quantity`` (> 0) units to the product's stock."""
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-            raise ValidationError("quantity", f"must be a whole number above 0, got {quantity!r}")
+        if isinstance(quantity, bool) or not isinstance(quantity, int) or not 0 < quantity <= MAX_STOCK:
+            raise ValidationError("quantity", f"must be a whole number from 1 to {MAX_STOCK}, got {quantity!r}")
         with self.transaction() as tx:
             current = tx.product(sku)
             if current is None:
                 raise NotFound(f"no product with sku {sku!r}")
             current["stock"] = int(current.get("stock") or 0) + quantity
+            current["updated_at"] = now_iso()
+            return dict(current)
+
+    def set_stock(self, sku: str, stock: int | None, *, add: int | None = None) -> dict[str, Any]:
+        """Set the stock to ``stock`` or add ``add`` (may be negative); the result stays within
+        +-MAX_STOCK."""
+        with self.transaction() as tx:
+            current = tx.product(sku)
+            if current is None:
+                raise NotFound(f"no product with sku {sku!r}")
+            new = stock if stock is not None else int(current.get("stock") or 0) + int(add or 0)
+            if not -MAX_STOCK <= new <= MAX_STOCK:
+                raise ValidationError("stock", f"would be {new}; must stay between {-MAX_STOCK} and {MAX_STOCK}")
+            current["stock"] = new
             current["updated_at"] = now_iso()
             return dict(current)
 

@@ -9,6 +9,18 @@ cookie must carry the session's token (form field ``csrf_token`` or header ``X-C
 requests authenticated by a bearer token carry no ambient credentials and need none. Views marked
 :func:`csrf_exempt` (signed terminal webhooks) skip the check.
 
+Sessions: the signed cookie carries a server-side session id (``sid``), checked against
+accounts.json on every request; a revoked or expired record logs the browser out on its next
+request. The cookie is not re-issued on each response (``SESSION_REFRESH_EACH_REQUEST = False``) and
+the record has an absolute expiry (``PERMANENT_SESSION_LIFETIME``), so nothing slides.
+
+Tokens: a bearer token reaches only the views marked :func:`requires_scope` with one of its scopes
+(the JSON API); everything else answers 403 to a token, whatever its scopes.
+
+Login limiter: per account and per client address, reserved atomically before the password check
+(so parallel guesses cannot overtake the count), with exponential backoff after ``max_failures``
+rather than a lockout: the owner can always try again after a short, bounded wait.
+
 For other areas (e.g. admin_web/terminals)::
 
     from admin_web.security import login_required, public, csrf_exempt, csrf_token, current_user
@@ -39,6 +51,20 @@ def public(view: F) -> F:
     """Mark a view as reachable without login (the login page, signed webhooks)."""
     view._smartshelf_public = True  # type: ignore[attr-defined]
     return view
+
+
+def requires_scope(scope: str) -> Callable[[F], F]:
+    """Let API tokens holding ``scope`` call this view (sessions of staff always may)."""
+    from admin_web.accounts import SCOPES
+
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}; known: {', '.join(SCOPES)}")
+
+    def mark(view: F) -> F:
+        view._smartshelf_scope = scope  # type: ignore[attr-defined]
+        return view
+
+    return mark
 
 
 def csrf_exempt(view: F) -> F:
@@ -104,12 +130,22 @@ def safe_next(target: str | None) -> str:
 
 
 class LoginRateLimiter:
-    """Per client address: at most ``max_failures`` failed logins in ``window_s`` seconds."""
+    """Failed logins per key (``user:<name>``, ``addr:<ip>``) with exponential backoff.
+
+    Up to ``max_failures`` failures in ``window_s`` seconds cost nothing; each further one doubles
+    the wait before the next try (``base_delay_s``, 2x, 4x ... at most ``max_delay_s``), counted
+    from the last failure. :meth:`begin` checks every key and reserves a failure on each in one
+    locked step, before the (slow) password check, so N parallel guesses are N counted failures;
+    :meth:`succeeded` takes the reservation back and clears the keys.
+    """
 
     def __init__(self, max_failures: int = 5, window_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, *, base_delay_s: float = 1.0,
+                 max_delay_s: float = 60.0) -> None:
         self.max_failures = max_failures
         self.window_s = window_s
+        self.base_delay_s = base_delay_s
+        self.max_delay_s = max_delay_s
         self.clock = clock
         self._failures: dict[str, deque[float]] = {}
         self._lock = threading.Lock()
@@ -120,50 +156,89 @@ class LoginRateLimiter:
             q.popleft()
         return q
 
-    def retry_after(self, key: str) -> int:
-        """Seconds until another try is allowed (0 = allowed now)."""
+    def _wait(self, key: str, now: float) -> float:
+        q = self._prune(key, now)
+        over = len(q) - self.max_failures
+        if over < 0:
+            if not q:
+                self._failures.pop(key, None)
+            return 0.0
+        delay = min(self.max_delay_s, self.base_delay_s * 2.0 ** min(over, 30))
+        return max(0.0, q[-1] + delay - now)
+
+    def retry_after(self, *keys: str) -> int:
+        """Seconds until another try is allowed for all ``keys`` (0 = allowed now)."""
         with self._lock:
             now = self.clock()
-            q = self._prune(key, now)
-            if len(q) < self.max_failures:
-                if not q:
-                    self._failures.pop(key, None)
-                return 0
-            return max(1, int(q[0] + self.window_s - now + 0.999))
+            wait = max((self._wait(k, now) for k in keys), default=0.0)
+        return 0 if wait <= 0 else max(1, int(wait + 0.999))
 
-    def failed(self, key: str) -> None:
+    def begin(self, *keys: str) -> int:
+        """Atomically: the wait (seconds, > 0: refused, nothing reserved) or 0 and one failure
+        reserved on every key (call :meth:`succeeded` on a right password)."""
         with self._lock:
             now = self.clock()
-            self._prune(key, now).append(now)
-            if len(self._failures) > 10_000:  # bound memory under a spray of addresses
-                oldest = min(self._failures, key=lambda k: self._failures[k][-1] if self._failures[k] else 0)
-                self._failures.pop(oldest, None)
+            wait = max((self._wait(k, now) for k in keys), default=0.0)
+            if wait > 0:
+                return max(1, int(wait + 0.999))
+            for key in keys:
+                self._prune(key, now).append(now)
+            self._bound()
+            return 0
 
-    def succeeded(self, key: str) -> None:
+    def failed(self, *keys: str) -> None:
         with self._lock:
-            self._failures.pop(key, None)
+            now = self.clock()
+            for key in keys:
+                self._prune(key, now).append(now)
+            self._bound()
+
+    def _bound(self) -> None:
+        while len(self._failures) > 10_000:  # bound memory under a spray of addresses and names
+            oldest = min(self._failures, key=lambda k: self._failures[k][-1] if self._failures[k] else 0)
+            self._failures.pop(oldest, None)
+
+    def succeeded(self, *keys: str) -> None:
+        with self._lock:
+            for key in keys:
+                self._failures.pop(key, None)
+
+
+def _forbidden(message: str) -> Any:
+    response = jsonify(error="forbidden", message=message)
+    response.status_code = 403
+    return response
 
 
 def _authenticate() -> Any:
     """before_request: resolve the user, enforce login and CSRF. Returns a response to stop."""
+    from admin_web.db import get_accounts
+    from smartshelf.core.headers import HeaderError, parse_bearer
+
     g.user = None
-    auth = request.headers.get("Authorization", "")
+    g.session_record = None
+    g.token = None
     bearer = False
-    if auth:
-        scheme, _, token = auth.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _deny()
-        from admin_web.db import get_accounts
-
-        name = get_accounts().verify_token(token.strip())
-        if name is None:
-            return _deny()
-        g.user = f"token:{name}"
-        bearer = True
-    elif session.get("user"):
-        g.user = str(session["user"])
-
     view = current_app.view_functions.get(request.endpoint or "")
+    if "Authorization" in request.headers:
+        try:
+            token = parse_bearer(request.headers.get("Authorization"))
+        except HeaderError:
+            return _deny()
+        info = get_accounts().token_info(token)
+        if info is None:
+            return _deny()
+        g.user = f"token:{info['name']}"
+        g.token = info
+        bearer = True
+    elif session.get("sid"):
+        record = get_accounts().session_user(session["sid"])
+        if record is None:  # revoked, expired or from another data dir: logged out
+            session.clear()
+        else:
+            g.user = str(record["user"])
+            g.session_record = record
+
     is_public = request.endpoint == "static" or getattr(view, "_smartshelf_public", False)
     if request.endpoint is None:  # 404/405 fall through to Flask's handlers, but only after login
         if g.user is None:
@@ -171,6 +246,12 @@ def _authenticate() -> Any:
         return None
     if g.user is None and not is_public:
         return _deny()
+    if bearer and not is_public:
+        scope = getattr(view, "_smartshelf_scope", None)
+        if scope is None:
+            return _forbidden("API tokens cannot use this page; log in as staff")
+        if scope not in g.token["scopes"]:
+            return _forbidden(f"this token lacks the scope {scope!r} (it has: {', '.join(g.token['scopes'])})")
     if (
         request.method not in SAFE_METHODS
         and not bearer
@@ -183,7 +264,9 @@ def _authenticate() -> Any:
 
 def install(app: Flask) -> None:
     app.extensions["smartshelf.login_limiter"] = LoginRateLimiter(
-        int(app.config["LOGIN_MAX_FAILURES"]), float(app.config["LOGIN_WINDOW_S"])
+        int(app.config["LOGIN_MAX_FAILURES"]), float(app.config["LOGIN_WINDOW_S"]),
+        base_delay_s=float(app.config.get("LOGIN_BACKOFF_S", 1.0)),
+        max_delay_s=float(app.config.get("LOGIN_MAX_BACKOFF_S", 60.0)),
     )
     app.before_request(_authenticate)
     app.jinja_env.globals["csrf_token"] = csrf_token

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from typing import Any, Protocol
 from device.display.leds import Indicator
 from device.display.screen import Screen
 from device.events import EventLog, event_from_decision
-from device.inference import AgeGender, FaceDetector
+from device.inference import AgeGender, FaceDetector, FaceRefiner
 from device.inventory import Product, StoreView
 from device.recommend.mixture import segment_mixture
 from device.recommend.ranker import Ranker
@@ -28,7 +29,7 @@ from device.sensors.camera import ReconnectingCamera
 from device.sensors.presence import PresenceSensor
 from device.visit import Gate, Observation, Visit, combine, gate
 from smartshelf.core.config import Config
-from smartshelf.core.types import Decision, Frame, Recommendation
+from smartshelf.core.types import Capture, Decision, Recommendation
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,29 @@ class LoopStats:
             self.fps = (len(self._window) - 1) / (self._window[-1] - self._window[0])
 
 
+_COMMAND_KEYS = {"identify": {"slot", "seconds"}, "pause": {"paused"}, "reload": set()}
+_MAX_IDENTIFY_S = 60.0
+
+
+def validate_command(name: str, body: Any) -> dict[str, Any]:
+    """Check a control command's body strictly (ValueError/TypeError name the key); nothing else reaches the loop."""
+    if not isinstance(body, dict):
+        raise TypeError(f"{name}: the body must be a JSON object")
+    unknown = sorted(set(body) - _COMMAND_KEYS[name])
+    if unknown:
+        raise ValueError(f"{name}: unknown key {unknown[0]!r}; allowed: {', '.join(sorted(_COMMAND_KEYS[name])) or 'none'}")
+    if name == "identify":
+        slot = body.get("slot")
+        if not isinstance(slot, str) or not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_-]{0,15}", slot):
+            raise ValueError(f"identify: slot = {str(slot)[:40]!r} is not a slot id such as A1")
+        seconds = body.get("seconds", 5)
+        if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 < seconds <= _MAX_IDENTIFY_S:
+            raise ValueError(f"identify: seconds = {str(seconds)[:40]} must be a number in (0, {_MAX_IDENTIFY_S:g}]")
+    elif name == "pause" and not isinstance(body.get("paused", True), bool):
+        raise ValueError(f"pause: paused = {str(body.get('paused'))[:40]!r} must be true or false")
+    return body
+
+
 class ShelfController:
     def __init__(
         self,
@@ -79,8 +103,10 @@ class ShelfController:
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
         rng: random.Random | None = None,
+        refiner: FaceRefiner | None = None,
     ) -> None:
         self.config = config
+        self.refiner = refiner
         self.camera = camera
         self.presence = presence
         self.detector = detector
@@ -103,12 +129,14 @@ class ShelfController:
         self.store.refresh(force=True)
         self.indicator.set_slots(self.store.slot_pins)
         self.indicator.idle()
+        self.screen.idle(self.best_sellers())
 
     # ------------------------------------------------------------------ admin commands
     def command(self, name: str, body: dict[str, Any], timeout: float = 5.0) -> dict[str, Any]:
         """Thread-safe: queue a command for the loop thread and wait for its answer."""
         if name not in ("identify", "pause", "reload"):
             raise KeyError(f"unknown command {name!r}; expected identify, pause or reload")
+        body = validate_command(name, body)
         reply: queue.Queue[dict[str, Any]] = queue.Queue(maxsize=1)
         self._commands.put((name, body, reply))
         try:
@@ -131,13 +159,13 @@ class ShelfController:
     def _apply_command(self, name: str, body: dict[str, Any]) -> dict[str, Any]:
         if name == "identify":
             slot = str(body.get("slot") or "")
-            seconds = float(body.get("seconds", 5))
+            seconds = float(body.get("seconds", 5))  # bounded by validate_command
             if slot not in self.store.slot_pins:
                 raise ValueError(f"unknown slot {slot!r}; known slots: {', '.join(sorted(self.store.slot_pins))}")
             self.indicator.identify(slot, seconds)
             return {"ok": True, "slot": slot}
         if name == "pause":
-            self.set_paused(bool(body.get("paused", True)))
+            self.set_paused(body.get("paused", True) is True)
             return {"ok": True, "paused": self.paused}
         self.reload(force=True)
         return {"ok": True}
@@ -152,12 +180,30 @@ class ShelfController:
             self.camera.close()  # really off: no frame is read until staff resume it
             self.screen.notice("The camera of this shelf is paused.")
         else:
-            self.screen.idle()
+            self.screen.idle(self.best_sellers())
 
     def reload(self, *, force: bool = False) -> None:
-        if self.store.refresh(force=force):
+        changed = self.store.refresh(force=force)
+        if changed:
             self.indicator.set_slots(self.store.slot_pins)
-        self.rankers.maybe_reload()
+        changed = self.rankers.maybe_reload() or changed
+        if changed and self.visit is None and not self.paused:
+            self.screen.idle(self.best_sellers())  # stock or prices changed under the idle screen
+
+    def best_sellers(self) -> list[dict[str, Any]]:
+        """What the idle screen shows: the shelf's most popular products in stock (the generic picks,
+        without pairs). Empty when nothing can be ranked; a failure is logged, never raised."""
+        candidates = self.store.candidates()
+        if not candidates:
+            return []
+        try:
+            picks = self.rankers.ranker().rank(
+                None, n=self.config.recommend.top_n, candidates=list(candidates),
+                diversity=self.config.recommend.diversity)
+        except Exception:  # the idle screen must not stop the shelf
+            logger.warning("cannot rank best sellers for the idle screen", exc_info=True)
+            return []
+        return [candidates[r.item_id].screen_fields() for r in picks if r.item_id in candidates]
 
     # ------------------------------------------------------------------ the loop
     def step(self) -> Decision | None:
@@ -178,15 +224,17 @@ class ShelfController:
             if self.visit is not None and self.visit.gone(now, self.config.visit):
                 self._end_visit()
             return None
-        if not self.presence.present(frame, now):
+        capture = frame if isinstance(frame, Capture) else Capture(frame)
+        if not self.presence.present(capture.view, now):
             if self.visit is not None and self.visit.gone(now, self.config.visit):
                 self._end_visit()
             return None
-        return self._process(frame, now, timings, t0)
+        return self._process(capture, now, timings, t0)
 
-    def _process(self, frame: Frame, now: float, timings: dict[str, float], t0: float) -> Decision | None:
+    def _process(self, capture: Capture, now: float, timings: dict[str, float], t0: float) -> Decision | None:
         t = time.perf_counter()
-        faces = [f for f in self.detector.detect(frame) if f.box[2] >= self.config.visit.min_face_px]
+        # Detection and the visit's face sizes are in view pixels; the crop comes from the full frame.
+        faces = [f for f in self.detector.detect(capture.view) if f.box[2] >= self.config.visit.min_face_px]
         timings["detect"] = (time.perf_counter() - t) * 1000
         if not faces:
             if self.visit is not None and self.visit.gone(now, self.config.visit):
@@ -195,7 +243,10 @@ class ShelfController:
         self.stats.faces += 1
         face = faces[0]
         t = time.perf_counter()
-        estimate = self.age_gender.estimate(frame, face)
+        crop_face = face.scaled(capture.scale)
+        if capture.full is not None and self.refiner is not None:
+            crop_face = self.refiner.refine(capture.full, crop_face)
+        estimate = self.age_gender.estimate(capture.crop_frame, crop_face)
         timings["classify"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
         if self.visit is None or self.visit.gone(now, self.config.visit):
@@ -303,7 +354,7 @@ class ShelfController:
         if shown:
             self.indicator.idle()
             if not self.paused:
-                self.screen.idle()
+                self.screen.idle(self.best_sellers())
 
     def run(self, stop: threading.Event, *, on_step: Callable[[Decision | None], None] | None = None) -> None:
         """Step until ``stop`` is set, paced to camera.fps; a failing step is logged and the loop goes on."""

@@ -21,17 +21,18 @@ from device.display.kiosk import KioskServer
 from device.display.leds import Indicator, create_indicator
 from device.display.screen import KioskScreen, NullScreen, Screen
 from device.events import EventLog
-from device.inference import DETECTOR_FILES, create_age_gender, create_detector
+from device.inference import create_age_gender, create_detector, create_refiner, detector_files
 from device.inference.age_gender import AgeGenderModel
-from device.inference.detector import BlazeFaceDetector
+from device.inference.detector import BlazeFaceDetector, CascadeDetector
 from device.inventory import STORE_FILE, StoreView
 from device.recommend.blend import Coverage, model_key, store_model
 from device.recommend.factors import FactorModel, FactorWatcher
 from device.recommend.ranker import Ranker
-from device.sensors.camera import ReconnectingCamera, create_camera
+from device.sensors.camera import Camera, ReconnectingCamera, create_camera
 from device.sensors.presence import create_presence
 from smartshelf.core import __version__
 from smartshelf.core.config import Config, ModelsConfig
+from smartshelf.core.control import load_or_create_secret
 from smartshelf.core.errors import ModelError
 from smartshelf.core.storage import atomic_write_json
 
@@ -55,9 +56,13 @@ class FactorRankers:
     Without a store (tools, the bench), it ranks the factor file's items directly.
     """
 
-    def __init__(self, path: Path, store: StoreView | None = None) -> None:
+    def __init__(self, path: Path, store: StoreView | None = None, *, public_key: Any = None) -> None:
         self.path = Path(path)
         self.store = store
+        #: Ed25519 public key every factor file must be signed with (None: not required).
+        self.public_key = public_key
+        self._rejected: str | None = None
+        self._rejected_stamp: tuple[int, int] | None = None
         self.watcher: FactorWatcher | None = None
         self._model: FactorModel | None = None
         self._ranker: Ranker | None = None
@@ -65,7 +70,7 @@ class FactorRankers:
         self._key: tuple[Any, ...] | None = None
         self.coverage: Coverage = Coverage((), ())
         if store is None or self.path.exists():
-            self.watcher = FactorWatcher(self.path)
+            self.watcher = FactorWatcher(self.path, public_key=public_key)
         else:
             logger.warning(
                 "no factor file at %s: ranking the store's products with the catalogue prior until one is "
@@ -113,11 +118,16 @@ class FactorRankers:
         if self.watcher is not None:
             return self.watcher.maybe_reload()
         if self.path.exists():
+            stamp = _stamp_of(self.path)
+            if stamp is not None and stamp == self._rejected_stamp:
+                return False
             try:
-                self.watcher = FactorWatcher(self.path)
+                self.watcher = FactorWatcher(self.path, public_key=self.public_key)
             except ModelError as exc:
                 logger.error("NOT using the new factor file: %s; keeping the catalogue prior", exc)
+                self._rejected, self._rejected_stamp = str(exc), stamp
                 return False
+            self._rejected = None
             logger.info("factor file %s installed; products it does not know keep the catalogue prior", self.path)
             return True
         return False
@@ -127,7 +137,12 @@ class FactorRankers:
             self._rebuild()
         factors = self._factors()
         meta = dict(factors.metadata) if factors is not None else None
-        out: dict[str, Any] = {"path": str(self.path), "in_memory_prior": factors is None, "version": meta}
+        out: dict[str, Any] = {
+            "path": str(self.path), "in_memory_prior": factors is None, "version": meta,
+            "signature_required": self.public_key is not None,
+            "signed_by": factors.signed_by if factors is not None else None,
+            "rejected": self.watcher.rejected if self.watcher is not None else self._rejected,
+        }
         if self.store is not None:
             out["coverage"] = self.coverage.to_dict()
         return out
@@ -144,7 +159,10 @@ class Shelf:
     status_path: Path
     closers: list[Callable[[], None]] = field(default_factory=list)
     pause_path: Path | None = None
+    bus: Any = None
+    """The store bus client (:class:`device.bus.ShelfBus`) when ``[bus] enabled``; None for a lone shelf."""
     _last_status: float = 0.0
+    _last_bus_status: float = 0.0
     _saved_paused: bool | None = None
 
     def status(self) -> dict[str, Any]:
@@ -164,7 +182,7 @@ class Shelf:
             },
             "models": {
                 "dir": str(models_dir) if models_dir else None,
-                "detector": DETECTOR_FILES[self.config.models.detector],
+                "detector": ", ".join(detector_files(self.config.models.detector)),
                 "age_gender": self.config.models.age_gender,
             },
             "factors": c.rankers.describe(),
@@ -173,10 +191,14 @@ class Shelf:
             "decisions": c.stats.decisions,
             "errors": c.stats.errors,
             "kiosk_url": self.kiosk.url if self.kiosk else None,
+            "bus": self.bus.describe() if self.bus is not None else {"enabled": False},
         }
 
     def write_status(self, *, every_s: float = 2.0) -> None:
         now = time.monotonic()
+        if self.bus is not None and now - self._last_bus_status >= self.config.bus.status_every_s:
+            self._last_bus_status = now
+            self.bus.publish_status()
         if now - self._last_status < every_s:
             return
         self._last_status = now
@@ -205,7 +227,15 @@ class Shelf:
         self.closers.clear()
 
 
-def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector, AgeGenderModel]:
+def _stamp_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
+def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector | CascadeDetector, AgeGenderModel]:
     """The face detector and age/gender model named by ``[models]``, hashes verified (caller closes)."""
     detector = create_detector(
         cfg.detector, models_dir=cfg.dir, score_threshold=cfg.detector_score, num_threads=cfg.threads
@@ -237,6 +267,7 @@ def build_shelf(
     clock: Callable[[], float] = time.monotonic,
     wall_clock: Callable[[], float] = time.time,
     record_events: bool = True,
+    camera: Camera | None = None,
 ) -> Shelf:
     """Open every part named by the config. Start-up errors raise (the service exits non-zero)."""
     data_dir = config.data_dir
@@ -245,21 +276,33 @@ def build_shelf(
     try:
         detector, age_gender = open_models(config.models)
         closers += [detector.close, age_gender.close]
+        refiner = None
+        if config.camera.full_size is not None and config.camera.refine:
+            refiner = create_refiner(
+                models_dir=config.models.dir, score_threshold=config.models.detector_score,
+                num_threads=config.models.threads,
+            )
+            closers.append(refiner.close)
         store = StoreView(data_dir / STORE_FILE, default_slot_pins=config.slots)
         store.refresh(force=True)
-        rankers = FactorRankers(config.factors_path, store)
+        public_key = None
+        if config.recommend.public_key is not None:
+            from device.recommend.signing import load_public_key
+
+            public_key = load_public_key(config.recommend.public_key)
+        rankers = FactorRankers(config.factors_path, store, public_key=public_key)
         if indicator is None:
             indicator = create_indicator(config.leds, store.slot_pins, pin_factory=pin_factory)
         closers.append(indicator.close)
         presence = create_presence(config.presence, pin_factory=pin_factory)
         closers.append(presence.close)
-        camera = ReconnectingCamera(
-            create_camera(config.camera),
+        reconnecting = ReconnectingCamera(
+            camera if camera is not None else create_camera(config.camera),
             backoff_s=config.camera.reopen_backoff_s,
             backoff_max_s=config.camera.reopen_backoff_max_s,
             clock=clock,
         )
-        closers.append(camera.close)
+        closers.append(reconnecting.close)
         serve = config.kiosk.enabled if serve_kiosk is None else serve_kiosk
         kiosk_screen = screen or (KioskScreen(config.shelf.name) if serve else NullScreen())
         closers.append(kiosk_screen.close)
@@ -268,7 +311,7 @@ def build_shelf(
             closers.append(events.close)
         controller = ShelfController(
             config,
-            camera=camera,
+            camera=reconnecting,
             presence=presence,
             detector=detector,
             age_gender=age_gender,
@@ -279,6 +322,7 @@ def build_shelf(
             events=events,
             clock=clock,
             wall_clock=wall_clock,
+            refiner=refiner,
         )
         runtime_dir = config.runtime_dir
         runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -288,9 +332,21 @@ def build_shelf(
         paused = _previously_paused(pause_path, data_dir / STATUS_FILE)
         if paused:
             controller.set_paused(True)
-        shelf = Shelf(config, controller, camera, None, status_path, closers, pause_path=pause_path,
+        shelf = Shelf(config, controller, reconnecting, None, status_path, closers, pause_path=pause_path,
                       _saved_paused=paused)
+        if config.bus.enabled:
+            from device.bus import ShelfBus, TeeEvents, controller_commands
+
+            shelf.bus = ShelfBus(
+                config.bus, config.bus_shelf, data_dir=data_dir, factors_path=config.factors_path,
+                on_command=controller_commands(controller.command), status=shelf.status, public_key=public_key,
+                clock=wall_clock,
+            ).start()
+            closers.append(shelf.bus.close)
+            if events is not None:
+                controller.events = TeeEvents(events, shelf.bus)
         if serve and isinstance(kiosk_screen, KioskScreen):
+            load_or_create_secret(data_dir)  # whoever starts first (device or admin) creates it
             kiosk = KioskServer(
                 kiosk_screen,
                 host=config.kiosk.host,
@@ -298,6 +354,7 @@ def build_shelf(
                 control=controller.command,
                 status=shelf.status,
                 images_dir=data_dir / "images",
+                data_dir=data_dir,
             ).start()
             shelf.kiosk = kiosk
             closers.append(kiosk.close)

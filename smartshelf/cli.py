@@ -9,6 +9,7 @@ at import time (only inside the handler), so ``smartshelf --help`` stays fast an
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import importlib.util
 import logging
@@ -29,6 +30,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "smartshelf.installer.doctor",
     "smartshelf.installer.update",
     "smartshelf.installer.firstboot",
+    "smartshelf.installer.store",
 )
 
 #: Development commands (bench, factors evaluate, terminal simulate, ...): registered only where the
@@ -71,13 +73,34 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(func(args) or 0)
-    except SmartShelfError as exc:
-        if args.debug:
-            logger.exception("failed")
-        print(f"smartshelf: error: {exc}", file=sys.stderr)
-        return 1
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # one line for the operator; the traceback only with --debug
+        if args.debug:
+            logger.exception("failed")
+        print(f"smartshelf: error: {explain(exc)}", file=sys.stderr)
+        return 1
+
+
+def explain(exc: BaseException) -> str:
+    """One line saying what failed and what to do: the message of our own errors, the file and the fix
+    for the operating system's (permission denied, disk full, missing file), else the exception."""
+    if isinstance(exc, SmartShelfError):
+        return str(exc)
+    if isinstance(exc, OSError):
+        where = exc.filename if exc.filename is not None else None
+        target = f" {where}" if where is not None else ""
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            return (f"disk full writing{target or ' a file'}: nothing more was written; free space on the SD card "
+                    "(old backups, the journal: journalctl --vacuum-size=50M) and try again")
+        if isinstance(exc, PermissionError) or exc.errno == errno.EROFS:
+            return (f"permission denied:{target or ' a file'} ({exc.strerror}); run as the service user "
+                    "(sudo -u smartshelf ...) or fix the owner of the data folder")
+        if isinstance(exc, FileNotFoundError):
+            return f"missing file:{target or ' (unnamed)'}; check the path, or run `smartshelf doctor`"
+        return f"{exc.strerror or exc}{':' + target if target else ''}"
+    return (f"unexpected {type(exc).__name__}: {exc} (this is a bug: run again with --debug for the traceback "
+            "and report it)")
 
 
 if __name__ == "__main__":  # pragma: no cover

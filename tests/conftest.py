@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from tools.servers import free_port
+from tools.servers import Mosquitto, free_port, mosquitto_binary
 
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct horse battery"
@@ -92,6 +92,24 @@ def csrf(client: Any) -> Any:
     return lambda: csrf_token_of(client)
 
 
+@pytest.fixture
+def mosquitto(tmp_path: Path) -> Iterator[Any]:
+    """``mosquitto(password_file=None, acl_file=None)`` -> a started real broker on a free loopback port,
+    config and persistence in a temp dir; every broker started is stopped after the test."""
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (tests/install-tools.sh installs it as root)")
+    started: list[Mosquitto] = []
+
+    def start(**kwargs: Any) -> Mosquitto:
+        broker = Mosquitto(tmp_path / f"broker{len(started)}", **kwargs).start()
+        started.append(broker)
+        return broker
+
+    yield start
+    for broker in started:
+        broker.stop()
+
+
 LEVELS = ("integration", "browser")
 
 
@@ -110,3 +128,12 @@ def write_device_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
     for event in events:
         log.record(event)
     log.close()
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The fuzzers' totals (tests/security), when they ran."""
+    import sys
+
+    helpers = sys.modules.get("tests.security.helpers")
+    if helpers is not None:
+        helpers.terminal_summary(terminalreporter)

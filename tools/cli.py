@@ -13,14 +13,18 @@ from typing import Any
 
 from smartshelf.core.commands import command_group
 from smartshelf.core.errors import ConfigError
-from tools import bench
+from tools import bench, bus_soak, factor_signing
 from tools import terminal_simulator as simulator
+from tools.chain import cli as chain_cli
 from tools.recommender import cli as recommender_cli
 
 
 def register(subparsers: Any) -> None:
     bench.register(subparsers)
+    bus_soak.register(subparsers)
+    chain_cli.register(subparsers)
     recommender_cli.register(subparsers)
+    factor_signing.register(command_group(subparsers, "factors", help="train, check and retrain factor files"))
     sub = command_group(subparsers, "terminal", help="payment terminals: pair, revoke, export sales")
     p = sub.add_parser("simulate", help="send signed sales to an admin server (demos, load tests)")
     p.add_argument("--url", required=True, help="admin base URL, e.g. http://127.0.0.1:8080")

@@ -57,7 +57,7 @@ def seed(data_dir: Path, n_products: int, n_events: int, rng: random.Random) -> 
     InventoryRepository(data_dir).import_products(products)
     accounts = AccountStore(data_dir)
     accounts.set_password("admin", PASSWORD)
-    token = accounts.create_token("loadtest")
+    token = accounts.create_token("loadtest", ["products:read", "products:write", "stock:write"])
 
     now = time.time()
     segments = [f"{g}/{a}" for g in ("female", "male") for a in ("18-24", "25-34", "35-44", "45-54")] + ["generic"]

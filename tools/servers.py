@@ -5,6 +5,7 @@ The one copy used by the load test, the browser tests and every test that starts
 
 from __future__ import annotations
 
+import getpass
 import socket
 import subprocess
 import time
@@ -41,3 +42,84 @@ def stop_server(proc: subprocess.Popen[Any], timeout: float = 10.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+# ------------------------------------------------------------------------------ Mosquitto
+def mosquitto_binary() -> str | None:
+    """The ``mosquitto`` executable (Debian puts it in /usr/sbin, often not on a user's PATH)."""
+    import shutil
+
+    return shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
+
+
+class Mosquitto:
+    """A real Mosquitto broker on a free 127.0.0.1 port with a generated config in ``workdir``.
+
+    ``password_file``/``acl_file``: when given, anonymous clients are refused and the files apply
+    (the store hub writes them, :mod:`admin_web.store_bus`). Persistence is on, in ``workdir``, so a
+    :meth:`restart` keeps sessions and queued QoS-1 messages like a real hub's broker does.
+    """
+
+    def __init__(self, workdir: Path, *, password_file: Path | None = None, acl_file: Path | None = None,
+                 port: int | None = None) -> None:
+        binary = mosquitto_binary()
+        if binary is None:
+            raise FileNotFoundError("mosquitto is not installed (tests/install-tools.sh installs it as root)")
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = port or free_port()
+        self.host = "127.0.0.1"
+        self.password_file = password_file
+        self.acl_file = acl_file
+        self.log = self.workdir / "mosquitto.log"
+        self.conf = self.workdir / "mosquitto.conf"
+        self.proc: subprocess.Popen[str] | None = None
+        self.write_config()
+
+    def write_config(self) -> None:
+        lines = [
+            f"listener {self.port} 127.0.0.1",
+            "persistence true",
+            f"persistence_location {self.workdir}/",
+            "autosave_interval 1",
+            "max_queued_messages 100000",
+            "log_dest stderr",
+            "log_type error",
+            "log_type warning",
+            "log_type notice",
+            # Started as root (CI), mosquitto would switch to the 'mosquitto' user and could not read the
+            # test's 0600 files; as anyone else this is a no-op.
+            f"user {getpass.getuser()}",
+        ]
+        if self.password_file is not None:
+            lines += ["allow_anonymous false", f"password_file {self.password_file}"]
+            if self.acl_file is not None:
+                lines.append(f"acl_file {self.acl_file}")
+        else:
+            lines.append("allow_anonymous true")
+        self.conf.write_text("\n".join(lines) + "\n")
+
+    def start(self, timeout: float = 15.0) -> Mosquitto:
+        log = self.log.open("a")
+        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf)], stdout=log, stderr=log, text=True)
+        log.close()
+        wait_for_port(self.host, self.port, self.proc, self.log, timeout)
+        return self
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the password and ACL files (what the hub does after pairing a shelf)."""
+        import signal
+
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGHUP)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            stop_server(self.proc)  # SIGTERM: mosquitto saves its persistence file on the way out
+            self.proc = None
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+

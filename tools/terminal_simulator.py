@@ -39,6 +39,18 @@ class PlannedEvent:
     """True when this send repeats an earlier event id."""
 
 
+
+def _refusal(data: bytes | str | None) -> str | None:
+    """The server's reason in an error answer (its JSON ``message`` or ``error``), or None."""
+    try:
+        body = json.loads(data or b"")
+    except (ValueError, TypeError):
+        return None
+    if not isinstance(body, dict):
+        return None
+    reason = body.get("message") or body.get("error")
+    return str(reason)[:300] if reason else None
+
 @dataclass
 class Summary:
     sent: int = 0
@@ -47,6 +59,8 @@ class Summary:
     errors: int = 0
     retries: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    #: Why the server refused: "http 422: <its message>" -> count.
+    reasons: Counter[str] = field(default_factory=Counter)
     latencies_ms: list[float] = field(default_factory=list)
     elapsed_s: float = 0.0
     outcomes: dict[int, str] = field(default_factory=dict)
@@ -72,6 +86,7 @@ class Summary:
             "errors": self.errors,
             "retries": self.retries,
             "statuses": dict(self.statuses),
+            "reasons": dict(self.reasons),
             "p50_ms": None if p50 is None else round(p50, 2),
             "p99_ms": None if p99 is None else round(p99, 2),
             "events_per_s": round(self.rate, 1),
@@ -85,7 +100,7 @@ class Summary:
             f"  retries {d['retries']}\n"
             f"latency p50 {d['p50_ms']} ms  p99 {d['p99_ms']} ms  throughput {d['events_per_s']} events/s"
             f"  ({d['elapsed_s']} s)  statuses {d['statuses']}"
-        )
+        ) + "".join(f"\nrefused ({n}x) {reason}" for reason, n in self.reasons.most_common(5))
 
 
 def plan_events(
@@ -240,6 +255,10 @@ def run(
                         break
                     outcome = f"http {status}"
                     record(index, outcome, latency)
+                    reason = _refusal(data)
+                    if reason:
+                        with lock:
+                            summary.reasons[f"{outcome}: {reason}"] += 1
                     if status in (401, 422):
                         break
                 with lock:

@@ -8,14 +8,16 @@ class with the same two members and add it to :func:`adapter_for` and :data:`PRO
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from admin_web.terminals import signing
 from admin_web.terminals.errors import AuthError, EventError
-from admin_web.terminals.events import TerminalEvent, event_from_dict, parse_event
+from admin_web.terminals.events import EARLIEST, LATEST, TerminalEvent, event_from_dict, parse_event
+from smartshelf.core.jsonsafe import loads_bounded
+
+MAX_STRIPE_DEPTH = 12
 
 
 class TerminalAdapter(Protocol):
@@ -71,7 +73,13 @@ class StripeAdapter:
         import stripe  # lazy: the library is only needed when a Stripe webhook arrives
 
         try:
-            stripe.Webhook.construct_event(body, headers.get("Stripe-Signature"), secret, tolerance=self.tolerance_s)
+            signing.parse_stripe_header(headers.get("Stripe-Signature"))
+        except AuthError as exc:
+            raise AuthError(f"Stripe signature check failed: {exc}") from None
+        payload = body.decode("utf-8", "replace")
+        try:  # the signature first (the library's own check), then our bounded parse of the body
+            stripe.WebhookSignature.verify_header(payload, headers.get("Stripe-Signature"), secret,
+                                                  tolerance=self.tolerance_s)
         except stripe.SignatureVerificationError as exc:
             text = str(exc.user_message or exc)
             if not clock_synced and "tolerance" in text.lower():
@@ -79,9 +87,10 @@ class StripeAdapter:
                 offset = now - signed if signed is not None else float("nan")
                 raise AuthError(signing.clock_not_set_message(offset, self.tolerance_s)) from None
             raise AuthError(f"Stripe signature check failed: {text}") from None
+        try:
+            raw = loads_bounded(body, max_depth=MAX_STRIPE_DEPTH)  # stripe's json.loads has no depth bound
         except (ValueError, UnicodeDecodeError) as exc:
             raise EventError(f"Stripe webhook body is not valid JSON: {exc}") from None
-        raw = json.loads(body)
         return self.event_from_stripe(raw)
 
     def event_from_stripe(self, raw: Any) -> TerminalEvent | None:
@@ -90,13 +99,18 @@ class StripeAdapter:
         kind = raw["type"]
         if kind not in self.SALE_TYPES + self.REFUND_TYPES:
             return None
-        obj = (raw.get("data") or {}).get("object")
+        data = raw.get("data")
+        obj = data.get("object") if isinstance(data, dict) else None
         if not isinstance(obj, dict):
             raise EventError(f"Stripe {kind} event has no data.object")
         metadata = obj.get("metadata") or {}
+        if not isinstance(metadata, dict):
+            raise EventError(f"Stripe {kind} event's metadata must be an object")
         created = obj.get("created") or raw.get("created")
         if isinstance(created, bool) or not isinstance(created, int):
             raise EventError(f"Stripe {kind} event has no created timestamp")
+        if not EARLIEST.timestamp() <= created < LATEST.timestamp():
+            raise EventError(f"Stripe {kind} created = {str(created)[:20]} is outside {EARLIEST.year}-{LATEST.year - 1}")
         when = datetime.fromtimestamp(created, UTC).isoformat()
         currency = str(obj.get("currency", "")).upper()
         if kind in self.SALE_TYPES:
@@ -136,8 +150,8 @@ def _metadata_lines(metadata: Any, key: str, kind: str) -> Any:
     if not isinstance(metadata, dict) or key not in metadata:
         raise EventError(f"Stripe {kind} event has no metadata.{key} (JSON list of {{sku, qty}})")
     try:
-        return json.loads(metadata[key])
-    except (TypeError, json.JSONDecodeError):
+        return loads_bounded(metadata[key], max_depth=3)
+    except (TypeError, ValueError):
         raise EventError(f"Stripe {kind} metadata.{key} is not a JSON list of {{sku, qty}}") from None
 
 

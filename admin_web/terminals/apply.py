@@ -103,7 +103,6 @@ def apply_batch(
         if found is None or found[1].get("revoked_at"):
             results.append(ApplyResult("unauthorized", f"terminal {sub.terminal_id!r} is unknown or revoked"))
             continue
-        touched_terminals.add(found[0])
         owner = reserved_for(event.id)
         if owner is not None and owner != sub.provider:
             results.append(ApplyResult("rejected", f"event id {event.id!r}: ids starting with "
@@ -112,6 +111,7 @@ def apply_batch(
         key = (sub.terminal_id, event.id)
         if key in seen or is_duplicate(*key):
             results.append(ApplyResult("duplicate"))
+            touched_terminals.add(found[0])  # a refused event (below) changes nothing, not even last_seen
             continue
         delta = event.stock_delta()
         unknown = [sku for sku in delta if sku not in by_sku]
@@ -131,6 +131,7 @@ def apply_batch(
                 negative.append(sku)
         ledger = event.ledger_doc(terminal_id=sub.terminal_id, provider=sub.provider, received_at=received_at)
         seen.add(key)
+        touched_terminals.add(found[0])
         applied.append(ledger)
         deltas.append(dict(delta))
         changed = True

@@ -19,7 +19,6 @@ read-only (it never writes them).
 from __future__ import annotations
 
 import bisect
-import csv
 import io
 import json
 import logging
@@ -30,6 +29,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from smartshelf.core import csvsafe
 from smartshelf.core.types import Segment
 
 logger = logging.getLogger(__name__)
@@ -282,7 +282,7 @@ def interactions_csv(attributions: Sequence[Attribution], item_ids: Mapping[str,
     users: ``user,segment`` for every segment user (the "unknown" user has no segment and is omitted).
     """
     inter = io.StringIO()
-    writer = csv.writer(inter, lineterminator="\n")
+    writer = csvsafe.writer(inter, lineterminator="\n")
     writer.writerow(["user", "item", "value", "time"])
     users: set[str] = set()
     for a in attributions:
@@ -291,7 +291,7 @@ def interactions_csv(attributions: Sequence[Attribution], item_ids: Mapping[str,
             users.add(user)
         writer.writerow([user, item_ids.get(a.sku) or a.sku, a.qty, int(a.time)])
     users_io = io.StringIO()
-    writer = csv.writer(users_io, lineterminator="\n")
+    writer = csvsafe.writer(users_io, lineterminator="\n")
     writer.writerow(["user", "segment"])
     for user in sorted(users):
         writer.writerow([user, user])
@@ -310,7 +310,7 @@ def items_csv(products: Iterable[Mapping[str, Any]]) -> str:
     from admin_web.products import currency_exponent
 
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out, lineterminator="\n")
     writer.writerow(ITEMS_COLUMNS)
     for p in sorted(products, key=lambda p: str(p.get("sku"))):
         currency = str(p.get("currency") or "")

@@ -13,22 +13,27 @@ by the ledger inside the store lock.
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from admin_web.terminals.errors import EventError
+from smartshelf.core.jsonsafe import JSONDepthError, loads_bounded
 
 EventType = Literal["sale", "refund"]
 EVENT_TYPES: tuple[str, ...] = ("sale", "refund")
 MAX_BODY_BYTES = 64 * 1024
 MAX_LINES = 200
 MAX_QTY = 10_000
-_ID_RE = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
-_SKU_RE = re.compile(r"^\S{1,64}$")
-_CURRENCY_RE = re.compile(r"^[A-Z]{3}$")
+MAX_JSON_DEPTH = 6
+#: Plausible event times: anything outside is a broken clock or a forged body (checked before any
+#: arithmetic, so no OverflowError can reach a view).
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)
+_ID_RE = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+_SKU_RE = re.compile(r"\S{1,64}")
+_CURRENCY_RE = re.compile(r"[A-Z]{3}")
 _KEYS = {"id", "type", "lines", "amount", "currency", "time"}
 
 
@@ -76,13 +81,18 @@ def parse_time(value: Any, *, field: str = "time") -> datetime:
     """An ISO 8601 timestamp (``Z`` or an offset; a naive time is taken as UTC) as aware UTC."""
     if not isinstance(value, str) or not value:
         raise EventError(f"{field} must be an ISO 8601 string, not {value!r}")
+    if len(value) > 40:
+        raise EventError(f"{field} = {value[:40]!r}... is too long for an ISO 8601 time")
     try:
         parsed = datetime.fromisoformat(value)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        parsed = parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
         raise EventError(f"{field} = {value[:60]!r} is not an ISO 8601 time") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+    if not EARLIEST <= parsed < LATEST:
+        raise EventError(f"{field} = {value[:60]!r} is outside {EARLIEST.year}-{LATEST.year - 1}")
+    return parsed
 
 
 def _whole(value: Any, field: str, *, low: int, high: int) -> int:
@@ -104,7 +114,7 @@ def event_from_dict(raw: Any) -> TerminalEvent:
     if missing:
         raise EventError(f"event field {missing[0]!r} is missing")
     event_id = raw["id"]
-    if not isinstance(event_id, str) or not _ID_RE.match(event_id):
+    if not isinstance(event_id, str) or not _ID_RE.fullmatch(event_id):
         raise EventError(f"id = {str(event_id)[:60]!r} must be 1-128 characters of A-Z a-z 0-9 . _ : -")
     if raw["type"] not in EVENT_TYPES:
         raise EventError(f"type = {raw['type']!r} must be one of {', '.join(EVENT_TYPES)}")
@@ -118,12 +128,12 @@ def event_from_dict(raw: Any) -> TerminalEvent:
         if not isinstance(line, dict) or set(line) != {"sku", "qty"}:
             raise EventError(f"lines[{i}] must be an object with exactly sku and qty, not {line!r}"[:200])
         sku = line["sku"]
-        if not isinstance(sku, str) or not _SKU_RE.match(sku):
+        if not isinstance(sku, str) or not _SKU_RE.fullmatch(sku):
             raise EventError(f"lines[{i}].sku = {sku!r} must be a non-empty string without spaces"[:200])
         lines.append(Line(sku, _whole(line["qty"], f"lines[{i}].qty", low=1, high=MAX_QTY)))
     amount = _whole(raw["amount"], "amount", low=0, high=10**12)
     currency = raw["currency"]
-    if not isinstance(currency, str) or not _CURRENCY_RE.match(currency):
+    if not isinstance(currency, str) or not _CURRENCY_RE.fullmatch(currency):
         raise EventError(f"currency = {currency!r} must be an ISO 4217 code such as 'EUR'")
     return TerminalEvent(
         id=event_id,
@@ -140,7 +150,9 @@ def parse_event(body: bytes) -> TerminalEvent:
     if len(body) > MAX_BODY_BYTES:
         raise EventError(f"event body is {len(body)} bytes; at most {MAX_BODY_BYTES}")
     try:
-        raw = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raw = loads_bounded(body, max_depth=MAX_JSON_DEPTH)
+    except JSONDepthError as exc:
+        raise EventError(str(exc)) from None
+    except (UnicodeDecodeError, ValueError) as exc:
         raise EventError(f"event body is not valid JSON: {exc}") from None
     return event_from_dict(raw)

@@ -47,7 +47,7 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 LEDGER_SEQ = "ledger_seq"
-_NAME_RE = re.compile(r"^[^\x00-\x1f]{1,64}$")
+_NAME_RE = re.compile(r"[^\x00-\x1f]{1,64}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,7 +208,7 @@ class TerminalLedger:
         """Register a terminal. Generic terminals get a new random secret; Stripe needs the webhook
         signing secret (``whsec_...``) from the Stripe dashboard as ``secret``."""
         name = name.strip()
-        if not _NAME_RE.match(name):
+        if not _NAME_RE.fullmatch(name):
             raise TerminalError(f"terminal name {name!r} must be 1-64 printable characters")
         if provider not in PROVIDERS:
             raise TerminalError(f"unknown provider {provider!r}; choose one of {', '.join(PROVIDERS)}")

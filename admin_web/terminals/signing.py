@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 from admin_web.terminals.errors import AuthError
 from smartshelf.core.clock import CLOCK_NOT_SET
@@ -18,6 +19,8 @@ from smartshelf.core.clock import CLOCK_NOT_SET
 SCHEME = "v1"
 DEFAULT_TOLERANCE_S = 300
 _MAX_HEADER = 1024
+_TIMESTAMP = re.compile(r"[0-9]{1,12}")
+_HEX_SIGNATURE = re.compile(r"[0-9a-f]{64}")
 
 
 def compute_signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -40,20 +43,43 @@ def parse_header(header: str | None) -> tuple[int, list[str]]:
     timestamp: int | None = None
     signatures: list[str] = []
     for part in header.split(","):
-        key, sep, value = part.strip().partition("=")
+        key, sep, value = part.strip(" \t").partition("=")
         if not sep:
             raise AuthError(f"malformed X-Signature element {part.strip()[:40]!r}; expected key=value")
         if key == "t":
-            if not value.isdigit() or len(value) > 12:
+            if not _TIMESTAMP.fullmatch(value):
                 raise AuthError(f"malformed X-Signature timestamp {value[:40]!r}; expected unix seconds")
             timestamp = int(value)
         elif key == SCHEME:
+            if not _HEX_SIGNATURE.fullmatch(value):
+                raise AuthError(f"malformed X-Signature {SCHEME} value {value[:20]!r}; expected 64 hex digits")
             signatures.append(value)
     if timestamp is None:
         raise AuthError("X-Signature has no t=<unix seconds> element")
     if not signatures:
         raise AuthError(f"X-Signature has no {SCHEME}=<hex> element")
     return timestamp, signatures
+
+
+def parse_stripe_header(header: str | None) -> int:
+    """Check the shape of a ``Stripe-Signature`` header (``t=<unix seconds>,v1=<hex>[,...]``) before
+    the Stripe library sees it; returns the timestamp. The library verifies the signature itself."""
+    if not header:
+        raise AuthError("missing Stripe-Signature header")
+    if len(header) > _MAX_HEADER:
+        raise AuthError("Stripe-Signature header is too long")
+    timestamp: int | None = None
+    for part in header.split(","):
+        key, sep, value = part.strip(" \t").partition("=")
+        if not sep or not re.fullmatch(r"[a-z0-9]{1,8}", key) or not re.fullmatch(r"[A-Za-z0-9]{1,256}", value):
+            raise AuthError(f"malformed Stripe-Signature element {part.strip()[:40]!r}; expected key=value")
+        if key == "t":
+            if not _TIMESTAMP.fullmatch(value):
+                raise AuthError(f"malformed Stripe-Signature timestamp {value[:40]!r}; expected unix seconds")
+            timestamp = int(value)
+    if timestamp is None:
+        raise AuthError("Stripe-Signature has no t=<unix seconds> element")
+    return timestamp
 
 
 def verify(
@@ -75,7 +101,7 @@ def verify(
     # Compare against every candidate without stopping early (constant time per candidate).
     matched = False
     for candidate in signatures:
-        matched |= hmac.compare_digest(expected.encode("ascii"), candidate.encode("ascii", "replace"))
+        matched |= hmac.compare_digest(expected.encode("ascii"), candidate.encode("ascii"))
     if not matched:
         raise AuthError("signature does not match the body and the terminal's secret")
     if abs(now - timestamp) > tolerance_s:

@@ -20,7 +20,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, render_template, request, url_for
 from markupsafe import Markup
 
 from admin_web import registry
@@ -178,6 +178,21 @@ def pair() -> Any:
         return _page(error=str(exc)), 400
     # Rendered (not redirected) so the secret is never in a URL, the session or a log line.
     return _page(pairing=pairing, paired_name=name.strip())
+
+
+@bp.get("/terminals/<terminal_id>/revoke")
+@login_required
+def confirm_revoke(terminal_id: str) -> Any:
+    """The confirmation page (works without JavaScript)."""
+    info = next((t for t in get_ledger().terminals() if t.terminal_id == terminal_id and t.active), None)
+    if info is None:
+        abort(404, description=f"No active terminal {terminal_id}.")
+    return render_template(
+        "confirm.html", title=f"Revoke {info.name}?",
+        consequence=(f"Sales from {info.name} will be refused from now on, so they no longer update the stock. "
+                     "Sales already recorded stay. To use this terminal again, pair it anew."),
+        action=url_for("terminals.revoke", terminal_id=terminal_id), confirm_label="Revoke terminal",
+        cancel=url_for("terminals.index"))
 
 
 @bp.post("/terminals/<terminal_id>/revoke")

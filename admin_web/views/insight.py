@@ -60,12 +60,13 @@ def dashboard() -> Any:
     return render_template(
         "insight/dashboard.html",
         hourly_svg=column_chart([f"{h:02d}" for h in range(24)], hourly,
-                                title=f"Impressions per hour today ({tz})"),
+                                title=f"Picks shown per hour today ({tz})"),
         today_total=sum(hourly),
         segment_svg=bar_chart([s for s, _ in segments], [n for _, n in segments],
-                              title=f"Impressions per segment, last {days} day(s)"),
-        top_svg=bar_chart(top_labels, [n for _, n in top], title=f"Most recommended products, last {days} day(s)"),
+                              title=f"Picks shown per shopper group, last {days} day(s)"),
+        top_svg=bar_chart(top_labels, [n for _, n in top], title=f"Most shown products, last {days} day(s)"),
         totals=tot, days=days, status=status, alerts=alerts, panels=_panels(), readiness=readiness,
+        visits_today=totals(reader, 1, now).visits if days != 1 else tot.visits,
         retrain=read_retrain_report(current_app.config["FACTORS_PATH"]),
         fmt_time=lambda t: datetime.fromtimestamp(float(t)).astimezone().strftime("%Y-%m-%d %H:%M:%S") if t else "never",
     )

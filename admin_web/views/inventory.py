@@ -36,7 +36,8 @@ PER_PAGE = 50
 
 def notify_device() -> None:
     """Best-effort POST /control/reload in the background (the device also watches store.json)."""
-    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]),
+                          data_dir=current_app.config["DATA_DIR"])
     threading.Thread(target=client.reload_quietly, name="device-reload", daemon=True).start()
 
 
@@ -205,8 +206,19 @@ def edit(sku: str) -> Any:
     return _render_form(product, creating=False, error=error, price_text=price_text, confirm=confirm)
 
 
-@bp.route("/<sku>/delete", methods=["POST"])
+@bp.route("/<sku>/delete", methods=["GET", "POST"])
 def delete(sku: str) -> Any:
+    if request.method == "GET":  # the confirmation page (works without JavaScript)
+        product = get_repository().products_by_sku().get(sku)
+        if product is None:
+            abort(404, description=f"No product with SKU {sku}.")
+        return render_template(
+            "confirm.html", title=f"Delete {product['name']}?",
+            consequence=(f"{product['name']} ({sku}) will be removed from the product list"
+                         f"{' and from slot ' + product['slot'] if product.get('slot') else ''}. "
+                         "Its sales history stays. This cannot be undone."),
+            action=url_for("inventory.delete", sku=sku), confirm_label="Delete product",
+            cancel=url_for("inventory.edit", sku=sku))
     try:
         removed = get_repository().delete_product(sku)
     except NotFound:
@@ -235,7 +247,7 @@ def restock(sku: str) -> Any:
 
 @bp.route("/image/<name>")
 def image(name: str) -> Any:
-    if not NAME_RE.match(name):
+    if not NAME_RE.fullmatch(name):
         abort(404)
     ext = name.rsplit(".", 1)[1]
     return send_from_directory(get_data_dir() / IMAGE_DIR, name, mimetype=MIME[ext], max_age=3600)

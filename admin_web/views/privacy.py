@@ -26,11 +26,14 @@ def index() -> Any:
 @bp.route("/pause", methods=["POST"])
 def pause() -> Any:
     paused = request.form.get("paused") == "1"
-    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+    client = DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]),
+                          data_dir=current_app.config["DATA_DIR"])
     try:
         client.pause(paused)
     except DeviceUnavailable as exc:
-        flash(f"Could not {'pause' if paused else 'resume'} the camera: {exc}", "error")
+        current_app.logger.warning("camera %s failed: %s", "pause" if paused else "resume", exc)
+        flash(f"Could not {'pause' if paused else 'resume'} the camera: {exc.plain}. Try again in a minute; "
+              "if it persists, restart the shelf.", "error")
         return redirect(url_for("privacy.index")), 303
     flash("Camera paused: nothing is analysed until you resume it." if paused else "Camera resumed.", "ok")
     return redirect(url_for("privacy.index"))

@@ -19,7 +19,8 @@ bp = Blueprint("slots", __name__, url_prefix="/slots")
 
 
 def _device() -> DeviceClient:
-    return DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]))
+    return DeviceClient(current_app.config["DEVICE_URL"], timeout=float(current_app.config["DEVICE_TIMEOUT_S"]),
+                          data_dir=current_app.config["DATA_DIR"])
 
 
 @bp.route("/")
@@ -62,8 +63,20 @@ def assign(slot: str) -> Any:
     return redirect(url_for("slots.index"))
 
 
-@bp.route("/<slot>/delete", methods=["POST"])
+@bp.route("/<slot>/delete", methods=["GET", "POST"])
 def delete(slot: str) -> Any:
+    if request.method == "GET":  # the confirmation page (works without JavaScript)
+        repo = get_repository()
+        if slot not in {s["slot"] for s in repo.list_slots()}:
+            abort(404, description=f"No slot {slot}.")
+        held = [p["name"] for p in repo.products_by_sku().values() if p.get("slot") == slot]
+        return render_template(
+            "confirm.html", title=f"Remove slot {slot}?",
+            consequence=(f"Slot {slot} and its light will no longer be used"
+                         + (f"; {held[0]} stays in the product list but is on no slot" if held else "")
+                         + ". You can add the slot again later."),
+            action=url_for("slots.delete", slot=slot), confirm_label="Remove slot",
+            cancel=url_for("slots.index"))
     try:
         get_repository().delete_slot(slot)
     except NotFound as exc:
@@ -78,7 +91,9 @@ def identify(slot: str) -> Any:
     try:
         _device().identify(slot, seconds=5)
     except DeviceUnavailable as exc:
-        flash(f"Could not blink slot {slot}: {exc}", "error")
+        current_app.logger.warning("identify %s failed: %s", slot, exc)
+        flash(f"Could not blink slot {slot}'s light: {exc.plain}. Try again in a minute; "
+              "if it persists, restart the shelf.", "error")
         return redirect(url_for("slots.index")), 303
     flash(f"Slot {slot}'s light is blinking for 5 seconds.", "ok")
     return redirect(url_for("slots.index"))

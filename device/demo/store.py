@@ -1,5 +1,6 @@
 """The demo store: a shelf of real catalogue products (device/demo/catalog.csv), its factor file
-(device/demo/factors.npz) and the replayed shopper (device/demo/frames), in a throw-away data dir."""
+(device/demo/factors.npz), its drawn product pictures (device/demo/images) and the replayed shopper
+(device/demo/frames), in a throw-away data dir."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ DEMO_DIR = Path(__file__).resolve().parent
 FRAMES_DIR = DEMO_DIR / "frames"
 CATALOG = DEMO_DIR / "catalog.csv"
 FACTORS = DEMO_DIR / "factors.npz"
+#: Drawn product pictures, one ``<sku>.png`` per catalogue product (made by tools/product_pictures.py).
+IMAGES_DIR = DEMO_DIR / "images"
 ROWS, COLUMNS = "ABC", 4
 #: Demo wiring: slot -> BCM pin (12 slots, 3 rows of 4).
 DEMO_PINS = dict(
@@ -54,7 +57,7 @@ def demo_products(catalog: Path = CATALOG) -> list[dict]:
                 "slot": slot,
                 "item_id": row["sku"],
                 "low_stock": 2,
-                "image": None,
+                "image": f"{row['sku']}.png" if (IMAGES_DIR / f"{row['sku']}.png").is_file() else None,
             }
         )
     return products
@@ -69,6 +72,9 @@ def prepare_demo(data_dir: Path, *, kiosk_port: int = 8081, loop: bool = False) 
     db.table("slots").insert_multiple({"slot": s, "pin": p, "label": None} for s, p in DEMO_PINS.items())
     db.close()
     shutil.copyfile(FACTORS, data_dir / "factors.npz")
+    (data_dir / "images").mkdir(exist_ok=True)
+    for picture in IMAGES_DIR.glob("*.png"):
+        shutil.copyfile(picture, data_dir / "images" / picture.name)
     return Config(
         shelf=ShelfConfig(name="Demo shelf", data_dir=data_dir),
         camera=CameraConfig(type="replay", source=str(FRAMES_DIR), loop=loop, fps=10.0),

@@ -16,7 +16,9 @@ class Screen(Protocol):
     def show(self, state: dict[str, Any]) -> None:
         """Show picks: ``{"segment", "items": [{"sku", "name", "price", "currency", "slot", "pairs": [...]}]}``."""
 
-    def idle(self) -> None: ...
+    def idle(self, featured: list[dict[str, Any]] | None = None) -> None:
+        """Nobody in front: the calm screen, showing ``featured`` (the shelf's best sellers, as
+        ``show``'s items) or, when None, the last ones given."""
 
     def notice(self, text: str) -> None:
         """A banner instead of picks, e.g. when the camera is paused by staff."""
@@ -28,7 +30,7 @@ class NullScreen:
     def show(self, state: dict[str, Any]) -> None:
         pass
 
-    def idle(self) -> None:
+    def idle(self, featured: list[dict[str, Any]] | None = None) -> None:
         pass
 
     def notice(self, text: str) -> None:
@@ -46,10 +48,11 @@ class KioskScreen:
         self._cond = threading.Condition()
         self._version = 0
         self._closed = False
+        self._featured: list[dict[str, Any]] = []
         self._state: dict[str, Any] = self._idle_state()
 
     def _idle_state(self) -> dict[str, Any]:
-        return {"mode": "idle", "shelf": self.shelf_name, "items": [], "time": time.time()}
+        return {"mode": "idle", "shelf": self.shelf_name, "items": list(self._featured), "time": time.time()}
 
     def _set(self, state: dict[str, Any]) -> None:
         with self._cond:
@@ -60,7 +63,9 @@ class KioskScreen:
     def show(self, state: dict[str, Any]) -> None:
         self._set({"mode": "picks", "shelf": self.shelf_name, "time": time.time(), **state})
 
-    def idle(self) -> None:
+    def idle(self, featured: list[dict[str, Any]] | None = None) -> None:
+        if featured is not None:
+            self._featured = list(featured)
         self._set(self._idle_state())
 
     def notice(self, text: str) -> None:

@@ -14,15 +14,18 @@ from smartshelf.core.types import Demographic, Face, Frame
 
 if TYPE_CHECKING:
     from device.inference.age_gender import AgeGenderModel
-    from device.inference.detector import BlazeFaceDetector
+    from device.inference.detector import BlazeFaceDetector, CascadeDetector, LandmarkRefiner
 
 __all__ = [
     "DETECTOR_FILES",
     "MODELS_DIR",
     "AgeGender",
     "FaceDetector",
+    "FaceRefiner",
     "create_age_gender",
     "create_detector",
+    "create_refiner",
+    "detector_files",
 ]
 
 #: BlazeFace variant -> model file in the models directory.
@@ -30,6 +33,15 @@ DETECTOR_FILES: dict[str, str] = {
     "short_range": "face_detection_short_range.tflite",
     "full_range": "face_detection_full_range.tflite",
 }
+#: Detector variants that use more than one model file.
+CASCADE_PARTS: tuple[str, ...] = ("short_range", "full_range")
+
+
+def detector_files(variant: str) -> tuple[str, ...]:
+    """The model files a detector variant loads (``cascade``: both BlazeFace models)."""
+    if variant == "cascade":
+        return tuple(DETECTOR_FILES[v] for v in CASCADE_PARTS)
+    return (DETECTOR_FILES[variant],)
 
 
 @runtime_checkable
@@ -37,6 +49,15 @@ class FaceDetector(Protocol):
     """Finds faces in a frame; largest face first."""
 
     def detect(self, frame: Frame) -> list[Face]: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class FaceRefiner(Protocol):
+    """Places a face (scaled from the detection view) precisely in the full-resolution frame."""
+
+    def refine(self, full: Frame, face: Face) -> Face: ...
 
     def close(self) -> None: ...
 
@@ -56,14 +77,29 @@ def create_detector(
     models_dir: Path | None = None,
     score_threshold: float = 0.5,
     num_threads: int = 2,
-) -> BlazeFaceDetector:
-    """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m)."""
-    from device.inference.detector import BlazeFaceDetector
+) -> BlazeFaceDetector | CascadeDetector:
+    """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m,
+    ``cascade``: short range, then full range on frames where it finds nothing)."""
+    from device.inference.detector import BlazeFaceDetector, CascadeDetector
     from smartshelf.core.errors import ConfigError
 
+    if variant == "cascade":
+        short = create_detector(
+            "short_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
+        )
+        try:
+            full = create_detector(
+                "full_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
+            )
+        except BaseException:
+            short.close()
+            raise
+        assert isinstance(short, BlazeFaceDetector) and isinstance(full, BlazeFaceDetector)
+        short.fallback_pad = 0.0  # a miss goes to full range at once, not to a padded second try
+        return CascadeDetector(short, full)
     if variant not in DETECTOR_FILES:
         raise ConfigError(
-            f"unknown face detector variant {variant!r}; expected one of {sorted(DETECTOR_FILES)}"
+            f"unknown face detector variant {variant!r}; expected one of {sorted(DETECTOR_FILES) + ['cascade']}"
         )
     path = Path(models_dir or MODELS_DIR) / DETECTOR_FILES[variant]
     verify_model(path)
@@ -73,6 +109,19 @@ def create_detector(
         score_threshold=score_threshold,
         num_threads=num_threads,
     )
+
+
+def create_refiner(
+    *, models_dir: Path | None = None, score_threshold: float = 0.5, num_threads: int = 2
+) -> LandmarkRefiner:
+    """A :class:`~device.inference.detector.LandmarkRefiner` on its own short-range BlazeFace."""
+    from device.inference.detector import BlazeFaceDetector, LandmarkRefiner
+
+    detector = create_detector(
+        "short_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
+    )
+    assert isinstance(detector, BlazeFaceDetector)
+    return LandmarkRefiner(detector)
 
 
 def create_age_gender(

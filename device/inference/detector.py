@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Self
 
 import numpy as np
 
@@ -156,3 +156,78 @@ class BlazeFaceDetector(InterpreterModel):
             kps = tuple((float(xs[i]), float(ys[i])) for i in range(2, 2 + self._options.num_keypoints))
             faces.append(Face(box=box, score=float(score), keypoints=kps))
         return faces
+
+
+class CascadeDetector:
+    """Short range first, full range only on frames where short range finds nothing.
+
+    BlazeFace short range (128 px input) is cheap but misses faces under ~60 px in a 640x480 frame (a
+    shopper beyond ~1.3 m with a 62 degree lens); full range (192 px input) finds them at 2.7x the cost.
+    A shopper at the shelf is found by the first; the far ones, and empty frames, pay for both.
+    ``close()`` closes both and is safe twice.
+    """
+
+    variant = "cascade"
+
+    def __init__(self, short: BlazeFaceDetector, full: BlazeFaceDetector) -> None:
+        self.short = short
+        self.full = full
+        self.fallbacks = 0  # frames that needed the full-range model
+
+    def detect(self, frame: Frame) -> list[Face]:
+        faces = self.short.detect(frame)
+        if faces:
+            return faces
+        self.fallbacks += 1
+        return self.full.detect(frame)
+
+    def close(self) -> None:
+        self.short.close()
+        self.full.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class LandmarkRefiner:
+    """Places a face found on the small detection view precisely in the full-resolution frame.
+
+    A face 40-60 px wide in a 640x480 view gets eye and mouth keypoints that are a few pixels off, and
+    alignment (rotation, scale, centre) follows them: scaling them up to the full frame keeps the error.
+    This runs the short-range BlazeFace on a square of ``context`` face widths around the scaled box in
+    the full frame, where the face is large, and returns that detection (the scaled face when it finds
+    none). One extra 128x128 inference per frame with a face; measured with
+    ``python -m tools.visit_eval range`` (docs/vision-at-distance.md).
+    """
+
+    def __init__(self, detector: BlazeFaceDetector, *, context: float = 3.2) -> None:
+        if context < 1.5:
+            raise ValueError(f"context must be >= 1.5 face widths, got {context}")
+        self.detector = detector
+        self.context = float(context)
+
+    def refine(self, full: Frame, face: Face) -> Face:
+        """``face`` (already in ``full`` pixels) re-detected in ``full``."""
+        full = check_frame(full)
+        x, y, w, h = face.box
+        cx, cy = x + w / 2.0, y + h / 2.0
+        half = self.context * max(w, h) / 2.0
+        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
+        x1, y1 = min(full.shape[1], int(cx + half)), min(full.shape[0], int(cy + half))
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return face
+        found = self.detector.detect(np.ascontiguousarray(full[y0:y1, x0:x1]))
+        if not found:
+            return face
+        best = found[0]
+        bx, by, bw, bh = best.box
+        return Face(
+            (bx + x0, by + y0, bw, bh), best.score, tuple((px + x0, py + y0) for px, py in best.keypoints)
+        )
+
+    def close(self) -> None:
+        self.detector.close()
+

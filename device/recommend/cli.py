@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from smartshelf.core.commands import command_group
+from smartshelf.core.errors import SmartShelfError
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("--gender", required=True, choices=("female", "male"))
     p.add_argument("--top", type=int, default=5, help="how many items (default 5)")
     p.add_argument("--diversity", type=float, default=0.3, help="MMR diversity 0..1 (default 0.3)")
-    p.add_argument("--json", action="store_true", help='print {"items": [...], "segment": "..."}')
+    p.add_argument("--catalog", type=Path, default=None,
+                   help="catalogue CSV for product names (default: the shelf's products, else the demo catalogue)")
+    p.add_argument("--json", action="store_true", help='print {"items": [...], "names": [...], "segment": "..."}')
     p.set_defaults(func=_cmd_recommend)
 
 
@@ -301,10 +304,34 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     model = FactorModel.load(args.factors)
     segment = Segment.of(args.gender, args.age)
     recs = Ranker(model).rank(segment, n=args.top, diversity=args.diversity)
+    names = _item_names(args.catalog)
     if args.json:
-        _print_json({"items": [r.item_id for r in recs], "segment": str(segment)})
+        _print_json({"items": [r.item_id for r in recs], "names": [names.get(r.item_id) for r in recs],
+                     "segment": str(segment)})
         return 0
     print(f"segment {segment} ({model.metadata.get('method', '?')}, {model.n_items} items)")
     for pos, rec in enumerate(recs, 1):
-        print(f"{pos:3d}. {rec.item_id}  score {rec.score:.4f}")
+        print(f"{pos:3d}. {names.get(rec.item_id, '(name unknown)')}  [{rec.item_id}]  score {rec.score:.4f}")
     return 0
+
+
+def _item_names(catalog: Path | None) -> dict[str, str]:
+    """item id -> product name: from ``catalog``, else the shelf's store (config's data dir) merged over
+    the demo catalogue. A missing or unreadable store only costs the names."""
+    from device.demo.store import CATALOG
+    from device.recommend.prior import read_catalog
+
+    if catalog is not None:
+        return {item.sku: item.name for item in read_catalog(catalog)}
+    names = {item.sku: item.name for item in read_catalog(CATALOG)}
+    try:
+        from device.inventory import STORE_FILE, StoreView
+        from smartshelf.core.config import load_effective_config
+
+        store = StoreView(load_effective_config().data_dir / STORE_FILE)
+        if store.path.exists():
+            store.refresh(force=True)
+            names.update({p.item_id: p.name for p in store.products.values() if p.item_id})
+    except (OSError, SmartShelfError) as exc:
+        logger.debug("no product names from the shelf's store: %s", exc)
+    return names

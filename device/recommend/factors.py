@@ -14,6 +14,8 @@ global_vector       float32, (k,)   vector for non-personalised ("generic") pick
 popularity          float32, (n,)   prior added to every score
 metadata            unicode, ()     JSON object: trained_at, source, method, rank, metrics...
 checksum            unicode, ()     sha256 hex, see :func:`compute_checksum`
+signature           unicode, ()     optional: Ed25519 signature of the checksum (:mod:`.signing`)
+signature_key       unicode, ()     optional: id of the key that signed
 ==================  ==============  ==========================================================
 
 ``score(segment, i) = segment_vector . item_factors[i] + popularity[i]``; a segment missing from
@@ -31,7 +33,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
@@ -39,6 +41,9 @@ import numpy.typing as npt
 from smartshelf.core.errors import ModelError
 from smartshelf.core.storage import atomic_write_bytes
 from smartshelf.core.types import Segment
+
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +129,8 @@ class FactorModel:
     popularity: FloatArray
     metadata: Mapping[str, Any] = field(default_factory=dict)
     source_path: Path | None = None
+    signed_by: str | None = None
+    """Key id of the signature verified at load (None: not signed, or loaded without a key)."""
     # Derived at construction:
     item_unit: FloatArray = field(init=False, repr=False)
     item_index: Mapping[str, int] = field(init=False, repr=False)
@@ -242,8 +249,11 @@ class FactorModel:
         return target
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str]) -> FactorModel:
-        """Read and verify a factor file; :class:`ModelError` names the file and what is wrong."""
+    def load(cls, path: str | os.PathLike[str], *, public_key: Ed25519PublicKey | None = None) -> FactorModel:
+        """Read and verify a factor file; :class:`ModelError` names the file and what is wrong.
+
+        With ``public_key``, the file must also carry a valid Ed25519 signature by that key
+        (:class:`device.recommend.signing.SignatureError` otherwise)."""
         path = Path(path)
         try:
             with np.load(path, allow_pickle=False) as data:
@@ -277,6 +287,11 @@ class FactorModel:
                 f"factor file {path} failed its checksum (stored {stored[:12]!r}..., computed {expected[:12]}...): "
                 "the file is damaged or was modified"
             )
+        signed_by = None
+        if public_key is not None:
+            from device.recommend.signing import verify_arrays
+
+            signed_by = verify_arrays(arrays, public_key, f"factor file {path}")
         try:
             metadata = json.loads(str(arrays["metadata"][()]))
         except json.JSONDecodeError as exc:
@@ -295,6 +310,7 @@ class FactorModel:
             popularity=arrays["popularity"],
             metadata=metadata,
             source_path=path,
+            signed_by=signed_by,
         )
 
 
@@ -302,14 +318,20 @@ class FactorWatcher:
     """Holds the current :class:`FactorModel` and reloads it when the file's mtime (or size) changes.
 
     The first load happens in ``__init__`` and raises :class:`ModelError` (start-up must fail loudly).
-    Later, a missing or bad file is logged at ERROR once per change and the previous model is kept.
+    Later, a missing or bad file is logged at ERROR once per change and the previous model is kept;
+    :attr:`rejected` says why (for the shelf's status) until a good file is installed. With
+    ``public_key`` every file must be signed by that key: an unsigned or forged file is rejected
+    the same way.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], *, public_key: Ed25519PublicKey | None = None) -> None:
         self.path = Path(path)
+        self.public_key = public_key
         self._stamp = self._stat()
-        self._model = FactorModel.load(self.path)
+        self._model = FactorModel.load(self.path, public_key=public_key)
         self._bad_stamp: tuple[int, int] | None = None
+        #: Why the last changed file was refused (None once a good one is loaded).
+        self.rejected: str | None = None
 
     def _stat(self) -> tuple[int, int] | None:
         try:
@@ -333,14 +355,16 @@ class FactorWatcher:
                 self._bad_stamp = (-1, -1)
             return False
         try:
-            model = FactorModel.load(self.path)
+            model = FactorModel.load(self.path, public_key=self.public_key)
         except ModelError as exc:
             logger.error("NOT reloading factor file: %s; keeping the previous model", exc)
             self._bad_stamp = stamp
+            self.rejected = str(exc)
             return False
         self._model = model
         self._stamp = stamp
         self._bad_stamp = None
+        self.rejected = None
         logger.info(
             "reloaded factor file %s (%d items, method %s)",
             self.path,

@@ -9,36 +9,40 @@ from typing import Protocol, runtime_checkable
 
 from smartshelf.core.config import CameraConfig
 from smartshelf.core.errors import CameraError, ConfigError, HardwareUnavailable
-from smartshelf.core.types import Frame
+from smartshelf.core.types import Capture, Frame
 
 logger = logging.getLogger(__name__)
 
 
 @runtime_checkable
 class Camera(Protocol):
-    """A source of RGB frames. ``read`` raises CameraError when the source stops delivering."""
+    """A source of RGB frames. ``read`` raises CameraError when the source stops delivering.
+
+    A one-stream camera returns a Frame; a two-stream one (``camera.full_width``) a :class:`Capture`.
+    """
 
     def open(self) -> None: ...
 
-    def read(self) -> Frame: ...
+    def read(self) -> Frame | Capture: ...
 
     def close(self) -> None: ...
 
 
 def create_camera(cfg: CameraConfig) -> Camera:
     """Build the backend named by ``cfg.type`` (imported only when chosen); not opened yet."""
+    full = cfg.full_size
     if cfg.type == "replay":
         from device.sensors.replay import ReplayCamera
 
-        return ReplayCamera(cfg.source, loop=cfg.loop, size=(cfg.width, cfg.height))
+        return ReplayCamera(cfg.source, loop=cfg.loop, size=(cfg.width, cfg.height), full_size=full)
     if cfg.type == "opencv":
         from device.sensors.opencv_camera import OpenCVCamera
 
-        return OpenCVCamera(cfg.source or "0", width=cfg.width, height=cfg.height, fps=cfg.fps)
+        return OpenCVCamera(cfg.source or "0", width=cfg.width, height=cfg.height, fps=cfg.fps, full_size=full)
     if cfg.type == "picamera2":
         from device.sensors.picamera import Picamera2Camera
 
-        return Picamera2Camera(width=cfg.width, height=cfg.height, fps=cfg.fps)
+        return Picamera2Camera(width=cfg.width, height=cfg.height, fps=cfg.fps, full_size=full)
     raise ConfigError(f"camera.type = {cfg.type!r} is not a camera backend")
 
 
@@ -92,7 +96,7 @@ class ReconnectingCamera:
             self._opened = True
             self.state = "ok"
 
-    def read(self) -> Frame | None:
+    def read(self) -> Frame | Capture | None:
         if not self._opened:
             if self.clock() < self._retry_at:
                 return None

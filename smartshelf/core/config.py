@@ -28,7 +28,7 @@ DEFAULT_RUNTIME_DIR = Path("/run/smartshelf")
 CameraType = Literal["picamera2", "opencv", "replay"]
 PresenceType = Literal["camera_motion", "pir", "ultrasonic", "always"]
 LedType = Literal["gpio", "terminal", "none"]
-DetectorVariant = Literal["short_range", "full_range"]
+DetectorVariant = Literal["short_range", "full_range", "cascade"]
 
 #: BCM pin numbers usable for LEDs and sensors on a 40-pin header (GPIO2..GPIO27).
 VALID_PINS = range(2, 28)
@@ -43,6 +43,9 @@ class ShelfConfig:
     runtime_dir: Path | None = None
     """Where the device writes status.json (state that need not survive a reboot, rewritten every 2 s);
     default /run/smartshelf when that folder exists (the device unit's RuntimeDirectory=), else data_dir."""
+    working_distance_m: float = 1.5
+    """How far from the camera (metres) shoppers stand when they look at this shelf; `smartshelf doctor`
+    warns when the camera cannot find and personalise faces that far away."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,19 @@ class CameraConfig:
     """opencv: camera index ("0"), file path or URL; replay: folder of images or a video file."""
     width: int = 640
     height: int = 480
+    """Size of the frames the face detector works on (picamera2: the lores stream)."""
+    full_width: int = 1280
+    full_height: int = 960
+    """Two streams: crop faces for age/gender from a frame of this size (picamera2: the main stream; opencv
+    and replay: the source at this size when it is wider than width), detect on a width x height copy.
+    0 = one stream. Same aspect ratio as width x height."""
+    refine: bool = True
+    """Two streams only: find the face's eyes and mouth again on the full frame (one small extra
+    inference) instead of scaling them up from the detection view; this, not the pixels alone, is what
+    makes faces 40-60 px wide in the view usable (docs/vision-at-distance.md)."""
+    hfov_deg: float = 62.2
+    """Horizontal field of view of the camera in degrees (Pi Camera Module v2: 62.2; v3: 66; v3 wide: 102);
+    with the resolution it sets how far away faces are found (`smartshelf doctor`)."""
     fps: float = 10.0
     """Frames per second the loop aims for (it never runs faster)."""
     loop: bool = True
@@ -60,6 +76,16 @@ class CameraConfig:
     reopen_backoff_s: float = 1.0
     """First wait before reopening a lost camera; doubles up to reopen_backoff_max_s."""
     reopen_backoff_max_s: float = 30.0
+
+    @property
+    def full_size(self) -> tuple[int, int] | None:
+        """(w, h) of the full-resolution stream, or None with one stream."""
+        return (self.full_width, self.full_height) if self.full_width else None
+
+    @property
+    def crop_width(self) -> int:
+        """Width of the frame faces are cropped from."""
+        return self.full_width or self.width
 
 
 @dataclass(frozen=True)
@@ -82,8 +108,10 @@ class PresenceConfig:
 class ModelsConfig:
     dir: Path | None = None
     """Folder with the .tflite files and manifest.json; default: the models/ folder of the installation."""
-    detector: DetectorVariant = "short_range"
-    """short_range (faces within ~2 m) or full_range (beyond)."""
+    detector: DetectorVariant = "cascade"
+    """cascade (short range first, full range only on frames where short range finds nothing: shoppers
+    found from ~0.4 to ~2 m with a 640x480 Pi camera), short_range (BlazeFace for faces of ~80 px and
+    more: within ~1 m) or full_range (always the larger model)."""
     detector_score: float = 0.5
     age_gender: str = "age_gender_int8.tflite"
     threads: int = 2
@@ -112,6 +140,10 @@ class VisitConfig:
 class RecommendConfig:
     factors: Path | None = None
     """Factor file (.npz); default: <data_dir>/factors.npz."""
+    public_key: Path | None = None
+    """Ed25519 public key (PEM) every factor file must be signed with (a store's or a chain's); unset:
+    signatures are not required (a single shelf training its own file). An unsigned or forged file is
+    refused and the previous one kept."""
     top_n: int = 3
     """How many slots to light."""
     diversity: float = 0.3
@@ -151,6 +183,45 @@ class AdminConfig:
     """Where the admin reaches the device's control endpoint."""
     conversion_window_s: int = 600
     """A sale within this many seconds after a recommendation of that product is a conversion."""
+    store_hub: bool = False
+    """This admin is a store's hub: it runs the store bus's hub client against the local Mosquitto
+    (setup.sh --hub), shows every shelf on /store and publishes each shelf's stock from the one inventory."""
+    broker_port: int = 1883
+    """The hub's local Mosquitto port (store_hub only; the hub connects on 127.0.0.1)."""
+    proxy_hops: int = 0
+    """Behind a TLS reverse proxy: how many proxies in front of the admin set X-Forwarded-For /
+    X-Forwarded-Proto (werkzeug's ProxyFix trusts exactly that many); 0 = none, headers ignored."""
+    secure_cookie: bool = False
+    """Mark the session cookie Secure (sent over HTTPS only); on whenever proxy_hops > 0."""
+    session_hours: float = 12.0
+    """Absolute lifetime of a staff login; it never slides with use."""
+
+
+@dataclass(frozen=True)
+class BusConfig:
+    enabled: bool = False
+    """Join a store's MQTT bus (a hub runs Mosquitto and the store's admin page). Off: the shelf works
+    alone, as a single shelf always has."""
+    host: str = ""
+    """The store hub's address (name or IP)."""
+    port: int = 1883
+    """The broker's port (8883 is the usual one with TLS)."""
+    shelf: str = ""
+    """This shelf's name on the bus (a-z, 0-9, - and _; default: shelf.name)."""
+    user: str = ""
+    """Broker user of this shelf (from the hub's pairing: ``smartshelf store add-shelf``)."""
+    password_file: Path | None = None
+    """File holding the broker password (mode 0600), kept out of the config and the process list."""
+    topic_root: str = "smartshelf"
+    """Prefix of every topic; the same on the hub and all its shelves."""
+    tls: bool = False
+    """Encrypt the connection (untrusted networks); the broker needs a TLS listener."""
+    ca_file: Path | None = None
+    """CA certificate that signed the broker's certificate (tls only; default: the system's)."""
+    keepalive_s: int = 30
+    """MQTT keepalive: the broker notices a lost shelf after about 1.5x this."""
+    status_every_s: float = 10.0
+    """How often the shelf republishes its (retained) status."""
 
 
 @dataclass(frozen=True)
@@ -164,6 +235,7 @@ class Config:
     leds: LedsConfig = field(default_factory=LedsConfig)
     kiosk: KioskConfig = field(default_factory=KioskConfig)
     admin: AdminConfig = field(default_factory=AdminConfig)
+    bus: BusConfig = field(default_factory=BusConfig)
     slots: dict[str, int] = field(default_factory=dict)
     """Default LED wiring: slot id -> BCM pin (the admin page's slot map overrides it)."""
     source: Path | None = None
@@ -172,6 +244,11 @@ class Config:
     @property
     def data_dir(self) -> Path:
         return self.shelf.data_dir
+
+    @property
+    def bus_shelf(self) -> str:
+        """This shelf's name on the store bus."""
+        return self.bus.shelf or self.shelf.name
 
     @property
     def runtime_dir(self) -> Path:
@@ -195,6 +272,10 @@ def resolve_runtime_dir(runtime_dir: Path | None, data_dir: Path) -> Path:
 _BOUNDS: dict[str, tuple[float, float]] = {
     "camera.width": (16, 4096),
     "camera.height": (16, 4096),
+    "camera.full_width": (0, 8192),
+    "camera.full_height": (0, 8192),
+    "camera.hfov_deg": (10, 180),
+    "shelf.working_distance_m": (0.1, 20),
     "camera.fps": (0.5, 120),
     "camera.reopen_backoff_s": (0.01, 60),
     "camera.reopen_backoff_max_s": (0.01, 3600),
@@ -217,6 +298,12 @@ _BOUNDS: dict[str, tuple[float, float]] = {
     "kiosk.port": (1, 65535),
     "admin.port": (1, 65535),
     "admin.conversion_window_s": (1, 86400),
+    "bus.port": (1, 65535),
+    "admin.broker_port": (1, 65535),
+    "bus.keepalive_s": (5, 3600),
+    "bus.status_every_s": (0.5, 3600),
+    "admin.proxy_hops": (0, 5),
+    "admin.session_hours": (0.1, 720),
 }
 _PIN_KEYS = {"presence.pin", "presence.trigger_pin", "presence.echo_pin"}
 
@@ -312,6 +399,19 @@ def _parse_slots(raw: Any) -> dict[str, int]:
 def _cross_checks(config: Config) -> None:
     if config.camera.type in ("replay",) and not config.camera.source:
         raise ConfigError("camera.source must name a folder of images or a video file when camera.type = 'replay'")
+    cam = config.camera
+    if bool(cam.full_width) != bool(cam.full_height):
+        raise ConfigError("camera.full_width and camera.full_height must both be set (or both 0 for one stream)")
+    if cam.full_width and (cam.full_width < cam.width or cam.full_height < cam.height):
+        raise ConfigError(
+            f"camera.full_width x full_height = {cam.full_width}x{cam.full_height} must be at least "
+            f"camera.width x height = {cam.width}x{cam.height} (or 0 x 0 for one stream)"
+        )
+    if cam.full_width and abs(cam.full_width * cam.height - cam.full_height * cam.width) > 0.01 * cam.full_width * cam.height:
+        raise ConfigError(
+            f"camera.full_width x full_height = {cam.full_width}x{cam.full_height} must have the aspect ratio of "
+            f"camera.width x height = {cam.width}x{cam.height} (both streams show the same field of view), or 0 x 0 for one stream"
+        )
     if config.camera.reopen_backoff_max_s < config.camera.reopen_backoff_s:
         raise ConfigError("camera.reopen_backoff_max_s must be >= camera.reopen_backoff_s")
     if config.kiosk.host not in ("127.0.0.1", "::1", "localhost"):
@@ -324,6 +424,26 @@ def _cross_checks(config: Config) -> None:
     for slot, pin in config.slots.items():
         if pin in used:
             raise ConfigError(f"slots.{slot} = {pin}: pin {pin} is already used by the presence sensor")
+    _check_bus(config)
+
+
+def _check_bus(config: Config) -> None:
+    bus = config.bus
+    if not bus.enabled:
+        return
+    from smartshelf.core.bus_schema import Topics, check_name
+
+    if not bus.host:
+        raise ConfigError("bus.host must name the store hub when bus.enabled = true")
+    name = bus.shelf or config.shelf.name
+    try:
+        check_name(name)
+    except ConfigError as exc:
+        key = "bus.shelf" if bus.shelf else "shelf.name (used as bus.shelf)"
+        raise ConfigError(f"{key}: {exc}") from None
+    if not bus.user or bus.password_file is None:
+        raise ConfigError("bus.user and bus.password_file are required when bus.enabled = true")
+    Topics(bus.topic_root)
 
 
 def resolve_config_path(path: Path | str | None = None) -> Path | None:

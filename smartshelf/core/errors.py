@@ -52,3 +52,28 @@ def is_eperm(exc: BaseException | None) -> bool:
             return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+class PortUnavailable(SmartShelfError, OSError):
+    """A server cannot listen on its address (port in use, a privileged port, an unknown host)."""
+
+    @classmethod
+    def from_os_error(cls, what: str, host: str, port: int, exc: OSError, *, setting: str) -> PortUnavailable:
+        """One line naming the server, the address, the cause and the fix (``setting``: how to choose another)."""
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            cause = "the port is already in use (is another smartshelf or another server running?)"
+            fix = f"stop that server or choose another port with {setting}"
+        elif exc.errno in (errno.EACCES, errno.EPERM):
+            cause = "permission denied (ports below 1024 need root)"
+            fix = f"use a port above 1023 with {setting}"
+        elif exc.errno == errno.EADDRNOTAVAIL:
+            cause = "this machine has no such address"
+            fix = "listen on 127.0.0.1 or 0.0.0.0"
+        else:
+            cause, fix = exc.strerror or str(exc), f"check the address or choose another port with {setting}"
+        return cls(exc.errno or 0, f"{what} cannot listen on {host}:{port}: {cause}; {fix}")
+
+    def __str__(self) -> str:
+        return str(self.strerror)

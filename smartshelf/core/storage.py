@@ -165,6 +165,14 @@ class AtomicJSONStorage(Storage):
         except (TypeError, ValueError) as exc:
             self.invalidate()
             raise StorageError(f"cannot serialise data for {self.path}: {exc}") from exc
+        if not self.path.exists() and self.backup_path.exists():
+            # the file vanished but its last good copy is here: writing now would start a new, nearly
+            # empty file that the next write copies over the good backup. Refuse; the owner restores.
+            self.invalidate()
+            raise StorageError(
+                f"{self.path} is missing but its last good copy {self.backup_path.name} exists; nothing was "
+                f"written. Restore it (cp {self.backup_path} {self.path}) and restart"
+            )
         try:
             self._keep_last_good()
             atomic_write_bytes(self.path, raw, durable=durable)

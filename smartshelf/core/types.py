@@ -95,6 +95,39 @@ class Face:
     def area(self) -> int:
         return self.box[2] * self.box[3]
 
+    def scaled(self, factor: float) -> Face:
+        """The same face in a frame ``factor`` times larger (box and keypoints)."""
+        if factor == 1.0:
+            return self
+        x, y, w, h = self.box
+        box = (round(x * factor), round(y * factor), round(w * factor), round(h * factor))
+        return Face(box, self.score, tuple((px * factor, py * factor) for px, py in self.keypoints))
+
+
+@dataclass(frozen=True, slots=True)
+class Capture:
+    """One moment from the camera in two sizes: ``view`` for the detector and ``full`` for the face crop.
+
+    picamera2 delivers both from one sensor (the ``lores`` and ``main`` streams); a replayed or OpenCV
+    source delivers ``full`` and a downscaled ``view``. ``full`` is None when there is one stream only.
+    Both show the same field of view, so a box in ``view`` maps to ``full`` by ``scale``.
+    """
+
+    view: Frame
+    full: Frame | None = None
+
+    @property
+    def scale(self) -> float:
+        """``full`` pixels per ``view`` pixel (1.0 with one stream)."""
+        if self.full is None:
+            return 1.0
+        return self.full.shape[1] / self.view.shape[1]
+
+    @property
+    def crop_frame(self) -> Frame:
+        """The frame faces are cropped from: ``full`` when there is one, else ``view``."""
+        return self.view if self.full is None else self.full
+
 
 @dataclass(frozen=True, slots=True)
 class Demographic:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from smartshelf.core.config import DEFAULT_CONFIG_PATH, Config, load_config, resolve_config_path
+from smartshelf.core.types import Capture
 
 logger = logging.getLogger(__name__)
 
@@ -211,10 +212,30 @@ def check_camera(ctx: Context) -> str:
             _camera_fix(cfg.type),
         )
     frame = result.get("frame")
+    extra = ""
+    if isinstance(frame, Capture):  # a two-stream camera
+        if frame.full is not None:
+            extra = f" (faces cropped from {frame.full.shape[1]}x{frame.full.shape[0]})"
+        frame = frame.view
     shape = getattr(frame, "shape", None)
     if shape is None or len(shape) < 2 or shape[0] == 0 or shape[1] == 0:
         raise Fail(f"{cfg.type} camera returned no image ({frame!r:.60})", _camera_fix(cfg.type))
-    return f"{cfg.type} camera delivered a {shape[1]}x{shape[0]} frame in {result['elapsed']:.2f}s"
+    return f"{cfg.type} camera delivered a {shape[1]}x{shape[0]} frame{extra} in {result['elapsed']:.2f}s"
+
+
+def check_range(ctx: Context) -> str:
+    from device.inference.reach import camera_reach
+
+    cfg = ctx.config
+    reach = camera_reach(cfg.camera, cfg.models.detector, cfg.visit.min_face_px)
+    want = cfg.shelf.working_distance_m
+    text = f"{reach.describe()}; shelf.working_distance_m = {want:g} m"
+    if want > reach.personalised_m:
+        raise Warn(
+            f"{text}: shoppers at {want:g} m are " + ("not found" if want > reach.found_m else "found but not personalised"),
+            reach.advice(want),
+        )
+    return text
 
 
 def _camera_fix(camera_type: str) -> str:
@@ -319,13 +340,17 @@ def check_gpio(ctx: Context) -> list[CheckResult]:
 
 
 def check_models(ctx: Context) -> list[CheckResult]:
-    from device.inference import DETECTOR_FILES
+    from device.inference import detector_files
     from device.inference.runtime import MODELS_DIR, verify_model
 
     cfg = ctx.config.models
     models_dir = Path(cfg.dir) if cfg.dir else MODELS_DIR
     results = []
-    for label, file_name in (("detector", DETECTOR_FILES[cfg.detector]), ("age_gender", cfg.age_gender)):
+    detector = detector_files(cfg.detector)
+    # a cascade has two detector files: the second gets its own line name (models.detector.full_range)
+    files = [("detector", detector[0])] + [(f"detector.{Path(f).stem.removeprefix('face_detection_')}", f)
+                                           for f in detector[1:]] + [("age_gender", cfg.age_gender)]
+    for label, file_name in files:
         name = f"models.{label}"
         try:
             entry = verify_model(models_dir / file_name)
@@ -486,6 +511,7 @@ CHECKS: dict[str, CheckFn] = {
     "config": check_config,
     "runtime": check_runtime,
     "camera": check_camera,
+    "range": check_range,
     "gpio": check_gpio,
     "models": check_models,
     "factors": check_factors,

@@ -7,6 +7,9 @@ validation) plus one optional table that never reaches ``/etc``::
     [firstboot]
     admin_user = "admin"                                  # optional, default "admin"
     admin_password_hash = "scrypt:32768:8:1$...$..."     # werkzeug hash: smartshelf firstboot --hash-password
+    bus_password = "..."                                  # optional: a store shelf's broker password
+                                                          # (from the hub's `smartshelf store add-shelf`);
+                                                          # written to bus.password_file (0600)
 
     [shelf]
     name = "Aisle 3 - skincare"
@@ -49,10 +52,10 @@ logger = logging.getLogger(__name__)
 
 BOOT_FILE = Path("/boot/firmware/smartshelf.toml")
 FIRSTBOOT_TABLE = "firstboot"
-FIRSTBOOT_KEYS = {"admin_user", "admin_password_hash"}
+FIRSTBOOT_KEYS = {"admin_user", "admin_password_hash", "bus_password"}
 #: werkzeug.security hashes: "method$salt$hexdigest" with method scrypt:... or pbkdf2:...
-HASH_RE = re.compile(r"^(scrypt:\d+:\d+:\d+|pbkdf2:sha(256|512)(:\d+)?)\$[^$\s]+\$[0-9a-f]{32,}$")
-USERNAME_RE = re.compile(r"^[^\s].{0,63}$")
+HASH_RE = re.compile(r"(scrypt:\d+:\d+:\d+|pbkdf2:sha(256|512)(:\d+)?)\$[^$\s]+\$[0-9a-f]{32,}")
+USERNAME_RE = re.compile(r"[^\s].{0,63}")
 SERVICE_USER = "smartshelf"
 
 
@@ -64,15 +67,16 @@ class FirstBoot:
     config_text: str
     admin_user: str
     admin_password_hash: str | None
+    bus_password: str | None = None
 
 
 def strip_table(text: str, table: str) -> str:
     """Remove the ``[table]`` section (header to the next table header) from TOML text."""
     out: list[str] = []
     skipping = False
-    header = re.compile(r"^\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
+    header = re.compile(r"\s*\[\[?\s*([^\]]+?)\s*\]\]?\s*(#.*)?")
     for line in text.splitlines(keepends=True):
-        match = header.match(line)
+        match = header.fullmatch(line)
         if match:
             name = match.group(1).strip().strip('"')
             skipping = name == table or name.startswith(table + ".")
@@ -91,21 +95,30 @@ def parse_firstboot(text: str, source: Path) -> FirstBoot:
     if not isinstance(extra, dict):
         raise ConfigError(f"{source}: [{FIRSTBOOT_TABLE}] must be a table")
     unknown = sorted(set(extra) - FIRSTBOOT_KEYS)
+    if "admin_password" in unknown:
+        raise ConfigError(
+            f"{source}: {FIRSTBOOT_TABLE}.admin_password is refused: never put the password itself in the file; "
+            f"write {FIRSTBOOT_TABLE}.admin_password_hash instead (make the line with: smartshelf firstboot "
+            "--hash-password)"
+        )
     if unknown:
         raise ConfigError(
             f"{source}: unknown key {FIRSTBOOT_TABLE}.{unknown[0]}; known keys: {', '.join(sorted(FIRSTBOOT_KEYS))}"
         )
     user = extra.get("admin_user", "admin")
-    if not isinstance(user, str) or not USERNAME_RE.match(user) or not user.isprintable():
+    if not isinstance(user, str) or not USERNAME_RE.fullmatch(user) or not user.isprintable():
         raise ConfigError(
             f"{source}: {FIRSTBOOT_TABLE}.admin_user = {user!r} must be 1-64 printable characters"
         )
     pw_hash = extra.get("admin_password_hash")
-    if pw_hash is not None and (not isinstance(pw_hash, str) or not HASH_RE.match(pw_hash)):
+    if pw_hash is not None and (not isinstance(pw_hash, str) or not HASH_RE.fullmatch(pw_hash)):
         raise ConfigError(
             f"{source}: {FIRSTBOOT_TABLE}.admin_password_hash is not a password hash "
             "(make one with: smartshelf firstboot --hash-password); never put the password itself in the file"
         )
+    bus_password = extra.get("bus_password")
+    if bus_password is not None and (not isinstance(bus_password, str) or not bus_password.strip()):
+        raise ConfigError(f"{source}: {FIRSTBOOT_TABLE}.bus_password must be the non-empty password from the hub's pairing")
     config_text = strip_table(text, FIRSTBOOT_TABLE)
     try:
         stripped = tomllib.loads(config_text)
@@ -119,7 +132,11 @@ def parse_firstboot(text: str, source: Path) -> FirstBoot:
         config = parse_config(raw, source=source)
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    return FirstBoot(config, config_text, user, pw_hash)
+    if bus_password is not None and (not config.bus.enabled or config.bus.password_file is None):
+        raise ConfigError(
+            f"{source}: {FIRSTBOOT_TABLE}.bus_password needs [bus] enabled = true and bus.password_file (where it goes)"
+        )
+    return FirstBoot(config, config_text, user, pw_hash, bus_password)
 
 
 def _atomic_write_text(path: Path, text: str, mode: int) -> None:
@@ -193,6 +210,13 @@ def apply(
     )
     _atomic_write_text(config_path, header + fb.config_text, 0o644)
     print(f"wrote {config_path} (shelf {fb.config.shelf.name!r})", file=out)
+    if fb.bus_password is not None and fb.config.bus.password_file is not None:
+        # The store bus password (from the hub's pairing) goes to its own 0600 file, never into the config.
+        password_file = Path(fb.config.bus.password_file)
+        password_file.parent.mkdir(parents=True, exist_ok=True)
+        _atomic_write_text(password_file, fb.bus_password.strip() + "\n", 0o600)
+        _chown_tree(password_file, owner)
+        print(f"wrote the store bus password to {password_file}", file=out)
     target_dir = data_dir or fb.config.data_dir
     if fb.admin_password_hash:
         target_dir.mkdir(parents=True, exist_ok=True)

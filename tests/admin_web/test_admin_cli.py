@@ -143,3 +143,20 @@ def test_set_password_hash_from_firstboot(tmp_path: Path) -> None:
     with pytest.raises(ValidationError, match="password_hash"):
         store.set_password_hash("admin", "plain text")
     store.close()
+
+
+@pytest.mark.integration
+def test_a_taken_port_is_one_line_and_no_false_address(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        result = subprocess.run(
+            [sys.executable, "-m", "smartshelf.cli", "admin", "--data-dir", str(tmp_path), "--host", "127.0.0.1",
+             "--port", str(port)], capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+    assert f"smartshelf: error: the admin page cannot listen on 127.0.0.1:{port}: the port is already in use" \
+        in result.stderr and "choose another port with --port" in result.stderr
+    assert "admin page on http://" not in result.stderr, "no address announced that does not work"

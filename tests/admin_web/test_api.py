@@ -16,7 +16,7 @@ PRODUCT = {"sku": "TEE-1", "name": "Cotton tee", "price": 49900, "stock": 7, "br
 def api(app: Any, client: Any) -> Any:
     from admin_web.accounts import AccountStore
 
-    token = AccountStore(app.config["DATA_DIR"]).create_token("tests")
+    token = AccountStore(app.config["DATA_DIR"]).create_token("tests", ["products:read", "products:write", "stock:write", "settings:read", "settings:write"])
     headers = {"Authorization": f"Bearer {token}"}
 
     class Api:

@@ -118,3 +118,71 @@ def test_staff_flow_in_a_browser(page: Any, artifacts: Path) -> None:
     page.emulate_media(media="print")
     assert not page.locator(".screen-only").is_visible()  # print CSS hides the on-screen help
     assert (artifacts / "admin-dashboard.png").stat().st_size > 10_000
+
+
+def tab_to(page: Any, selector: str, *, limit: int = 80) -> None:
+    """Press Tab (only the keyboard) until the focused element matches ``selector``."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        if page.evaluate("s => document.activeElement && document.activeElement.matches(s)", selector):
+            return
+    raise AssertionError(f"Tab never reached {selector} on {page.url}")
+
+
+@pytest.mark.slow
+def test_every_staff_task_with_the_keyboard_alone(page: Any) -> None:
+    """Log in, add a product, set up a slot and put the product on it, then delete the product through
+    its confirmation page: Tab, typing and Enter only (no clicks)."""
+    page.goto("/login")
+    tab_to(page, "input[name=password]")
+    page.keyboard.type(PASSWORD)
+    page.keyboard.press("Enter")
+    page.wait_for_url(lambda url: "/login" not in url)
+
+    tab_to(page, "nav a[href='/products/']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/products/")
+    tab_to(page, "a[href='/products/new']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/products/new")
+    for name, value in (("sku", "KEY-1"), ("name", "Keyboard scarf"), ("price", "499"), ("stock", "3")):
+        tab_to(page, f"input[name={name}]")
+        page.keyboard.press("Control+A")
+        page.keyboard.type(value)
+    tab_to(page, "button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/products/?q=KEY-1")
+    assert page.locator("tr[data-sku='KEY-1']").count() == 1
+
+    tab_to(page, "nav a[href='/slots/']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/slots/")
+    tab_to(page, "form[action='/slots/save'] input[name=slot]")
+    page.keyboard.type("A1")
+    tab_to(page, "form[action='/slots/save'] input[name=pin]")
+    page.keyboard.type("5")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    page.wait_for_selector("tr[data-slot='A1']")
+    tab_to(page, "tr[data-slot='A1'] select[name=sku]")
+    page.keyboard.type("KEY-1")  # a select picks the option by typing its start
+    tab_to(page, "tr[data-slot='A1'] button[type=submit]")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+    assert "Slot A1 now holds KEY-1" in page.locator(".alert-info").inner_text()
+
+    tab_to(page, "nav a[href='/products/']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/products/")
+    tab_to(page, "a[href='/products/KEY-1/edit']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/KEY-1/edit")
+    tab_to(page, "a[href='/products/KEY-1/delete']")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/KEY-1/delete")
+    assert "Delete Keyboard scarf?" in page.locator("h1").inner_text()
+    tab_to(page, "#confirm button[type=submit]")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/products/")
+    assert page.locator("tr[data-sku='KEY-1']").count() == 0
+    assert "Deleted KEY-1" in page.locator(".alert-info").inner_text()

@@ -12,7 +12,7 @@ import pytest
 from tests.conftest import ADMIN_PASSWORD
 
 # the terminals area's signed webhooks authenticate each request themselves
-PUBLIC_ENDPOINTS = {"static", "auth.login", "terminals.generic_events", "terminals.stripe_events"}
+PUBLIC_ENDPOINTS = {"static", "auth.login", "api.openapi", "terminals.generic_events", "terminals.stripe_events"}
 
 
 def _fill(rule: Any) -> str:
@@ -82,31 +82,45 @@ def test_no_password_set_explains_how_to_set_one(tmp_path: Any) -> None:
     assert b"smartshelf admin set-password --data-dir" in response.data
 
 
-def test_login_is_rate_limited_per_client(app: Any, client: Any, auth: Any) -> None:
+def test_login_is_rate_limited_per_client_and_account_with_backoff(app: Any, client: Any, auth: Any) -> None:
+    now = [1000.0]
+    app.extensions["smartshelf.login_limiter"].clock = lambda: now[0]
     for _ in range(app.config["LOGIN_MAX_FAILURES"]):
         assert auth.login(password="nope nope nope").status_code == 401
     blocked = auth.login(password=ADMIN_PASSWORD)  # even the right password waits
     assert blocked.status_code == 429
     assert int(blocked.headers["Retry-After"]) > 0
     other = app.test_client()
-    page = other.get("/login", environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    token = re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
-    ok = other.post("/login", data={"username": "admin", "password": ADMIN_PASSWORD, "csrf_token": token},
-                    environ_base={"REMOTE_ADDR": "10.0.0.9"})
-    assert ok.status_code == 302  # another address is not affected
+
+    def login_from(address: str, user: str) -> Any:
+        page = other.get("/login", environ_base={"REMOTE_ADDR": address})
+        token = re.search(rb'name="csrf_token" value="([^"]+)"', page.data).group(1).decode()
+        return other.post("/login", data={"username": user, "password": ADMIN_PASSWORD, "csrf_token": token},
+                          environ_base={"REMOTE_ADDR": address})
+
+    # another address guessing another account is not affected (a wrong password there: 401, not 429)
+    assert login_from("10.0.0.9", "someone-else").status_code == 401
+    # the same account from another address waits too, but only the backoff, not a lockout
+    assert login_from("10.0.0.10", "admin").status_code == 429
+    now[0] += 2
+    assert login_from("10.0.0.10", "admin").status_code == 302
 
 
-def test_rate_limiter_window_expires() -> None:
+def test_rate_limiter_backs_off_and_the_window_expires() -> None:
     from admin_web.security import LoginRateLimiter
 
     now = [1000.0]
-    limiter = LoginRateLimiter(max_failures=2, window_s=60, clock=lambda: now[0])
+    limiter = LoginRateLimiter(max_failures=2, window_s=60, clock=lambda: now[0], base_delay_s=1, max_delay_s=8)
     limiter.failed("a")
+    assert limiter.retry_after("a") == 0
     limiter.failed("a")
-    assert limiter.retry_after("a") == 60
-    now[0] += 30
-    assert limiter.retry_after("a") == 30
-    now[0] += 31
+    assert limiter.retry_after("a") == 1  # first step of the backoff
+    now[0] += 1
+    for expected in (2, 4, 8, 8):  # doubles, capped: never a lockout
+        assert limiter.begin("a") == 0
+        assert limiter.retry_after("a") == expected
+        now[0] += expected
+    now[0] += 61
     assert limiter.retry_after("a") == 0
     limiter.failed("b")
     limiter.succeeded("b")
@@ -134,7 +148,7 @@ def test_bearer_tokens(app: Any, client: Any) -> None:
     from admin_web.accounts import AccountStore
 
     store = AccountStore(app.config["DATA_DIR"])
-    token = store.create_token("pos-sync")
+    token = store.create_token("pos-sync", ["products:read", "products:write"])
     stored = Path(app.config["DATA_DIR"], "accounts.json").read_text()
     assert token not in stored and "pos-sync" in stored  # only the hash is stored
     headers = {"Authorization": f"Bearer {token}"}

@@ -130,7 +130,7 @@ def test_sale_beyond_stock_is_recorded_and_alert_is_visible(client: Any, shop: d
     assert page.status_code == 200
     assert b'id="stock-discrepancy"' in page.data and b"<b>B</b>" in page.data
     dashboard = client.get("/")
-    assert b"stock-discrepancy" in dashboard.data and b"Conversion by segment" in dashboard.data
+    assert b"stock-discrepancy" in dashboard.data and b"Sales after the shelf showed a product" in dashboard.data
 
 
 def test_api_needs_no_login_but_the_page_does(client: Any, shop: dict[str, Any]) -> None:

@@ -79,8 +79,8 @@ def test_last_seen_ledger_conversions_and_exports(client: Any, auth: Any, csrf: 
     page = client.get("/terminals/").data.decode()
     assert "sale-1" in page and "2 × A" in page
     assert "never" not in page  # last seen is set
-    assert "female/25-34" in page and "generic_share" in page and "Uplift" in page
-    assert "2 of 2 sale lines were conversions" in page
+    assert "female/25-34" in page and "generic_share" in page and "Difference" in page
+    assert "2 of 2 sale lines counted" in page
     inter = client.get("/terminals/export/interactions.csv")
     assert inter.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.DictReader(io.StringIO(inter.data.decode())))
@@ -88,7 +88,7 @@ def test_last_seen_ledger_conversions_and_exports(client: Any, auth: Any, csrf: 
     users = list(csv.DictReader(io.StringIO(client.get("/terminals/export/users.csv").data.decode())))
     assert {u["user"] for u in users} == {"female/25-34", "male/45-54"}
     dashboard = client.get("/").data.decode()
-    assert "Conversion by segment" in dashboard and "male/45-54" in dashboard
+    assert "Sales after the shelf showed a product" in dashboard and "male/45-54" in dashboard
 
 
 def test_ab_share_is_read_from_the_config_file(tmp_path: Path, data_dir: Path) -> None:
@@ -106,6 +106,6 @@ def test_ab_share_is_read_from_the_config_file(tmp_path: Path, data_dir: Path) -
     assert "recommend.generic_share = 0.20" in page and "20 % of visits" in page
     config.write_text("[recommend]\ngeneric_share = 0.0\n")
     page = client.get("/terminals/").data.decode()
-    assert "the A/B test is off" in page
+    assert "The comparison is off" in page
     config.write_text("[recommend]\ngeneric_share = 7\n")
     assert "could not be read" in client.get("/terminals/").data.decode()

@@ -185,3 +185,15 @@ def test_simulate_command_prints_a_summary(server: tuple[Server, str, str]) -> N
     assert summary["p50_ms"] > 0 and summary["p99_ms"] >= summary["p50_ms"] and summary["events_per_s"] > 0
     stock, ids = store_state(srv.data_dir)
     assert len(ids) == 45 and sum(START_STOCK - v for v in stock.values()) > 0
+
+
+def test_simulate_command_says_why_the_server_refused(server: tuple[Server, str, str]) -> None:
+    srv, terminal_id, secret = server
+    out = subprocess.run(
+        [sys.executable, "-m", "smartshelf.cli", "terminal", "simulate", "--url", srv.url, "--terminal-id", terminal_id,
+         "--skus", "NO-SUCH-SKU", "--count", "2", "--currency", "EUR"],
+        check=False, capture_output=True, text=True, timeout=60,
+        env={**os.environ, "SMARTSHELF_TERMINAL_SECRET": secret},
+    )
+    refused = [line for line in out.stdout.splitlines() if line.startswith("refused")]
+    assert refused and "http 422: " in refused[0] and "NO-SUCH-SKU" in refused[0], out.stdout

@@ -75,6 +75,24 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     assert "slots" in raw
 
 
+@pytest.mark.parametrize(
+    ("camera", "message"),
+    [
+        ("full_height = 0", "must both be set"),
+        ("full_width = 320\nfull_height = 240", "must be at least"),
+        ("full_width = 1920\nfull_height = 1080", "aspect ratio"),
+        ("hfov_deg = 5", "camera.hfov_deg"),
+    ],
+)
+def test_two_stream_sizes_are_checked(tmp_path: Path, camera: str, message: str) -> None:
+    path = tmp_path / "c.toml"
+    path.write_text(f"[camera]\n{camera}\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+    path.write_text("[camera]\nfull_width = 1280\nfull_height = 960\n")
+    assert load_config(path).camera.full_size == (1280, 960)
+
+
 def test_one_resolver_and_a_source_that_reloads_on_change(tmp_path, monkeypatch, caplog) -> None:
     from smartshelf.core import config as cfgmod
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -116,7 +117,10 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
             time.sleep(0.2)
         assert status.get("decisions"), f"no decision within a minute: {status}"
         assert status["camera"]["state"] == "ok"
-        req = urllib.request.Request(base + "/control/pause", data=b'{"paused": true}', method="POST")
+        from smartshelf.core.control import HEADER, read_secret
+
+        req = urllib.request.Request(base + "/control/pause", data=b'{"paused": true}', method="POST",
+                                     headers={"Content-Type": "application/json", HEADER: read_secret(data)})
         with urllib.request.urlopen(req, timeout=5) as resp:
             assert json.loads(resp.read())["paused"] is True
         with urllib.request.urlopen(base + "/status", timeout=2) as resp:
@@ -165,6 +169,39 @@ def test_analyze_names_a_file_that_is_not_an_image(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["faces"] == [], "the good image is still analysed"
 
 
+def test_analyze_prints_only_our_lines_on_stderr(tmp_path: Path) -> None:
+    """No TFLite ("Created TensorFlow Lite XNNPACK delegate") or OpenCV noise: one line per bad file."""
+    result = smartshelf("analyze", str(FRAMES_DIR / "frame_000.jpg"), str(tmp_path / "missing.jpg"))
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [f"smartshelf: error: {tmp_path / 'missing.jpg'}: no such file"]
+
+
+def _listening() -> tuple[socket.socket, int]:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen()
+    return sock, sock.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_a_taken_port_is_one_line_for_run_and_demo_and_demo_never_moves(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    prepare_demo(data)
+    sock, port = _listening()
+    with sock:
+        run = smartshelf("run", "--config", str(write_config(tmp_path / "c.toml", data, port)))
+        demo = smartshelf("demo", "--port", str(port), "--frames", "3", "--fast")
+        debug = smartshelf("--debug", "demo", "--port", str(port), "--frames", "3", "--fast")
+    for result in (run, demo):
+        errors = [line for line in result.stderr.splitlines() if line.startswith("smartshelf: error:")]
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert errors == [(f"smartshelf: error: the kiosk page cannot listen on 127.0.0.1:{port}: the port is already "
+                           "in use (is another smartshelf or another server running?); stop that server or choose "
+                           "another port with kiosk.port in the config (demo: --port)")]
+    assert "kiosk page:" not in demo.stderr, "the demo did not move to another port"
+    assert debug.returncode == 1 and "Traceback" in debug.stderr, "--debug shows the traceback"
+
+
 STAFF_PRODUCTS = [
     {"sku": "DRESS-1", "name": "Summer Dress", "gender": "female", "price": 3990, "stock": 4, "slot": "A1"},
     {"sku": "SHIRT-1", "name": "Linen Shirt", "gender": "male", "price": 4490, "stock": 4, "slot": "A2"},
@@ -180,7 +217,7 @@ def test_products_entered_through_the_api_light_the_shelf_without_a_factor_file(
     from admin_web.accounts import AccountStore
 
     data = Path(app.config["DATA_DIR"])
-    token = AccountStore(data).create_token("setup")
+    token = AccountStore(data).create_token("setup", ["products:read", "products:write"])
     client = app.test_client()
     for product in STAFF_PRODUCTS:
         answer = client.post("/api/v1/products", json=product, headers={"Authorization": f"Bearer {token}"})

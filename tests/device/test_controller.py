@@ -307,3 +307,76 @@ def test_a_failing_step_does_not_stop_the_loop(shelf) -> None:
     controller.run(stop, on_step=on_step)
     assert controller.stats.errors == 1
     assert len(seen) >= 6
+
+
+def test_two_streams_detect_on_the_view_and_crop_from_the_full_frame(tmp_path: Path) -> None:
+    """A Capture: the detector sees the small view, age/gender the full frame with the box scaled to it."""
+    from smartshelf.core.types import Capture
+
+    view = np.zeros((48, 64, 3), np.uint8)
+    full = np.zeros((192, 256, 3), np.uint8)
+    seen: list[tuple[tuple[int, ...], tuple[int, ...]]] = []
+
+    class TwoStreamCamera(ScriptedCamera):
+        def read(self) -> Capture:  # type: ignore[override]
+            return Capture(view=view, full=full)
+
+    class Faces(ScriptedFaces):
+        def detect(self, frame: np.ndarray) -> list[Face]:
+            seen.append(("detect", frame.shape))
+            self.current = WOMAN
+            return [Face((10, 8, 20, 24), 0.9, ((12.0, 14.0), (24.0, 14.0), (18.0, 20.0), (18.0, 26.0)))]
+
+        def estimate(self, frame: np.ndarray, face: Face) -> Demographic:
+            seen.append((frame.shape, face.box, face.keypoints[0]))
+            return WOMAN
+
+    class Refiner:
+        def refine(self, frame: np.ndarray, face: Face) -> Face:
+            seen.append(("refine", frame.shape, face.box))
+            return Face((41, 33, 78, 94), 0.95, ((50.0, 57.0),))
+
+        def close(self) -> None:
+            pass
+
+    make_factors(tmp_path / "factors.npz")
+    make_store(tmp_path / STORE_FILE)
+    config = Config(shelf=ShelfConfig(data_dir=tmp_path), visit=VisitConfig(min_frames=1, min_face_px=8))
+    for refiner in (None, Refiner()):
+        seen.clear()
+        faces = Faces([])
+        controller = ShelfController(
+            config, camera=ReconnectingCamera(TwoStreamCamera(), clock=lambda: 0.0), presence=AlwaysPresent(),
+            detector=faces, age_gender=faces, rankers=FactorRankers(config.factors_path),
+            store=StoreView(tmp_path / STORE_FILE), indicator=RecordingIndicator(), screen=KioskScreen("test"),
+            events=None, clock=lambda: 0.0, rng=random.Random(1), refiner=refiner,
+        )
+        decision = controller.step()
+        assert seen[0] == ("detect", (48, 64, 3))
+        if refiner is None:
+            assert seen[1] == ((192, 256, 3), (40, 32, 80, 96), (48.0, 56.0)), "box and keypoints x4 in the full frame"
+        else:
+            assert seen[1] == ("refine", (192, 256, 3), (40, 32, 80, 96)), "the scaled face, refined on the full frame"
+            assert seen[2] == ((192, 256, 3), (41, 33, 78, 94), (50.0, 57.0)), "the refined face is the one cropped"
+        assert decision is not None and decision.segment_label == "female/25-34"
+
+
+def test_the_idle_screen_shows_the_shelfs_best_sellers_in_stock(shelf, tmp_path: Path) -> None:
+    """Nobody in front: the generic picks (no pairs) rather than an empty page; a sold-out product
+    leaves the idle screen at the next reload, and the screen goes back to them after a visit."""
+    controller, step, now = shelf([WOMAN] * 4 + [None] * 20)
+    mode, items = (controller.screen.snapshot()[1][k] for k in ("mode", "items"))
+    assert mode == "idle" and [i["sku"] for i in items] == ["SKU-g1", "SKU-w3"]  # the global vector's top 2
+    assert all("pairs" not in i and i["slot"] and i["price"] == 1000 for i in items)
+
+    make_store(tmp_path / STORE_FILE, {"g1": 0})  # g1 sells out
+    now[0] += 2.0
+    step()
+    assert "SKU-g1" not in [i["sku"] for i in controller.screen.snapshot()[1]["items"]]
+    modes = []
+    for _ in range(24):
+        step()
+        modes.append(controller.screen.snapshot()[1]["mode"])
+    assert "picks" in modes, "the shopper got picks"
+    state = controller.screen.snapshot()[1]
+    assert state["mode"] == "idle" and state["items"], "back to the best sellers after the shopper left"

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 from device.app import decision_json
-from device.demo.store import prepare_demo
+from device.demo.store import IMAGES_DIR, prepare_demo
 from device.display import RecordingIndicator
 from device.events import EVENT_KEYS
 from device.shelf import build_shelf
@@ -70,6 +70,9 @@ def test_the_loop_writes_no_image_anywhere(tmp_path: Path) -> None:
     for path in written:
         if path.suffix == ".npz" and path.name == "factors.npz":
             continue  # the factor file copied from the repo (item vectors, no person data)
+        shipped = IMAGES_DIR / path.name
+        if path.parent == data / "images" and shipped.is_file() and shipped.read_bytes() == path.read_bytes():
+            continue  # a drawn product picture copied from the repo, byte for byte
         head = path.read_bytes()[:8]
         assert not head.startswith(IMAGE_MAGIC), f"{path} looks like an image or array"
     with sqlite3.connect(data / "events.sqlite3") as conn:

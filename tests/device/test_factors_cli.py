@@ -46,10 +46,23 @@ def test_recommend_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         return json.loads(capsys.readouterr().out)
 
     out = recommend("--age", "29", "--gender", "female", "--top", "2", "--diversity", "0")
-    assert out == {"items": ["a", "b"], "segment": "female/25-34"}
+    assert out == {"items": ["a", "b"], "names": [None, None], "segment": "female/25-34"}  # no names known
     out = recommend("--age", "70", "--gender", "male", "--top", "3")
     # d, e, f point the same way: the third pick is not a third near-identical item.
-    assert out == {"items": ["d", "e", "a"], "segment": "male/65+"}
+    assert out == {"items": ["d", "e", "a"], "names": [None, None, None], "segment": "male/65+"}
+
+
+def test_recommend_prints_product_names(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    catalog = tmp_path / "catalog.csv"
+    catalog.write_text("sku,name,gender,price\na,Silk scarf,Women,1000\nb,Wool hat,Men,800\n")
+    factors = np.array([[3.0, 0.0], [2.0, 0.1], [0.0, 1.0]])
+    make_model(factors, item_ids=["a", "b", "c"],
+               segment_vectors={label: [1.0, 0.0] for label in SEGMENT_LABELS}).save(tmp_path / "f.npz")
+    assert run(["recommend", "--factors", str(tmp_path / "f.npz"), "--age", "30", "--gender", "female",
+                "--top", "3", "--diversity", "0", "--catalog", str(catalog)]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    assert lines[0].startswith("  1. Silk scarf  [a]") and lines[1].startswith("  2. Wool hat  [b]")
+    assert lines[2].startswith("  3. (name unknown)  [c]")
 
 
 def test_recommend_rejects_bad_input(tmp_path: Path) -> None:
@@ -201,7 +214,7 @@ def test_prior_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         )
         == 0
     )
-    assert json.loads(capsys.readouterr().out) == {"items": ["3"], "segment": "female/0-12"}
+    assert json.loads(capsys.readouterr().out) == {"items": ["3"], "names": [None], "segment": "female/0-12"}
     assert (
         run(
             [
@@ -219,7 +232,7 @@ def test_prior_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> No
         )
         == 0
     )
-    assert json.loads(capsys.readouterr().out) == {"items": ["2"], "segment": "male/35-44"}
+    assert json.loads(capsys.readouterr().out) == {"items": ["2"], "names": [None], "segment": "male/35-44"}
 
 
 def test_retrain_command_refusal_exit_code(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -15,7 +15,10 @@ from device.display.screen import KioskScreen
 
 
 @pytest.fixture
-def server():
+def server(tmp_path):
+    from smartshelf.core.control import load_or_create_secret
+
+    secret = load_or_create_secret(tmp_path)
     screen = KioskScreen("Test shelf")
     commands: list[tuple[str, dict[str, Any]]] = []
 
@@ -25,9 +28,11 @@ def server():
         commands.append((name, body))
         return {"ok": True}
 
-    kiosk = KioskServer(screen, port=0, control=control, status=lambda: {"camera": {"state": "ok"}}, heartbeat_s=0.2)
+    kiosk = KioskServer(screen, port=0, control=control, status=lambda: {"camera": {"state": "ok"}}, heartbeat_s=0.2,
+                         data_dir=tmp_path)
     kiosk.start()
     kiosk.commands = commands  # type: ignore[attr-defined]
+    kiosk.test_secret = secret  # type: ignore[attr-defined]
     yield kiosk
     kiosk.close()
 
@@ -40,8 +45,11 @@ def get(url: str) -> tuple[int, str, str]:
         return exc.code, exc.headers.get("Content-Type", ""), exc.read().decode()
 
 
-def post(url: str, body: bytes) -> tuple[int, dict]:
-    req = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "application/json"})
+def post(url: str, body: bytes, secret: str | None = None, **headers: str) -> tuple[int, dict]:
+    sent = {"Content-Type": "application/json", **headers}
+    if secret:
+        sent["X-Smartshelf-Control"] = secret
+    req = urllib.request.Request(url, data=body, method="POST", headers=sent)
     try:
         with urllib.request.urlopen(req, timeout=5) as resp:
             return resp.status, json.loads(resp.read())
@@ -84,12 +92,13 @@ def test_server_sent_events_deliver_each_new_state(server: KioskServer) -> None:
 
 
 def test_control_endpoints(server: KioskServer) -> None:
-    assert post(server.url + "control/identify", b'{"slot": "A1", "seconds": 2}') == (200, {"ok": True})
-    assert post(server.url + "control/pause", b'{"paused": true}')[0] == 200
+    secret = server.test_secret  # type: ignore[attr-defined]
+    assert post(server.url + "control/identify", b'{"slot": "A1", "seconds": 2}', secret) == (200, {"ok": True})
+    assert post(server.url + "control/pause", b'{"paused": true}', secret)[0] == 200
     assert server.commands == [("identify", {"slot": "A1", "seconds": 2}), ("pause", {"paused": True})]  # type: ignore[attr-defined]
-    assert post(server.url + "control/identify", b"not json")[0] == 400
-    assert post(server.url + "control/explode", b"{}")[0] == 422
-    assert post(server.url + "other", b"{}")[0] == 404
+    assert post(server.url + "control/identify", b"not json", secret)[0] == 400
+    assert post(server.url + "control/explode", b"{}", secret)[0] == 422
+    assert post(server.url + "other", b"{}", secret)[0] == 404
 
 
 def test_kiosk_binds_loopback_only(server: KioskServer) -> None:

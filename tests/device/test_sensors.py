@@ -196,3 +196,53 @@ def test_is_eperm_follows_the_cause_chain() -> None:
         assert is_eperm(outer)
     assert not is_eperm(PermissionError(13, "Permission denied"))  # EACCES: the groups, not the filter
     assert not is_eperm(None)
+
+
+@pytest.mark.parametrize("stride", [64, 128])
+def test_picamera_lores_yuv420_to_rgb_with_padded_rows(stride: int) -> None:
+    """picamera2's lores buffer is I420 with rows padded to a stride; the colours must survive."""
+    from device.sensors.picamera import lores_to_rgb
+
+    h, w = 16, 64
+    rgb = np.zeros((h, w, 3), np.uint8)
+    rgb[:, : w // 2] = (200, 40, 40)
+    rgb[:, w // 2 :] = (30, 60, 220)
+    i420 = cv2.cvtColor(rgb, cv2.COLOR_RGB2YUV_I420)  # (h * 3/2, w): Y, then U and V packed two rows per row
+    y, u, v = i420[:h], i420[h : h + h // 4].reshape(h // 2, w // 2), i420[h + h // 4 :].reshape(h // 2, w // 2)
+    buf = np.zeros((h * 3 // 2, stride), np.uint8)
+    buf[:h, :w] = y
+    pad_u = np.zeros((h // 2, stride // 2), np.uint8)
+    pad_u[:, : w // 2] = u
+    pad_v = np.zeros((h // 2, stride // 2), np.uint8)
+    pad_v[:, : w // 2] = v
+    buf[h : h + h // 4] = pad_u.reshape(h // 4, stride)
+    buf[h + h // 4 :] = pad_v.reshape(h // 4, stride)
+    out = lores_to_rgb(buf, w, h)
+    assert out.shape == (h, w, 3)
+    assert np.abs(out.astype(int) - rgb.astype(int)).max() <= 6
+
+
+def test_replay_two_streams_gives_a_capture(tmp_path: Path) -> None:
+    from smartshelf.core.types import Capture
+
+    image = np.zeros((960, 1280, 3), np.uint8)
+    image[100:300, 200:400] = 255
+    cv2.imwrite(str(tmp_path / "f.png"), image)
+    camera = ReplayCamera(tmp_path, loop=False, size=(640, 480), full_size=(1280, 960))
+    camera.open()
+    capture = camera.read()
+    assert isinstance(capture, Capture)
+    assert capture.view.shape == (480, 640, 3) and capture.full is not None and capture.full.shape == (960, 1280, 3)
+    assert capture.scale == 2.0 and capture.crop_frame is capture.full
+    with pytest.raises(CameraError, match="end of replay"):
+        camera.read()
+    assert camera.ended
+
+
+def test_replay_two_streams_of_a_small_source_is_one_stream(tmp_path: Path) -> None:
+    """Frames no larger than the detection view have nothing more to give: plain frames, no upscaling."""
+    cv2.imwrite(str(tmp_path / "f.png"), np.zeros((480, 640, 3), np.uint8))
+    camera = ReplayCamera(tmp_path, loop=False, size=(640, 480), full_size=(1280, 960))
+    camera.open()
+    frame = camera.read()
+    assert isinstance(frame, np.ndarray) and frame.shape == (480, 640, 3)

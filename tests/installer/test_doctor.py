@@ -75,6 +75,36 @@ def test_camera_replay_delivers_a_frame(tmp_path: Path) -> None:
     assert "replay camera delivered a" in r.detail
 
 
+def test_camera_two_streams_reports_both_sizes(tmp_path: Path) -> None:
+    import cv2
+    import numpy as np
+
+    big = tmp_path / "big"
+    big.mkdir()
+    cv2.imwrite(str(big / "f.png"), np.zeros((960, 1280, 3), np.uint8))
+    ctx = ctx_for(tmp_path, f'[camera]\ntype = "replay"\nsource = "{big}"\nfull_width = 1280\nfull_height = 960\n')
+    [r] = one("camera", ctx)
+    assert r.status == "ok", r
+    assert "640x480 frame (faces cropped from 1280x960)" in r.detail
+
+
+# --- range --------------------------------------------------------------------------------------
+
+
+def test_range_states_distances_and_warns_when_the_shelf_is_deeper(tmp_path: Path) -> None:
+    [r] = one("range", ctx_for(tmp_path))  # the defaults: cascade, two streams, 1.5 m
+    assert r.status == "ok", r
+    assert "faces found up to" in r.detail and "personalised up to" in r.detail
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.5\n"))
+    assert r.status == "warn" and "shoppers at 2.5 m are not found" in r.detail
+    one_stream = '[camera]\nfull_width = 0\nfull_height = 0\n[models]\ndetector = "short_range"\n'
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 1.5\n" + one_stream))
+    assert r.status == "warn" and "shoppers at 1.5 m are" in r.detail
+    assert "cascade" in r.fix and "camera.full_width" in r.fix
+    [near] = one("range", ctx_for(tmp_path, "working_distance_m = 0.8\n" + one_stream))
+    assert near.status == "ok", near
+
+
 def test_camera_failure_is_a_failed_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()

@@ -105,7 +105,7 @@ def test_password_hash_replaces_an_existing_user(tmp_path: Path, pw_hash: str) -
     [
         ("[camera]\nfps = 0\n", "camera.fps"),
         ("[shelf\n", "not valid TOML"),
-        ('[firstboot]\nadmin_password = "plain"\n', "unknown key firstboot.admin_password"),
+        ('[firstboot]\nadmin_password = "plain"\n', "firstboot.admin_password is refused"),
         ('[firstboot]\nadmin_password_hash = "hunter2"\n', "is not a password hash"),
         ('firstboot.admin_user = "x"\n[shelf]\nname = "a"\n', "table of their own"),
         ("[nonsense]\nx = 1\n", "unknown section [nonsense]"),
@@ -149,3 +149,31 @@ def test_hash_password_cli_makes_a_usable_line() -> None:
     from werkzeug.security import check_password_hash
 
     assert fb.admin_password_hash and check_password_hash(fb.admin_password_hash, "correct horse battery")
+
+
+def test_a_plain_password_points_to_the_hash(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_firstboot('[firstboot]\nadmin_password = "hunter22hunter22"\n', tmp_path / "smartshelf.toml")
+    message = str(info.value)
+    assert "admin_password is refused" in message and "admin_password_hash" in message
+    assert "smartshelf firstboot --hash-password" in message and "hunter22" not in message
+
+
+def test_store_shelf_joins_from_the_first_boot_file(tmp_path: Path) -> None:
+    """The first-boot file's [bus] keys plus [firstboot] bus_password: the password goes to its own
+    0600 file, never into /etc/smartshelf/config.toml; without a password_file nothing is adopted."""
+    pw_file = tmp_path / "etc" / "bus-password"
+    text = (
+        '[firstboot]\nbus_password = "s3cret-from-pairing"\n\n'
+        f'[bus]\nenabled = true\nhost = "hub.invalid"\nshelf = "aisle-2"\nuser = "aisle-2"\npassword_file = "{pw_file}"\n'
+    )
+    path = tmp_path / "boot" / "smartshelf.toml"
+    path.parent.mkdir()
+    path.write_text(text)
+    etc = tmp_path / "etc" / "config.toml"
+    assert apply(path, etc, data_dir=tmp_path / "data", owner=None, out=io.StringIO()) == 0
+    assert pw_file.read_text().strip() == "s3cret-from-pairing" and pw_file.stat().st_mode & 0o077 == 0
+    assert "s3cret" not in etc.read_text() and "aisle-2" in etc.read_text()
+    path.write_text(text.replace(f'password_file = "{pw_file}"\n', ""))
+    assert apply(path, tmp_path / "etc2" / "config.toml", owner=None, out=io.StringIO()) == 1
+    assert not (tmp_path / "etc2" / "config.toml").exists()

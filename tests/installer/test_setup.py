@@ -483,3 +483,13 @@ def test_time_wait_sync_is_enabled_only_where_it_exists(tmp_path: Path) -> None:
     (rootfs / "usr/lib/systemd/system/systemd-time-wait-sync.service").write_text("[Unit]\n")
     result = run_setup(tmp_path, "--dry-run", SMARTSHELF_ROOTFS=str(rootfs), SMARTSHELF_DESKTOP="no")
     assert "would run: systemctl enable systemd-time-wait-sync.service" in result.stdout
+
+
+def test_dry_run_hub_adds_the_broker_steps(tmp_path: Path) -> None:
+    result = run_setup(tmp_path, "--dry-run", "--hub")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "smartshelf store hub-config --data-dir" in out and "/etc/mosquitto/conf.d/smartshelf.conf" in out
+    assert "systemctl enable --now mosquitto" in out
+    plain = run_setup(tmp_path, "--dry-run")
+    assert "mosquitto" not in plain.stdout

@@ -67,6 +67,13 @@ def test_json_has_the_required_keys(bench: tuple[dict[str, Any], Path]) -> None:
     assert ag["int8"]["n"] == ag["float32"]["n"] > 0
     det = peers["detector_vs_haar"]
     assert det["blazeface"]["n"] == det["haar"]["n"] == 2 * det["frames"]
+    variants = peers["detector_variants"]
+    for v in ("short_range", "full_range", "cascade"):
+        for where in ("as_shot", "twice_as_far"):
+            assert variants[v][where]["n"] == 2 * variants["frames"]
+    # the cascade finds a face wherever either model alone does (full range runs when short range finds none)
+    found = {v: int(variants[v]["twice_as_far"]["shopper_found"].split("/")[0]) for v in ("short_range", "full_range", "cascade")}
+    assert found["cascade"] >= max(found["full_range"], found["short_range"])
     rank = peers["ranking"]
     assert rank["python_loop_same_top_n"] is True
     assert "median" in rank["surprise"] or "skipped" in rank["surprise"]

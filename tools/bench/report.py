@@ -283,6 +283,21 @@ def markdown(result: dict[str, Any]) -> str:
         )
     else:
         add(f"Detector peer skipped: {det.get('skipped')}\n")
+    dv = pe.get("detector_variants")
+    if dv:
+        add(
+            f"### Face detector variants ({dv['frames']} demo frames, {dv['frames_with_shopper']} with the shopper; "
+            "and the same frames shrunk to half size: the shopper twice as far away)\n"
+        )
+        add("| detector (models.detector) | median ms | p95 ms | n | shopper found | twice as far: median ms | p95 ms | found |")
+        add("|---|---|---|---|---|---|---|---|")
+        for variant in ("short_range", "full_range", "cascade"):
+            a, b = dv[variant]["as_shot"], dv[variant]["twice_as_far"]
+            add(
+                f"| {variant} | {a['median']:.2f} | {a['p95']:.2f} | {a['n']} | {a['shopper_found']} | "
+                f"{b['median']:.2f} | {b['p95']:.2f} | {b['shopper_found']} |"
+            )
+        add("")
     rk = pe["ranking"]
     add(f"### Ranking: top-{rk['top_n']} of {rk['items']:,} items (rank {rk['rank']})\n")
     add("| method | median ms | p95 ms | n |")

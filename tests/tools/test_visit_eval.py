@@ -1,0 +1,99 @@
+"""tools.vision_clips and tools.visit_eval: clips that look like the spec, and visit measures with a known answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from smartshelf.core.types import Demographic, Face
+from tools.visit_eval import (
+    ClipRun,
+    FrameResult,
+    VisitOutcome,
+    _store,
+    baseline_best_frame,
+    baseline_majority,
+    run_controller,
+    summarise,
+)
+
+FACE = Face((300, 200, 100, 100), 0.9, ((330.0, 230.0), (370.0, 230.0), (350.0, 250.0), (350.0, 270.0)))
+WOMAN_30 = Demographic(p_female=0.97, age=30, confidence=0.9, age_std=3.0)
+MAN_30 = Demographic(p_female=0.03, age=30, confidence=0.9, age_std=3.0)
+
+
+def _run(estimates: list[Demographic | None], *, age: int = 29, female: int = 1, stop: int = 5) -> ClipRun:
+    frames = []
+    for est in estimates:
+        faces = [] if est is None else [FACE]
+        fr = FrameResult({"cascade": faces})
+        if est is not None:
+            fr.estimate[("cascade", "refined")] = est
+        frames.append(fr)
+    return ClipRun(0, age, female, stop, len(estimates) - 3, False, frames)
+
+
+def test_summarise_counts_what_the_shopper_got() -> None:
+    outcomes = [
+        VisitOutcome(30, 1, True, True, 0, 0.0, 1, False),
+        VisitOutcome(40, 0, True, False, 1, 0.5, 2, False),  # wrong gender
+        VisitOutcome(50, 0, False, None, None, None, 1, False),  # generic
+        VisitOutcome(15, 1, True, True, 2, 0.2, 1, False),  # a minor personalised: wrong too
+    ]
+    m = summarise(outcomes)
+    assert m["adult_visits"] == 3
+    assert m["gender_pct"] == pytest.approx(50.0)  # adults only: 1 of 2 personalised
+    assert m["bracket_exact_pct"] == pytest.approx(50.0)
+    assert m["bracket_within_one_pct"] == pytest.approx(100.0)
+    assert m["adults_personalised_pct"] == pytest.approx(200 / 3)
+    assert m["minors_personalised_pct"] == pytest.approx(100.0)
+    assert m["wrong_personalisation_pct"] == pytest.approx(50.0)
+    assert m["median_s_stop_to_decision"] == pytest.approx(0.25)
+    assert m["revisions_per_visit"] == pytest.approx(0.25)
+
+
+def test_controller_and_baselines_on_a_scripted_clip(tmp_path) -> None:
+    from smartshelf.core.config import Config
+
+    # two frames without a face, then a woman of ~30; the shopper stops at frame 5, leaves at frame 17
+    run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
+    base = _store(tmp_path)
+    [out] = run_controller([run], base, Config().visit, "cascade", "refined")
+    assert out.personalised and out.gender_ok and out.bracket_off == 0
+    assert out.time_to_decision_s == 0.0, "decided on frame 4 (third face), before the stop"
+    # a majority of men among the first five faces wins the vote
+    vote = _run([MAN_30, WOMAN_30, MAN_30, WOMAN_30, MAN_30] + [WOMAN_30] * 10, female=1, stop=2)
+    [maj] = baseline_majority([vote], "cascade", "refined", 40)
+    assert maj.personalised and maj.gender_ok is False
+    # the single best frame is the most confident one
+    best = _run([Demographic(0.4, 30, 0.2)] * 5 + [WOMAN_30] + [Demographic(0.4, 30, 0.2)] * 6, stop=3)
+    [b] = baseline_best_frame([best], "cascade", "refined", 40)
+    assert b.personalised and b.gender_ok and b.time_to_decision_s == pytest.approx(0.2)
+
+
+@pytest.mark.slow
+def test_an_approach_clip_grows_stops_and_leaves() -> None:
+    from device.inference import create_detector
+    from tools.vision_clips import FULL_SIZE, VIEW_SIZE, load_faces, make_clips
+
+    try:
+        faces = load_faces("val", limit=3)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    with pytest.raises(ValueError, match="never train"):
+        load_faces("train")
+    clip = make_clips(faces, 1, seed=4)[0]
+    frames = list(clip.frames())
+    assert len(frames) == clip.n_frames
+    assert frames[0].view.shape == (VIEW_SIZE[1], VIEW_SIZE[0], 3)
+    assert frames[0].full is not None and frames[0].full.shape == (FULL_SIZE[1], FULL_SIZE[0], 3)
+    with create_detector("full_range") as det:
+        widths = {}
+        for i in (clip.stop_frame - 8, clip.stop_frame + 5):
+            found = det.detect(frames[i].view)
+            assert found, f"no face on frame {i}"
+            widths[i] = found[0].box[2]
+    walking, stopped = widths[clip.stop_frame - 8], widths[clip.stop_frame + 5]
+    assert 90 <= stopped <= 150, stopped
+    assert walking < 0.75 * stopped
+    assert np.abs(frames[-1].view.astype(int) - frames[clip.stop_frame].view.astype(int)).mean() > 1, "shopper gone"

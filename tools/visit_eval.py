@@ -1,0 +1,617 @@
+"""Judgement where shoppers really stand: per-frame range table and visit-level evaluation on approach clips.
+
+    python -m tools.visit_eval range --split test      # detection and accuracy by face size, crop from view vs full
+    python -m tools.visit_eval clips --split test      # approach clips through the real controller
+    python -m tools.visit_eval tune                    # gate/aggregator grid on VALIDATION clips only
+
+Frames come from :mod:`tools.vision_clips` (faces of one split, made in memory, never written). The
+``clips`` run runs every clip once through the real detectors and the int8 age/gender model (the
+device path: letterbox, BlazeFace, alignment, flip-average) and keeps, per frame, the faces found and
+the estimate of the largest one (cropped from the view and from the full frame). The visit logic is
+then the real :class:`~device.controller.ShelfController` (fake clock, demo store and factor file)
+fed those per-frame results, so every variant (detector, crop source, gate settings) and the two
+baselines (5-frame majority vote, single best frame) are judged on the same model outputs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from smartshelf.core.config import Config, VisitConfig
+from smartshelf.core.types import Demographic, Face, Frame, bracket_index
+
+logger = logging.getLogger(__name__)
+
+SIZES = (32, 40, 48, 60, 80, 100)
+DETECTORS = ("short_range", "full_range", "cascade")
+
+
+def _found(faces: list[Face], centre: tuple[float, float], face_px: float) -> Face | None:
+    """The detected face whose box centre lies within half a face width of the true centre."""
+    for f in faces:
+        x, y, w, h = f.box
+        if abs(x + w / 2 - centre[0]) < face_px / 2 and abs(y + h / 2 - centre[1]) < face_px / 2:
+            return f
+    return None
+
+
+def _pct(values: Iterable[bool]) -> float:
+    v = list(values)
+    return 100.0 * sum(v) / len(v) if v else float("nan")
+
+
+def _p95(values: list[float]) -> float:
+    return float(np.percentile(values, 95)) if values else float("nan")
+
+
+# ------------------------------------------------------------------------------------ range
+def run_range(split: str, n_faces: int, seed: int) -> dict[str, Any]:
+    """Detection rate per detector and accuracy with the crop from the view vs the full frame, by face size."""
+    from device.inference import create_age_gender, create_detector, create_refiner
+    from tools.vision_clips import face_frame, load_faces
+
+    faces = load_faces(split, limit=n_faces, seed=seed)
+    rng = np.random.default_rng(seed + 1)
+    detectors = {v: create_detector(v, num_threads=2) for v in DETECTORS}
+    model = create_age_gender(num_threads=2)
+    refiner = create_refiner(num_threads=2)
+    rows = []
+    timing: dict[str, list[float]] = {v: [] for v in DETECTORS}
+    empty_timing: dict[str, list[float]] = {v: [] for v in DETECTORS}
+    false_pos: dict[str, list[bool]] = {v: [] for v in DETECTORS}
+    try:
+        for px in SIZES:
+            found = {v: [] for v in DETECTORS}
+            per: dict[str, list[tuple[bool, float, bool]]] = {"view": [], "full": [], "refined": []}
+            for face in faces:
+                capture, centre = face_frame(face, px, rng)
+                hit: Face | None = None
+                for v, det in detectors.items():
+                    t = time.perf_counter()
+                    got = det.detect(capture.view)
+                    timing[v].append((time.perf_counter() - t) * 1000)
+                    f = _found(got, centre, px)
+                    found[v].append(f is not None)
+                    if v == "cascade":
+                        hit = f
+                if hit is None:
+                    continue
+                assert capture.full is not None
+                refined = refiner.refine(capture.full, hit.scaled(capture.scale))
+                for source, frame, box in (
+                    ("view", capture.view, hit),
+                    ("full", capture.full, hit.scaled(capture.scale)),
+                    ("refined", capture.full, refined),
+                ):
+                    est = model.estimate(frame, box)
+                    per[source].append((face.age >= 13, abs(est.age - face.age), est.gender.value == ("female" if face.female else "male")))
+            row: dict[str, Any] = {"face_px": px, "faces": len(faces)}
+            for v in DETECTORS:
+                row[f"found_{v}"] = _pct(found[v])
+            for source in ("view", "full", "refined"):
+                got = per[source]
+                row[f"gender_{source}"] = _pct(ok for adult, _, ok in got if adult)
+                row[f"age_mae_{source}"] = float(np.mean([e for _, e, _ in got])) if got else float("nan")
+            rows.append(row)
+        blank = np.random.default_rng(seed + 2)
+        import cv2
+
+        from tools.vision_clips import VIEW_SIZE, background
+
+        for _ in range(100):
+            view = cv2.resize(background(blank), VIEW_SIZE, interpolation=cv2.INTER_AREA)
+            for v, det in detectors.items():
+                t = time.perf_counter()
+                got = det.detect(view)
+                empty_timing[v].append((time.perf_counter() - t) * 1000)
+                false_pos[v].append(bool(got))
+    finally:
+        for det in detectors.values():
+            det.close()
+        model.close()
+        refiner.close()
+    cost = {
+        v: {"median_ms_with_face": statistics.median(timing[v]), "p95_ms_with_face": _p95(timing[v]),
+            "median_ms_empty": statistics.median(empty_timing[v]), "p95_ms_empty": _p95(empty_timing[v]),
+            "false_positive_pct": _pct(false_pos[v])}
+        for v in DETECTORS
+    }
+    return {"split": split, "rows": rows, "detector_cost": cost}
+
+
+def range_table(result: dict[str, Any]) -> str:
+    lines = [
+        (f"Faces of the {result['split']} split ({result['rows'][0]['faces']} photos) pasted into 1280x960 frames "
+        "(lighting, colour cast, noise); detection on the 640x480 downscaled view."),
+        "",
+        ("| face width in the 640x480 view | found: short range | full range | cascade | gender 13+, crop from view "
+        "| from 1280x960 | age MAE, crop from view | from 1280x960 |"),
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for r in result["rows"]:
+        lines.append(
+            f"| {r['face_px']} px | {r['found_short_range']:.1f}% | {r['found_full_range']:.1f}% | "
+            f"{r['found_cascade']:.1f}% | {r['gender_view']:.1f}% | {r['gender_full']:.1f}% | "
+            f"{r['gender_refined']:.1f}% | {r['age_mae_view']:.2f} y | {r['age_mae_full']:.2f} y | "
+            f"{r['age_mae_refined']:.2f} y |"
+        )
+    lines += [
+        "",
+        ("| detector | ms per 640x480 frame with a face (median / p95) | empty frame (median / p95) "
+        "| empty frames with a (false) face |"),
+        "|---|---|---|---|",
+    ]
+    for v, c in result["detector_cost"].items():
+        lines.append(
+            f"| {v} | {c['median_ms_with_face']:.2f} / {c['p95_ms_with_face']:.2f} | "
+            f"{c['median_ms_empty']:.2f} / {c['p95_ms_empty']:.2f} | {c['false_positive_pct']:.0f}% |"
+        )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ clips
+@dataclass
+class FrameResult:
+    """What the models said on one clip frame (kept in memory for the visit variants)."""
+
+    faces: dict[str, list[Face]]  # detector variant -> faces (view pixels), largest first
+    estimate: dict[tuple[str, str], Demographic | None] = field(default_factory=dict)  # (detector, crop) ->
+    ms: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ClipRun:
+    clip_index: int
+    age: int
+    female: int
+    stop_frame: int
+    leave_frame: int
+    passer: bool
+    frames: list[FrameResult]
+
+
+def precompute(clips: list[Any], detector_variants: tuple[str, ...] = ("short_range", "cascade")) -> list[ClipRun]:
+    """Run every clip frame through the real detectors and the int8 model (largest face of each detector)."""
+    from device.inference import create_age_gender, create_detector, create_refiner
+
+    detectors = {v: create_detector(v, num_threads=2) for v in detector_variants}
+    model = create_age_gender(num_threads=2)
+    refiner = create_refiner(num_threads=2)
+    runs = []
+    try:
+        for n, clip in enumerate(clips):
+            frames = []
+            for capture in clip.frames():
+                faces: dict[str, list[Face]] = {}
+                ms: dict[str, float] = {}
+                for v, det in detectors.items():
+                    t = time.perf_counter()
+                    faces[v] = det.detect(capture.view)
+                    ms[f"detect_{v}"] = (time.perf_counter() - t) * 1000
+                result = FrameResult(faces, ms=ms)
+                done: dict[tuple[int, int, int, int], dict[str, Demographic]] = {}
+                for v, found in faces.items():
+                    if not found:
+                        continue
+                    face = found[0]
+                    if face.box not in done:
+                        t = time.perf_counter()
+                        view_est = model.estimate(capture.view, face)
+                        ms["classify_view"] = (time.perf_counter() - t) * 1000
+                        t = time.perf_counter()
+                        refined = refiner.refine(capture.full, face.scaled(capture.scale))
+                        refined_est = model.estimate(capture.full, refined)
+                        ms["classify_refined"] = (time.perf_counter() - t) * 1000
+                        done[face.box] = {
+                            "view": view_est,
+                            "full": model.estimate(capture.full, face.scaled(capture.scale)),
+                            "refined": refined_est,
+                        }
+                    for crop, est in done[face.box].items():
+                        result.estimate[(v, crop)] = est
+                frames.append(result)
+            runs.append(ClipRun(clip.index, clip.shopper.age, clip.shopper.female, clip.stop_frame,
+                                clip.leave_frame, clip.passer is not None, frames))
+            if (n + 1) % 20 == 0:
+                logger.info("clips: %d/%d", n + 1, len(clips))
+    finally:
+        for det in detectors.values():
+            det.close()
+        model.close()
+        refiner.close()
+    return runs
+
+
+class _Replayed:
+    """Camera, detector and age/gender double that hands the controller one clip's precomputed results."""
+
+    FRAME = np.zeros((4, 4, 3), np.uint8)
+
+    def __init__(self, run: ClipRun, detector: str, crop: str) -> None:
+        self.run, self.detector, self.crop = run, detector, crop
+        self.index = -1
+
+    # camera
+    def open(self) -> None:
+        pass
+
+    def read(self) -> Frame:
+        self.index += 1
+        if self.index >= len(self.run.frames):
+            from smartshelf.core.errors import CameraError
+
+            raise CameraError("end of clip")
+        return self.FRAME
+
+    # detector
+    def detect(self, frame: Frame) -> list[Face]:
+        return list(self.run.frames[self.index].faces[self.detector])
+
+    # age/gender: the controller asks for its largest face, the one precomputed
+    def estimate(self, frame: Frame, face: Face) -> Demographic:
+        est = self.run.frames[self.index].estimate[(self.detector, self.crop)]
+        assert est is not None
+        return est
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class VisitOutcome:
+    age: int
+    female: int
+    personalised: bool
+    gender_ok: bool | None
+    bracket_off: int | None  # |estimated - true| bracket index
+    time_to_decision_s: float | None
+    decisions: int
+    passer: bool
+
+
+def _store(tmp: Path) -> Config:
+    from device.demo.store import prepare_demo
+
+    return prepare_demo(tmp)
+
+
+def run_controller(runs: list[ClipRun], base: Config, visit: VisitConfig, detector: str, crop: str) -> list[VisitOutcome]:
+    """Each clip through the real ShelfController (fake clock at 10 fps); the decision in effect at the
+    end of the stop is what the shopper got."""
+    from device.controller import ShelfController
+    from device.display.leds import NullIndicator
+    from device.display.screen import NullScreen
+    from device.inventory import STORE_FILE, StoreView
+    from device.sensors.camera import ReconnectingCamera
+    from device.sensors.presence import AlwaysPresent
+    from device.shelf import FactorRankers
+    from tools.vision_clips import FPS
+
+    config = base.replace(visit=visit)
+    store = StoreView(config.data_dir / STORE_FILE)
+    rankers = FactorRankers(config.factors_path)
+    outcomes = []
+    for run in runs:
+        double = _Replayed(run, detector, crop)
+        now = [0.0]
+
+        def clock(now: list[float] = now) -> float:
+            return now[0]
+
+        controller = ShelfController(
+            config, camera=ReconnectingCamera(double, clock=clock), presence=AlwaysPresent(),
+            detector=double, age_gender=double, rankers=rankers, store=store, indicator=NullIndicator(),
+            screen=NullScreen(), events=None, clock=clock, rng=random.Random(0),
+        )
+        decisions: list[tuple[int, Any]] = []
+        for i in range(len(run.frames)):
+            d = controller.step()
+            if d is not None:
+                decisions.append((i, d))
+            now[0] += 1.0 / FPS
+        in_effect = [d for i, d in decisions if i < run.leave_frame]
+        final = in_effect[-1] if in_effect else None
+        first_personal = next((i for i, d in decisions if d.segment is not None and i < run.leave_frame), None)
+        outcomes.append(_outcome(run, final.segment if final is not None else None, first_personal,
+                                 len([1 for i, _ in decisions if i < run.leave_frame])))
+    return outcomes
+
+
+def _outcome(run: ClipRun, segment: Any, first_personal: int | None, decisions: int) -> VisitOutcome:
+    from tools.vision_clips import FPS
+
+    personalised = segment is not None
+    gender_ok = bracket_off = None
+    if personalised:
+        gender_ok = (segment.gender.value == "female") == bool(run.female)
+        bracket_off = abs(bracket_index(segment.bracket) - bracket_index(_true_bracket(run.age)))
+    delay = None
+    if first_personal is not None:
+        delay = max(0.0, (first_personal - run.stop_frame) / FPS)
+    return VisitOutcome(run.age, run.female, personalised, gender_ok, bracket_off, delay, decisions, run.passer)
+
+
+def _true_bracket(age: int) -> str:
+    from smartshelf.core.types import age_bracket
+
+    return age_bracket(age)
+
+
+def baseline_majority(runs: list[ClipRun], detector: str, crop: str, min_face_px: int, n: int = 5) -> list[VisitOutcome]:
+    """The first ``n`` frames with a face vote: majority gender, most common bracket; adults personalised."""
+    from collections import Counter
+
+    from smartshelf.core.types import Gender, Segment
+
+    outcomes = []
+    for run in runs:
+        votes: list[Demographic] = []
+        at = None
+        for i, fr in enumerate(run.frames[: run.leave_frame]):
+            faces = [f for f in fr.faces[detector] if f.box[2] >= min_face_px]
+            if faces and fr.faces[detector][0] is faces[0]:
+                votes.append(fr.estimate[(detector, crop)])  # type: ignore[arg-type]
+                if len(votes) == n:
+                    at = i
+                    break
+        segment = None
+        if at is not None:
+            female = sum(v.p_female >= 0.5 for v in votes) * 2 > n
+            bracket = Counter(v.age_bracket for v in votes).most_common(1)[0][0]
+            if bracket_index(bracket) >= bracket_index("18-24"):
+                segment = Segment(Gender.FEMALE if female else Gender.MALE, bracket)
+        outcomes.append(_outcome(run, segment, at if segment is not None else None, 1 if at is not None else 0))
+    return outcomes
+
+
+def baseline_best_frame(runs: list[ClipRun], detector: str, crop: str, min_face_px: int) -> list[VisitOutcome]:
+    """The single frame of the visit (until the shopper leaves) with the highest confidence x face size."""
+    from tools.vision_clips import FPS  # noqa: F401 - same clock as the others
+
+    outcomes = []
+    for run in runs:
+        best: tuple[float, int, Demographic] | None = None
+        for i, fr in enumerate(run.frames[: run.leave_frame]):
+            faces = fr.faces[detector]
+            if not faces or faces[0].box[2] < min_face_px:
+                continue
+            est = fr.estimate[(detector, crop)]
+            assert est is not None
+            score = est.confidence * min(1.0, faces[0].box[2] / 120)
+            if best is None or score > best[0]:
+                best = (score, i, est)
+        segment = None
+        at = None
+        if best is not None and best[2].age >= 18:
+            segment, at = best[2].segment, best[1]
+        outcomes.append(_outcome(run, segment, at, 1 if best is not None else 0))
+    return outcomes
+
+
+def summarise(outcomes: list[VisitOutcome]) -> dict[str, float]:
+    adults = [o for o in outcomes if o.age >= 18]
+    minors = [o for o in outcomes if o.age < 18]
+    personal = [o for o in adults if o.personalised]
+    wrong = [o for o in outcomes if o.personalised and (o.age < 18 or not o.gender_ok)]
+    delays = [o.time_to_decision_s for o in personal if o.time_to_decision_s is not None]
+    return {
+        "visits": len(outcomes),
+        "adult_visits": len(adults),
+        "gender_pct": _pct(bool(o.gender_ok) for o in personal),
+        "bracket_exact_pct": _pct(o.bracket_off == 0 for o in personal),
+        "bracket_within_one_pct": _pct((o.bracket_off or 0) <= 1 for o in personal),
+        "adults_personalised_pct": _pct(o.personalised for o in adults),
+        "minors_personalised_pct": _pct(o.personalised for o in minors),
+        "wrong_personalisation_pct": 100.0 * len(wrong) / len(outcomes) if outcomes else float("nan"),
+        "median_s_stop_to_decision": statistics.median(delays) if delays else float("nan"),
+        "revisions_per_visit": statistics.mean(max(0, o.decisions - 1) for o in outcomes) if outcomes else 0.0,
+    }
+
+
+def clip_table(rows: list[tuple[str, dict[str, float]]], title: str) -> str:
+    lines = [
+        title,
+        "",
+        ("| variant | gender (personalised adults) | bracket exact | within one | adult visits personalised | "
+        "minors personalised | wrong personalisation | median s stop -> decision | revisions per visit |"),
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    def pct(v: float) -> str:
+        return "-" if math.isnan(v) else f"{v:.1f}%"  # NaN: no visit to measure
+
+    for name, m in rows:
+        delay = m["median_s_stop_to_decision"]
+        lines.append(
+            f"| {name} | {pct(m['gender_pct'])} | {pct(m['bracket_exact_pct'])} | {pct(m['bracket_within_one_pct'])} | "
+            f"{pct(m['adults_personalised_pct'])} | {pct(m['minors_personalised_pct'])} | "
+            f"{pct(m['wrong_personalisation_pct'])} | {'-' if math.isnan(delay) else f'{delay:.1f}'} | "
+            f"{m['revisions_per_visit']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def _runs_to_json(runs: list[ClipRun]) -> list[dict[str, Any]]:
+    def frame(fr: FrameResult) -> dict[str, Any]:
+        return {
+            "faces": {d: [[list(f.box), f.score, [list(k) for k in f.keypoints]] for f in fs] for d, fs in fr.faces.items()},
+            "estimate": {f"{d}|{c}": [e.p_female, e.age, e.confidence, e.age_std]
+                         for (d, c), e in fr.estimate.items() if e is not None},
+            "ms": fr.ms,
+        }
+
+    return [{"clip": r.clip_index, "age": r.age, "female": r.female, "stop": r.stop_frame, "leave": r.leave_frame,
+             "passer": r.passer, "frames": [frame(fr) for fr in r.frames]} for r in runs]
+
+
+def _runs_from_json(data: list[dict[str, Any]]) -> list[ClipRun]:
+    def frame(d: dict[str, Any]) -> FrameResult:
+        faces = {k: [Face(tuple(b), s, tuple(tuple(p) for p in kp)) for b, s, kp in fs] for k, fs in d["faces"].items()}
+        est = {tuple(k.split("|")): Demographic(*v) for k, v in d["estimate"].items()}
+        return FrameResult(faces, est, d["ms"])  # type: ignore[arg-type]
+
+    return [ClipRun(r["clip"], r["age"], r["female"], r["stop"], r["leave"], r["passer"], [frame(f) for f in r["frames"]])
+            for r in data]
+
+
+def make_runs(
+    split: str, n_clips: int, seed: int, cache: Path | None = None, stop_px: float = 120.0
+) -> list[ClipRun]:
+    """The clips' per-frame model outputs; with ``cache``, kept in that JSON file (model outputs and face
+    boxes only, no pixels) so that re-tabulating does not rerun the models."""
+    from tools.vision_clips import load_faces, make_clips
+
+    if cache is not None and cache.exists():
+        data = json.loads(cache.read_text())
+        key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0))
+        if key == (split, n_clips, seed, stop_px):
+            return _runs_from_json(data["runs"])
+    faces = load_faces(split, limit=n_clips, seed=seed)
+    clips = make_clips(faces, n_clips, seed=seed, stop_px=stop_px)
+    runs = precompute(clips)
+    if cache is not None:
+        cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "stop_px": stop_px,
+                                     "runs": _runs_to_json(runs)}))
+    return runs
+
+
+CROPS = {
+    "view": "crop from the 640x480 view",
+    "full": "crop from 1280x960, keypoints scaled",
+    "refined": "crop from 1280x960, refined",
+}
+
+
+def evaluate_clips(
+    runs: list[ClipRun], visit: VisitConfig, detector: str, crop_default: str
+) -> list[tuple[str, dict[str, float]]]:
+    with tempfile.TemporaryDirectory(prefix="visit-eval-") as tmp:
+        base = _store(Path(tmp))
+        rows = []
+        for det in ("short_range", "cascade"):
+            for crop, label in CROPS.items():
+                rows.append((f"controller, {det}, {label}", summarise(run_controller(runs, base, visit, det, crop))))
+        rows.append((f"5-frame majority vote ({detector}, {CROPS[crop_default]})",
+                     summarise(baseline_majority(runs, detector, crop_default, visit.min_face_px))))
+        rows.append((f"single best frame of the visit ({detector}, {CROPS[crop_default]})",
+                     summarise(baseline_best_frame(runs, detector, crop_default, visit.min_face_px))))
+    return rows
+
+
+def frame_costs(runs: list[ClipRun]) -> dict[str, float]:
+    """Per-frame model time on the clips: the detector, then (frames with a face) the classification from
+    the view, or refinement + classification from the full frame."""
+    cost: dict[str, float] = {}
+    for det in ("short_range", "cascade"):
+        for crop in ("view", "refined"):
+            ms = [fr.ms.get(f"detect_{det}", 0.0) + (fr.ms.get(f"classify_{crop}", 0.0) if fr.faces[det] else 0.0)
+                  for run in runs for fr in run.frames]
+            cost[f"{det}+{crop}_median_ms"] = statistics.median(ms)
+            cost[f"{det}+{crop}_p95_ms"] = _p95(ms)
+    return cost
+
+
+GRID = {
+    "min_confidence": (0.3, 0.35, 0.4, 0.45, 0.5),
+    "min_frames": (2, 3, 5),
+    "decide_within_s": (0.5, 1.0, 1.5),
+}
+
+
+def tune(runs: list[ClipRun], detector: str, crop: str) -> list[tuple[VisitConfig, dict[str, float]]]:
+    """Every grid point on the validation clips, best first: most adult visits personalised among those
+    with gender >= 98.5%, then bracket within-one, then speed."""
+    results = []
+    with tempfile.TemporaryDirectory(prefix="visit-tune-") as tmp:
+        base = _store(Path(tmp))
+        for mc in GRID["min_confidence"]:
+            for mf in GRID["min_frames"]:
+                for dw in GRID["decide_within_s"]:
+                    visit = replace(VisitConfig(), min_confidence=mc, min_frames=mf, decide_within_s=dw)
+                    results.append((visit, summarise(run_controller(runs, base, visit, detector, crop))))
+
+    def key(item: tuple[VisitConfig, dict[str, float]]) -> tuple[float, ...]:
+        m = item[1]
+        ok = m["gender_pct"] >= 98.5
+        return (ok, m["adults_personalised_pct"] if ok else m["gender_pct"], m["bracket_within_one_pct"],
+                -m["median_s_stop_to_decision"])
+
+    results.sort(key=key, reverse=True)
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tools.visit_eval", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("range", help="detection and accuracy by face size; crop from view vs full frame")
+    r.add_argument("--split", choices=("val", "test"), default="test")
+    r.add_argument("--faces", type=int, default=300)
+    c = sub.add_parser("clips", help="approach clips through the real controller, with the baselines")
+    c.add_argument("--split", choices=("val", "test"), default="test")
+    c.add_argument("--clips", type=int, default=150)
+    c.add_argument("--stop-px", type=float, default=120.0,
+                   help="face width (640x480 view pixels) where the shopper stops (120: ~0.66 m, 50: ~1.6 m)")
+    t = sub.add_parser("tune", help="visit/gate grid on validation clips (never the test split)")
+    t.add_argument("--clips", type=int, default=150)
+    t.add_argument("--detector", default="cascade", choices=("short_range", "cascade"))
+    t.add_argument("--crop", default="refined", choices=tuple(CROPS))
+    for p in (c, t):
+        p.add_argument("--cache", type=Path, default=None,
+                       help="keep the clips' model outputs (no pixels) in this JSON file and reuse them")
+    for p in (r, c, t):
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for noisy in ("device.inventory", "device.shelf", "device.recommend.factors"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    if args.cmd == "range":
+        result = run_range(args.split, args.faces, args.seed)
+        print(json.dumps(result) if args.json else range_table(result))
+        return 0
+    if args.cmd == "clips":
+        runs = make_runs(args.split, args.clips, args.seed, args.cache, args.stop_px)
+        visit = Config().visit
+        detector = "cascade"
+        rows = evaluate_clips(runs, visit, detector, "refined")
+        cost = frame_costs(runs)
+        if args.json:
+            print(json.dumps({"split": args.split, "rows": dict(rows), "frame_cost_ms": cost}))
+        else:
+            n_adult = rows[0][1]["adult_visits"]
+            title = (f"{len(runs)} approach clips from the {args.split} split, stopping at a {args.stop_px:g} px face "
+                     f"({n_adult} adults, "
+                     f"{sum(r.passer for r in runs)} with a passer-by); visit settings: {visit}")
+            print(clip_table(rows, title))
+            print("\nModel time per clip frame (detector + one classification of the largest face), ms: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
+        return 0
+    runs = make_runs("val", args.clips, args.seed, args.cache)
+    results = tune(runs, args.detector, args.crop)
+    if args.json:
+        print(json.dumps([{"visit": {"min_confidence": v.min_confidence, "min_frames": v.min_frames,
+                                     "decide_within_s": v.decide_within_s}, **m} for v, m in results]))
+    else:
+        rows = [(f"min_confidence {v.min_confidence}, min_frames {v.min_frames}, decide_within_s {v.decide_within_s}", m)
+                for v, m in results[:8]]
+        print(clip_table(rows, f"Validation clips ({len(runs)}), {args.detector}, crop from {args.crop}: best 8 of "
+                               f"{len(results)} settings"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
