@@ -21,7 +21,14 @@
 #   SMARTSHELF_UNIT_DIR     system units (default /etc/systemd/system)
 #   SMARTSHELF_USER_UNIT_DIR user units (default /etc/systemd/user)
 #   SMARTSHELF_BOOT_FILE    first-boot file (default /boot/firmware/smartshelf.toml)
-#   SMARTSHELF_KIOSK_USER   desktop user that shows the kiosk (default: the auto-login user)
+#   SMARTSHELF_KIOSK_USER   desktop user that shows the kiosk (default: the auto-login user of
+#                           lightdm or greetd, raspi-config's console auto-login, then uid 1000)
+#   SMARTSHELF_DESKTOP      auto (default: a desktop is installed when labwc, wayfire, lxsession,
+#                           lightdm or greetd is), yes or no (Raspberry Pi OS Lite: no browser, no kiosk)
+#   SMARTSHELF_ROOTFS       prefix for the files read to find the desktop and its user (tests)
+#   SMARTSHELF_SYSTEMD      auto (default: running when /run/systemd/system exists), running, or
+#                           offline (a chroot or an image being built: units are installed and
+#                           enabled, nothing is reloaded or started; they start at boot)
 #   SMARTSHELF_SYSTEM_PYTHON the distribution's python (default /usr/bin/python3)
 #   PYTHON                  python that creates the development venv (default python3)
 #   SMARTSHELF_VENV         development venv (default .venv next to this file)
@@ -52,6 +59,9 @@ TIME_WAIT_DROPIN="$TIME_WAIT_UNIT.d/smartshelf.conf"
 RETRAIN_UNITS=(smartshelf-retrain.service smartshelf-retrain.timer)
 RETRAIN_TIMER=smartshelf-retrain.timer
 KIOSK_UNIT=smartshelf-kiosk.service
+DESKTOP="${SMARTSHELF_DESKTOP:-auto}"
+SYSTEMD="${SMARTSHELF_SYSTEMD:-auto}"
+ROOTFS="${SMARTSHELF_ROOTFS:-}"
 
 DRY=0
 DEV=0
@@ -87,8 +97,12 @@ step() {
     fi
 }
 
+# 1 when the board file names a Raspberry Pi, else 0. (The predicates here print their answer:
+# a function called inside a condition runs without set -e, shellcheck SC2310.)
 is_pi() {
-    [[ -r "$MODEL_FILE" ]] && tr -d '\0' < "$MODEL_FILE" | grep -q 'Raspberry Pi'
+    local model=""
+    [[ ! -r "$MODEL_FILE" ]] || model="$(tr -d '\0' < "$MODEL_FILE")"
+    if [[ "$model" == *"Raspberry Pi"* ]]; then echo 1; else echo 0; fi
 }
 
 # --- development venv ---------------------------------------------------------------------------
@@ -127,27 +141,66 @@ dev_venv() {
 }
 
 # --- Raspberry Pi appliance ---------------------------------------------------------------------
-chromium_package() {
-    # Raspberry Pi OS ships "chromium" (Trixie, and Bookworm since 2024) or "chromium-browser" (older Bookworm).
-    if apt-cache policy chromium 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-        echo chromium
-    elif apt-cache policy chromium-browser 2>/dev/null | grep -q 'Candidate: [0-9]'; then
-        echo chromium-browser
-    else
-        echo chromium
-    fi
+# 1 when there is a desktop to show the kiosk on. Raspberry Pi OS Lite has none: no browser, no kiosk.
+has_desktop() {
+    case "$DESKTOP" in
+        yes) echo 1; return 0 ;;
+        no) echo 0; return 0 ;;
+        auto) ;;
+        *) die "SMARTSHELF_DESKTOP must be auto, yes or no (not $DESKTOP)" ;;
+    esac
+    local f
+    for f in /usr/bin/labwc /usr/bin/wayfire /usr/bin/lxsession /usr/sbin/lightdm /usr/sbin/greetd; do
+        if [[ -x "$ROOTFS$f" ]]; then
+            echo 1
+            return 0
+        fi
+    done
+    echo 0
 }
 
-installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+# 1 when the apt package is installed, else 0.
+installed() {
+    local status
+    status="$(dpkg-query -W -f='${Status}' "$1" 2>/dev/null || true)"
+    if [[ "$status" == "install ok installed" ]]; then echo 1; else echo 0; fi
+}
+
+# The browser package for the kiosk: none when one is installed already (Raspberry Pi OS ships
+# "chromium", or "chromium-browser" on older Bookworm images), else what the archive offers.
+chromium_package() {
+    local p policy
+    local state
+    for p in chromium chromium-browser; do
+        state="$(installed "$p")"
+        [[ "$state" == 0 ]] || return 0
+    done
+    for p in chromium chromium-browser; do
+        policy="$(apt-cache policy "$p" 2>/dev/null || true)"
+        if grep -q 'Candidate: [0-9]' <<< "$policy"; then
+            echo "$p"
+            return 0
+        fi
+    done
+    echo chromium
+}
 
 apt_packages() {
     # The distribution's numpy, OpenCV and picamera2 are built together: pip must never replace them.
     # python3-setuptools, python3-wheel: `smartshelf update` builds and installs each release with
     # pip --no-build-isolation (Bookworm's setuptools needs the wheel package for bdist_wheel).
-    local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv python3-picamera2 python3-lgpio python3-pil python3-cryptography git "$(chromium_package)")
-    local missing=() p
+    local pkgs=(python3-venv python3-pip python3-setuptools python3-wheel python3-numpy python3-opencv
+        python3-picamera2 python3-lgpio python3-pil python3-cryptography git)
+    local missing=() p browser="" state
+    if ((WITH_DESKTOP)); then
+        browser="$(chromium_package)"
+        [[ -z "$browser" ]] || pkgs+=("$browser")
+    else
+        say "no desktop (Raspberry Pi OS Lite): no browser and no kiosk screen are installed"
+    fi
     for p in "${pkgs[@]}"; do
-        installed "$p" || missing+=("$p")
+        state="$(installed "$p")"
+        [[ "$state" == 1 ]] || missing+=("$p")
     done
     if ((${#missing[@]} == 0)); then
         say "apt packages present: ${pkgs[*]}"
@@ -201,6 +254,28 @@ release() {
         [[ -d "$(dirname "$BIN_LINK")" ]] || step install -d -m 0755 "$(dirname "$BIN_LINK")"
         step ln -sfn "$PREFIX/current/venv/bin/smartshelf" "$BIN_LINK"
     fi
+    compile_release
+}
+
+# The release tree is read-only to the services: without its .pyc files Python would compile every
+# module again at each start. Compile it now, with the release's own Python (nothing when done).
+compile_release() {
+    local python="$PREFIX/current/venv/bin/python" missing
+    if ((DRY)); then
+        printf 'would run: %q -m compileall -q %q\n' "$python" "$PREFIX/current/"
+        return 0
+    fi
+    missing="$("$python" - "$PREFIX/current/" <<'PY'
+import importlib.util, pathlib, sys
+root = pathlib.Path(sys.argv[1])
+print(sum(1 for p in root.rglob("*.py") if not pathlib.Path(importlib.util.cache_from_source(p)).exists()))
+PY
+)"
+    if ((missing == 0)); then
+        say "release compiled ($PREFIX/current)"
+        return 0
+    fi
+    step "$python" -m compileall -q "$PREFIX/current/"
 }
 
 config_file() {
@@ -221,14 +296,16 @@ render_unit() {
         -e "s#/var/lib/smartshelf#$DATA_DIR#g" -e "s#/boot/firmware/smartshelf.toml#$BOOT_FILE#g" "$1"
 }
 
+# Install one unit file when it differs (sets UNITS_CHANGED); a failure stops setup.sh.
 install_unit() {
     local src="$1" dest="$2" rendered
     rendered="$(mktemp)"
     render_unit "$src" > "$rendered"
     if [[ -f "$dest" ]] && cmp -s "$rendered" "$dest"; then
         rm -f "$rendered"
-        return 1
+        return 0
     fi
+    UNITS_CHANGED=1
     if ((DRY)); then
         CHANGED=1
         printf 'would run: install -D -m 0644 %q %q  (with this install'"'"'s paths)\n' "$src" "$dest"
@@ -236,56 +313,124 @@ install_unit() {
         step install -D -m 0644 "$rendered" "$dest"
     fi
     rm -f "$rendered"
-    return 0
 }
 
+# 1 when systemd holds an older copy of one of our units (say, after a run interrupted between
+# installing the files and daemon-reload), else 0. "systemctl show" fails where systemd is not running.
+units_stale() {
+    local unit state
+    for unit in "${SYSTEM_UNITS[@]}" "${RETRAIN_UNITS[@]}"; do
+        state="$(systemctl show --property=NeedDaemonReload --value "$unit" 2>/dev/null || true)"
+        if [[ "$state" == yes ]]; then
+            echo 1
+            return 0
+        fi
+    done
+    echo 0
+}
+
+# The desktop user whose session shows the kiosk: lightdm's auto-login (Raspberry Pi OS's
+# desktops, X11 or Wayland with labwc/wayfire, set by raspi-config), greetd's initial session,
+# raspi-config's console auto-login (getty@tty1), then the first user (uid 1000), then SUDO_USER.
 kiosk_user() {
     if [[ -n "${SMARTSHELF_KIOSK_USER:-}" ]]; then
         echo "$SMARTSHELF_KIOSK_USER"
         return
     fi
-    local conf
-    for conf in /etc/lightdm/lightdm.conf /etc/lightdm/lightdm.conf.d/*.conf; do
+    local conf user=""
+    for conf in "$ROOTFS"/etc/lightdm/lightdm.conf "$ROOTFS"/etc/lightdm/lightdm.conf.d/*.conf; do
         [[ -f "$conf" ]] || continue
-        sed -n 's/^[[:space:]]*autologin-user[[:space:]]*=[[:space:]]*//p' "$conf" | tail -n 1
-        return
+        user="$(sed -n 's/^[[:space:]]*autologin-user[[:space:]]*=[[:space:]]*//p' "$conf" | tail -n 1)"
+        [[ -z "$user" ]] || break
     done
-    if [[ -n "${SUDO_USER:-}" && "${SUDO_USER}" != root ]]; then
-        echo "$SUDO_USER"
+    if [[ -z "$user" && -f "$ROOTFS/etc/greetd/config.toml" ]]; then
+        user="$(sed -n '/^\[initial_session\]/,/^\[/s/^[[:space:]]*user[[:space:]]*=[[:space:]]*"\([^"]*\)".*/\1/p' \
+            "$ROOTFS/etc/greetd/config.toml" | head -n 1)"
     fi
+    if [[ -z "$user" ]]; then
+        for conf in "$ROOTFS"/etc/systemd/system/getty@tty1.service.d/*.conf; do
+            [[ -f "$conf" ]] || continue
+            user="$(sed -n 's/.*--autologin[[:space:]]\{1,\}\([^[:space:]]*\).*/\1/p' "$conf" | head -n 1)"
+            [[ -z "$user" ]] || break
+        done
+    fi
+    if [[ -z "$user" && -f "$ROOTFS/etc/passwd" ]]; then
+        user="$(awk -F: '$3 == 1000 { print $1; exit }' "$ROOTFS/etc/passwd")"
+    fi
+    if [[ -z "$user" && -n "${SUDO_USER:-}" && "${SUDO_USER}" != root ]]; then
+        user="$SUDO_USER"
+    fi
+    echo "$user"
+}
+
+# The shelf's screen must never blank: raspi-config (Raspberry Pi OS) switches blanking off for
+# the console and the desktop alike (nothing when it is off already).
+screen_blanking() {
+    if ! command -v raspi-config >/dev/null 2>&1; then
+        say "no raspi-config: switch screen blanking off in the desktop's settings"
+        return 0
+    fi
+    local state
+    state="$(raspi-config nonint get_blanking 2>/dev/null || true)"
+    if [[ "$state" == 1 ]] && ((!DRY)); then
+        say "screen blanking is off"
+        return 0
+    fi
+    step raspi-config nonint do_blanking 1
 }
 
 units() {
-    local unit units_changed=0
+    local unit stale=0
+    UNITS_CHANGED=0
     for unit in "${SYSTEM_UNITS[@]}" "${RETRAIN_UNITS[@]}"; do
-        if install_unit "$REPO/systemd/$unit" "$UNIT_DIR/$unit"; then
-            units_changed=1
-        fi
+        install_unit "$REPO/systemd/$unit" "$UNIT_DIR/$unit"
     done
-    if install_unit "$REPO/systemd/$KIOSK_UNIT" "$USER_UNIT_DIR/$KIOSK_UNIT"; then
-        units_changed=1
+    install_unit "$REPO/systemd/$KIOSK_UNIT" "$USER_UNIT_DIR/$KIOSK_UNIT"
+    ((UNITS_CHANGED)) || stale="$(units_stale)"
+    if ((stale)); then
+        say "systemd still has older copies of the units (an earlier run was interrupted?)"
     fi
-    if install_unit "$REPO/systemd/$TIME_WAIT_DROPIN" "$UNIT_DIR/$TIME_WAIT_DROPIN"; then
-        units_changed=1
-    fi
-    if ((units_changed)); then
+    install_unit "$REPO/systemd/$TIME_WAIT_DROPIN" "$UNIT_DIR/$TIME_WAIT_DROPIN"
+    if ((UNITS_CHANGED || stale)) && ((!SYSTEMD_RUNNING)); then
+        RELEASE_CHANGED=1
+    elif ((UNITS_CHANGED || stale)); then
         step systemctl daemon-reload
         RELEASE_CHANGED=1
     else
         say "systemd units up to date in $UNIT_DIR"
     fi
-    # no RTC on a Pi 4: time-sync.target waits for NTP (bounded by the drop-in above)
-    for unit in "${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER" "$TIME_WAIT_UNIT"; do
+    # no RTC on a Pi 4: time-sync.target waits for NTP (bounded by the drop-in above). The unit comes
+    # with systemd-timesyncd on Trixie (Raspberry Pi OS has it; a system with chrony does not).
+    local to_enable=("${SYSTEM_UNITS[@]}" "$RETRAIN_TIMER") dir
+    for dir in /etc/systemd/system /usr/lib/systemd/system /lib/systemd/system; do
+        if [[ -f "$ROOTFS$dir/$TIME_WAIT_UNIT" ]]; then
+            to_enable+=("$TIME_WAIT_UNIT")
+            break
+        fi
+    done
+    if [[ "${to_enable[-1]}" != "$TIME_WAIT_UNIT" ]]; then
+        say "no $TIME_WAIT_UNIT here (systemd-timesyncd not installed): the services will not wait for NTP at boot"
+    fi
+    for unit in "${to_enable[@]}"; do
         if ((DRY)) || ! systemctl is-enabled --quiet "$unit" 2>/dev/null; then
             step systemctl enable "$unit"
         fi
     done
-    if ((DRY)) || ! systemctl is-active --quiet "$RETRAIN_TIMER" 2>/dev/null; then
+    if ((SYSTEMD_RUNNING)) && { ((DRY)) || ! systemctl is-active --quiet "$RETRAIN_TIMER" 2>/dev/null; }; then
         step systemctl start "$RETRAIN_TIMER"
     fi
-    local user home wants
-    user="$(kiosk_user)"
-    if [[ -z "$user" ]] || ! home="$(getent passwd "$user" | cut -d: -f6)" || [[ -z "$home" ]]; then
+    local user="" home="" wants
+    if ((WITH_DESKTOP)); then
+        user="$(kiosk_user)"
+    fi
+    if [[ -n "$user" && -n "$ROOTFS" ]]; then
+        home="$(awk -F: -v u="$user" '$1 == u { print $6; exit }' "$ROOTFS/etc/passwd" 2>/dev/null || true)"
+    elif [[ -n "$user" ]]; then
+        home="$(getent passwd "$user" | cut -d: -f6 || true)"
+    fi
+    if ((!WITH_DESKTOP)); then
+        say "no desktop: the kiosk is not enabled (after installing one, run ./setup.sh again)"
+    elif [[ -z "$home" ]]; then
         say "no desktop auto-login user found: for the kiosk screen run as that user: systemctl --user enable $KIOSK_UNIT"
     else
         wants="$home/.config/systemd/user/default.target.wants"
@@ -301,7 +446,9 @@ units() {
         fi
     fi
     local services=(smartshelf-device.service smartshelf-admin.service)
-    if ((RELEASE_CHANGED)); then
+    if ((!SYSTEMD_RUNNING)); then
+        say "systemd is not running here (a chroot or an image being built): the services start at boot"
+    elif ((RELEASE_CHANGED)); then
         step systemctl restart "${services[@]}"
     else
         for unit in "${services[@]}"; do
@@ -335,7 +482,9 @@ summary() {
 # persistence under the data dir, written by the admin), and the admin switched to hub mode.
 hub_broker() {
     ((HUB)) || return 0
-    installed mosquitto || step env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mosquitto
+    local state
+    state="$(installed mosquitto)"
+    [[ "$state" == 1 ]] || step env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends mosquitto
     local conf=/etc/mosquitto/conf.d/smartshelf.conf
     if [[ ! -f "$conf" ]]; then
         step "$PREFIX/current/venv/bin/smartshelf" store hub-config --data-dir "$DATA_DIR" --out "$conf"
@@ -357,12 +506,20 @@ pi_install() {
     fi
     ((DRY)) && say "dry run: the steps a Raspberry Pi install would take (nothing is changed)"
     RELEASE_CHANGED=0
+    WITH_DESKTOP="$(has_desktop)"
+    case "$SYSTEMD" in
+        running) SYSTEMD_RUNNING=1 ;;
+        offline) SYSTEMD_RUNNING=0 ;;
+        auto) if [[ -d /run/systemd/system ]]; then SYSTEMD_RUNNING=1; else SYSTEMD_RUNNING=0; fi ;;
+        *) die "SMARTSHELF_SYSTEMD must be auto, running or offline (not $SYSTEMD)" ;;
+    esac
     apt_packages
     service_user
     directories
     release
     config_file
     units
+    screen_blanking
     hub_broker
     if ((CHANGED == 0)); then
         say "everything is in place (nothing to do)"
@@ -370,11 +527,12 @@ pi_install() {
     summary
 }
 
+ON_PI="$(is_pi)"
 if ((DRY)); then
     pi_install
 elif ((DEV)); then
     dev_venv
-elif is_pi; then
+elif [[ "$ON_PI" == 1 ]]; then
     pi_install
 else
     say "not a Raspberry Pi ($MODEL_FILE does not name one): setting up the development venv only"

@@ -3,7 +3,9 @@
 #   chromium (browser tests, /usr/bin/chromium), shellcheck (setup.sh and scripts),
 #   systemd (systemd-analyze verify/security of the units), strace (the bench's storage day counts
 #   every fsync, SQLite's included, with strace -e trace=fsync,fdatasync); and (block below, issue 19)
-#   mosquitto (store bus tests) and a Java runtime (Spark tests).
+#   mosquitto (store bus tests) and a Java runtime (Spark tests);
+#   mmdebstrap and arch-test (the arm64 stage, tests/arm64/run.sh: it builds arm64 Debian roots and
+#   fetches its own qemu-user >= 10 from Trixie into its cache, so no qemu package is installed here).
 # Elsewhere it only reports what is missing; the tests that need a tool skip without it.
 set -euo pipefail
 
@@ -34,9 +36,11 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v shellcheck >/dev/null 2>&1 || need+=(shellcheck)
 command -v systemd-analyze >/dev/null 2>&1 || need+=(systemd)
 command -v strace >/dev/null 2>&1 || need+=(strace)
+command -v mmdebstrap >/dev/null 2>&1 || need+=(mmdebstrap)
+command -v arch-test >/dev/null 2>&1 || need+=(arch-test)
 
 if ((${#need[@]} == 0)); then
-    echo "install-tools: chromium, shellcheck, systemd-analyze and strace present"
+    echo "install-tools: chromium, shellcheck, systemd-analyze, strace, mmdebstrap and arch-test present"
     exit 0
 fi
 if [[ $EUID -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1; then

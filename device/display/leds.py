@@ -10,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Protocol, runtime_checkable
 
 from smartshelf.core.config import LedsConfig
-from smartshelf.core.errors import ConfigError, HardwareUnavailable
+from smartshelf.core.errors import SYSCALL_FILTER_HINT, ConfigError, HardwareUnavailable, is_eperm
 
 logger = logging.getLogger(__name__)
 
@@ -128,11 +128,13 @@ class GpioIndicator:
         cls = self._gpiozero.PWMLED if self.pwm else self._gpiozero.LED
         try:
             return cls(pin, active_high=self.active_high, initial_value=False, pin_factory=self.pin_factory)
-        except self._gpiozero.GPIOZeroError as exc:
+        except (self._gpiozero.GPIOZeroError, OSError) as exc:
+            if is_eperm(exc):
+                logger.error("slot %s, GPIO%d: %s", slot, pin, SYSCALL_FILTER_HINT)
             raise HardwareUnavailable(
                 f"slot {slot}: LED on GPIO{pin} could not be opened ({exc}); check the pin number, that it is "
                 "not used twice, that the service user is in the 'gpio' group, and on a Pi 5 that "
-                "python3-lgpio is installed"
+                "python3-lgpio is installed" + (f"; {SYSCALL_FILTER_HINT}" if is_eperm(exc) else "")
             ) from exc
 
     def set_slots(self, slot_pins: Mapping[str, int | None]) -> None:

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from smartshelf.core.errors import CameraError, HardwareUnavailable
+from smartshelf.core.errors import SYSCALL_FILTER_HINT, CameraError, HardwareUnavailable, is_eperm
 from smartshelf.core.types import Capture, Frame
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,12 @@ class Picamera2Camera:
             cam.configure(config)
             cam.start()
         except (RuntimeError, IndexError, OSError) as exc:
+            if is_eperm(exc):
+                logger.error("Pi camera: %s", SYSCALL_FILTER_HINT)
             raise HardwareUnavailable(
                 f"Pi camera did not start ({exc}); check the ribbon cable, `rpicam-hello --list-cameras`, "
                 "and that the service user is in the 'video' group"
+                + (f"; {SYSCALL_FILTER_HINT}" if is_eperm(exc) else "")
             ) from exc
         self._cam = cam
         logger.info(
@@ -80,6 +83,8 @@ class Picamera2Camera:
                 finally:
                     request.release()
         except (RuntimeError, OSError) as exc:
+            if is_eperm(exc):
+                logger.error("Pi camera capture: %s", SYSCALL_FILTER_HINT)
             raise CameraError(f"Pi camera capture failed: {exc}") from exc
         # picamera2's "RGB888" is BGR byte order in memory; the pipeline wants RGB.
         main = np.ascontiguousarray(array[..., 2::-1])

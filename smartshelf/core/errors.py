@@ -31,6 +31,29 @@ class ImageError(SmartShelfError, ValueError):
     """A file given as an image is not a readable image."""
 
 
+#: What an EPERM from a camera or GPIO library most likely means inside smartshelf-device.service.
+SYSCALL_FILTER_HINT = (
+    "EPERM (operation not permitted): if the user is in the video and gpio groups, the service's "
+    "system-call filter may have refused a call the camera or GPIO library makes "
+    "(SystemCallFilter=~@resources in smartshelf-device.service); to see which: sudo systemctl edit "
+    "smartshelf-device -> [Service] SystemCallLog=@resources @privileged, restart, then "
+    "journalctl -k -g type=1326 (docs/arm64.md)"
+)
+
+
+def is_eperm(exc: BaseException | None) -> bool:
+    """True when ``exc`` or an exception it was raised from is an EPERM ("Operation not permitted")."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno == 1:  # errno.EPERM
+            return True
+        if "Operation not permitted" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
 class PortUnavailable(SmartShelfError, OSError):
     """A server cannot listen on its address (port in use, a privileged port, an unknown host)."""
 

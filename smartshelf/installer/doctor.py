@@ -47,6 +47,9 @@ CHECK_NAMES = (
     "time_sync",
     "admin_port",
 )
+#: The installer's hardware checklist (``--hardware``; smartshelf.installer.hardware).
+HARDWARE_NAMES = ("camera_grab", "leds", "screen", "clock", "sd_card", "cpu")
+SUPERSEDED_BY_HARDWARE = ("camera", "gpio", "time_sync", "data_dir")
 #: Below this the data dir fails the check (events, backups and TinyDB writes need room).
 MIN_FREE_BYTES = 50 * 1024 * 1024
 WARN_FREE_BYTES = 500 * 1024 * 1024
@@ -266,6 +269,37 @@ def _slot_pins(config: Config) -> dict[str, int]:
     return dict(config.slots)
 
 
+def default_pin_factory() -> Any:
+    """gpiozero's default pin factory; when there is none, a Fail that says why each backend was
+    passed over (gpiozero only says "Unable to load any default pin factory!")."""
+    import warnings
+
+    from gpiozero import Device
+    from gpiozero.exc import BadPinFactory
+
+    # lgpio creates notification pipes in the working directory (or $LG_WD), which may not be
+    # writable for the service user (sudo -u smartshelf from a home directory): use a private one.
+    workdir = tempfile.mkdtemp(prefix="smartshelf-doctor-")
+    atexit.register(shutil.rmtree, workdir, True)
+    os.environ.setdefault("LG_WD", workdir)
+    previous_cwd = os.getcwd()
+    os.chdir(workdir)
+    try:
+        with warnings.catch_warnings(record=True) as caught:  # one warning per backend passed over
+            warnings.simplefilter("always")
+            try:
+                Device.ensure_pin_factory()
+            except BadPinFactory as exc:
+                reasons = "; ".join(dict.fromkeys(str(w.message) for w in caught))
+                raise Fail(f"{exc} ({reasons})" if reasons else str(exc), FIX_ON_ERROR["gpio"]) from None
+    finally:
+        try:
+            os.chdir(previous_cwd)
+        except OSError:  # not ours to enter again: sudo -u smartshelf from a 0700 home (Trixie's default)
+            os.chdir("/")
+    return Device.pin_factory
+
+
 def check_gpio(ctx: Context) -> list[CheckResult]:
     leds = ctx.config.leds
     if leds.type != "gpio":
@@ -274,26 +308,7 @@ def check_gpio(ctx: Context) -> list[CheckResult]:
         raise Skipped(
             "the device service is running and holds the LED pins (sudo systemctl stop smartshelf-device to test them)"
         )
-    factory = ctx.pin_factory
-    if factory is None:
-        import warnings
-
-        from gpiozero import Device
-
-        # lgpio creates notification pipes in the working directory (or $LG_WD), which may not be
-        # writable for the service user (sudo -u smartshelf from a home directory): use a private one.
-        workdir = tempfile.mkdtemp(prefix="smartshelf-doctor-")
-        atexit.register(shutil.rmtree, workdir, True)
-        os.environ.setdefault("LG_WD", workdir)
-        previous_cwd = os.getcwd()
-        os.chdir(workdir)
-        try:
-            with warnings.catch_warnings():  # gpiozero warns once per backend it falls back from
-                warnings.simplefilter("ignore")
-                Device.ensure_pin_factory()
-        finally:
-            os.chdir(previous_cwd)
-        factory = Device.pin_factory
+    factory = ctx.pin_factory or default_pin_factory()
     backend = type(factory).__name__
     pins = _slot_pins(ctx.config)
     results = [CheckResult("gpio", "ok", f"GPIO backend {backend}; {len(pins)} slot pin(s)")]
@@ -585,11 +600,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--json", action="store_true", help="machine-readable report on stdout")
     p.add_argument(
+        "--hardware",
+        action="store_true",
+        help="also the installer's hardware checklist: grab a camera frame (not kept), light each slot's LED "
+        "in turn, screen, clock, SD card space and write rate, CPU temperature and throttling",
+    )
+    p.add_argument(
+        "--blink",
+        type=float,
+        default=1.0,
+        metavar="S",
+        help="with --hardware: seconds each slot's LED stays lit (default 1)",
+    )
+    p.add_argument(
         "--skip",
         action="append",
         default=[],
         metavar="NAME[,NAME]",
-        help=f"skip checks: {', '.join(CHECK_NAMES)}",
+        help=f"skip checks: {', '.join(CHECK_NAMES)}; with --hardware also {', '.join(HARDWARE_NAMES)}",
     )
     p.set_defaults(func=run)
 
@@ -597,13 +625,26 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace, out: Any = None) -> int:
     out = out or sys.stdout
     skip = {s.strip() for value in args.skip for s in value.split(",") if s.strip()}
-    unknown = skip - set(CHECK_NAMES)
+    hardware = getattr(args, "hardware", False)
+    names = CHECK_NAMES + (HARDWARE_NAMES if hardware else ())
+    unknown = skip - set(names)
     if unknown:
         from smartshelf.core.errors import ConfigError
 
-        raise ConfigError(f"--skip {min(unknown)!r} is not a check; choose from {', '.join(CHECK_NAMES)}")
+        raise ConfigError(f"--skip {min(unknown)!r} is not a check; choose from {', '.join(names)}")
     ctx = make_context(args.config, explicit=args.config is not None)
-    results = run_checks(ctx, skip)
+    if hardware:
+        from smartshelf.installer.hardware import HardwareContext, run_hardware_checks
+
+        # the checklist's camera_grab, leds, clock and sd_card do what these do, and more
+        results = [
+            r
+            for r in run_checks(ctx, skip | set(SUPERSEDED_BY_HARDWARE))
+            if r.name not in SUPERSEDED_BY_HARDWARE
+        ]
+        results += run_hardware_checks(HardwareContext(ctx, blink_s=getattr(args, "blink", 1.0)), skip)
+    else:
+        results = run_checks(ctx, skip)
     report = summary(results)
     if args.json:
         print(json.dumps(report, indent=2), file=out)
@@ -611,4 +652,8 @@ def run(args: argparse.Namespace, out: Any = None) -> int:
         print(format_text(results), file=out)
         c = report["counts"]
         print(f"{c['ok']} ok, {c['warn']} warnings, {c['fail']} failed, {c['skip']} skipped", file=out)
+        todo = list(dict.fromkeys(r.fix for r in results if r.status in ("warn", "fail") and r.fix))
+        if hardware and todo:
+            print("\nto fix:", file=out)
+            print("\n".join(f"  - {line}" for line in todo), file=out)
     return 0 if report["ok"] else 1

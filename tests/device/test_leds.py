@@ -93,3 +93,17 @@ def test_terminal_and_null_backends(caplog: pytest.LogCaptureFixture) -> None:
         leds.show(["A2"])
     assert "[A1 .] [A2 *]" in caplog.text
     assert isinstance(create_indicator(LedsConfig(type="none"), {}), NullIndicator)
+
+
+def test_an_eperm_points_at_the_system_call_filter(caplog: pytest.LogCaptureFixture) -> None:
+    """A GPIO library refused by smartshelf-device.service's SystemCallFilter=~@resources gets EPERM:
+    the error and the log say so and how to check, instead of a bare "Operation not permitted"."""
+
+    class Refusing(MockFactory):
+        def pin(self, spec, **kwargs):  # type: ignore[override]
+            raise PermissionError(1, "Operation not permitted")
+
+    with caplog.at_level(logging.ERROR), pytest.raises(HardwareUnavailable, match="SystemCallFilter") as err:
+        GpioIndicator({"A1": 17}, pwm=False, pin_factory=Refusing())
+    assert "SystemCallLog=@resources" in str(err.value)
+    assert any("EPERM" in r.getMessage() for r in caplog.records)

@@ -163,6 +163,41 @@ def test_camera_motion_sees_change_and_holds() -> None:
     assert not motion.present(moved, 1.5)
 
 
+def test_picamera2_eperm_points_at_the_system_call_filter(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+    import sys
+    import types
+
+    fake = types.ModuleType("picamera2")
+
+    class Picamera2:
+        def __init__(self) -> None:
+            raise RuntimeError("Failed to start camera: Operation not permitted")
+
+    fake.Picamera2 = Picamera2  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "picamera2", fake)
+    cam = create_camera(CameraConfig(type="picamera2"))
+    with caplog.at_level(logging.ERROR), pytest.raises(HardwareUnavailable, match="SystemCallFilter"):
+        cam.open()
+    assert any("journalctl -k" in r.getMessage() for r in caplog.records)
+
+
+def test_is_eperm_follows_the_cause_chain() -> None:
+    from smartshelf.core.errors import is_eperm
+
+    try:
+        try:
+            raise PermissionError(1, "nope")
+        except PermissionError as inner:
+            raise HardwareUnavailable("LED could not be opened") from inner
+    except HardwareUnavailable as outer:
+        assert is_eperm(outer)
+    assert not is_eperm(PermissionError(13, "Permission denied"))  # EACCES: the groups, not the filter
+    assert not is_eperm(None)
+
+
 @pytest.mark.parametrize("stride", [64, 128])
 def test_picamera_lores_yuv420_to_rgb_with_padded_rows(stride: int) -> None:
     """picamera2's lores buffer is I420 with rows padded to a stride; the colours must survive."""

@@ -23,6 +23,7 @@ SCRIPTS = [
     ROOT / ".ci" / "run",
     ROOT / "tests" / "install-tools.sh",
     ROOT / "systemd" / "smartshelf-kiosk",
+    ROOT / "tests" / "arm64" / "run.sh",
 ]
 
 
@@ -38,6 +39,7 @@ def env_for(tmp_path: Path, **extra: str) -> dict[str, str]:
         SMARTSHELF_BIN_LINK=str(tmp_path / "bin" / "smartshelf"),
         SMARTSHELF_VENV=str(tmp_path / "venv"),
         SMARTSHELF_KIOSK_USER="",
+        SMARTSHELF_SYSTEMD="running",
     )
     env.update(extra)
     return env
@@ -62,6 +64,22 @@ def run_setup(tmp_path: Path, *args: str, timeout: float = 300, **extra: str) ->
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.name)
 def test_shellcheck_clean(script: Path) -> None:
     result = subprocess.run(["shellcheck", "-x", str(script)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck not installed (apt-get install shellcheck)"
+)
+@pytest.mark.parametrize("script", [SETUP, ROOT / "tests" / "arm64" / "run.sh"], ids=lambda p: p.name)
+def test_no_function_runs_with_set_e_suppressed(script: Path) -> None:
+    """SC2310: a function called inside if/&&/||/! runs without set -e, so a failed step inside it
+    (a unit file that cannot be installed) would be swallowed."""
+    result = subprocess.run(
+        ["shellcheck", "-x", "-o", "check-set-e-suppressed", str(script)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 0, result.stdout + result.stderr
 
 
@@ -94,6 +112,7 @@ def test_dry_run_prints_every_pi_step_and_changes_nothing(tmp_path: Path) -> Non
         "smartshelf-firstboot.service",
         "smartshelf-kiosk.service",
         "would run: systemctl daemon-reload",
+        "-m compileall -q",
         "would run: systemctl enable smartshelf-device.service",
         "would run: systemctl enable systemd-time-wait-sync.service",
         "systemd-time-wait-sync.service.d/smartshelf.conf",
@@ -178,7 +197,7 @@ def test_dry_run_enables_the_kiosk_for_the_desktop_user(tmp_path: Path) -> None:
     import pwd
 
     me = pwd.getpwuid(os.getuid())
-    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_KIOSK_USER=me.pw_name)
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_KIOSK_USER=me.pw_name, SMARTSHELF_DESKTOP="yes")
     assert result.returncode == 0, result.stderr
     wants = f"{me.pw_dir}/.config/systemd/user/default.target.wants/smartshelf-kiosk.service"
     link = next(
@@ -188,6 +207,114 @@ def test_dry_run_enables_the_kiosk_for_the_desktop_user(tmp_path: Path) -> None:
     assert not Path(wants).is_symlink() or os.readlink(wants) != str(
         tmp_path / "user-units" / "smartshelf-kiosk.service"
     )
+
+
+def fake_tools(tmp_path: Path, tools: dict[str, str]) -> str:
+    """A PATH with these fake commands (name -> bash body) first."""
+    fakes = tmp_path / "fakebin"
+    fakes.mkdir(exist_ok=True)
+    for name, body in tools.items():
+        (fakes / name).write_text("#!/bin/bash\n" + body)
+        (fakes / name).chmod(0o755)
+    return f"{fakes}:{os.environ['PATH']}"
+
+
+def apt_install_line(out: str) -> str:
+    return next((line for line in out.splitlines() if "apt-get install" in line), "")
+
+
+def test_lite_gets_no_browser_and_no_kiosk(tmp_path: Path) -> None:
+    """Raspberry Pi OS Lite (no desktop): nothing to show a kiosk on, so no browser is installed."""
+    path = fake_tools(tmp_path, {"dpkg-query": 'echo "not-installed"\n', "apt-cache": 'echo "  Candidate: 1.0"\n'})
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_DESKTOP="no", SMARTSHELF_KIOSK_USER="root", PATH=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = apt_install_line(result.stdout)
+    assert "python3-picamera2" in line and "chromium" not in line, line
+    assert "no desktop (Raspberry Pi OS Lite): no browser" in result.stdout
+    assert "the kiosk is not enabled" in result.stdout
+    assert "default.target.wants" not in result.stdout
+
+
+@pytest.mark.parametrize("present", ["chromium-browser", "chromium"])
+def test_an_installed_chromium_browser_is_not_joined_by_another(tmp_path: Path, present: str) -> None:
+    path = fake_tools(
+        tmp_path,
+        {
+            "dpkg-query": f'if [ "${{@: -1}}" = {present} ]; then echo "install ok installed"; else echo x; fi\n',
+            "apt-cache": 'echo "  Candidate: 1.0"\n',
+        },
+    )
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_DESKTOP="yes", PATH=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    line = apt_install_line(result.stdout)
+    assert "python3-opencv" in line and "chromium" not in line, line
+
+
+def test_a_desktop_without_a_browser_gets_the_archives_one(tmp_path: Path) -> None:
+    path = fake_tools(
+        tmp_path,
+        {
+            "dpkg-query": 'echo x\n',
+            "apt-cache": 'if [ "$2" = chromium ]; then echo "  Candidate: (none)"; else echo "  Candidate: 1.0"; fi\n',
+        },
+    )
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_DESKTOP="yes", PATH=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert apt_install_line(result.stdout).endswith(" chromium-browser")
+
+
+@pytest.mark.parametrize(
+    ("files", "user"),
+    [
+        ({"etc/lightdm/lightdm.conf": "[Seat:*]\nautologin-user=kiosk\n"}, "kiosk"),
+        (
+            {"etc/greetd/config.toml": '[terminal]\nvt = 7\n[initial_session]\ncommand = "labwc"\nuser = "kiosk"\n'},
+            "kiosk",
+        ),
+        (
+            {
+                "etc/systemd/system/getty@tty1.service.d/autologin.conf": (
+                    "[Service]\nExecStart=\nExecStart=-/sbin/agetty --autologin kiosk --noclear %I $TERM\n"
+                )
+            },
+            "kiosk",
+        ),
+        ({}, "first"),  # nothing configured: the first user (uid 1000), as Raspberry Pi OS creates it
+    ],
+    ids=["lightdm", "greetd", "raspi-config-console", "uid-1000"],
+)
+def test_kiosk_user_is_found_beyond_lightdm(tmp_path: Path, files: dict[str, str], user: str) -> None:
+    rootfs = tmp_path / "rootfs"
+    passwd = "root:x:0:0::/root:/bin/bash\nfirst:x:1000:1000::/home/first:/bin/bash\nkiosk:x:1001:1001::/home/kiosk:/bin/bash\n"
+    for rel, text in {"etc/passwd": passwd, **files}.items():
+        (rootfs / rel).parent.mkdir(parents=True, exist_ok=True)
+        (rootfs / rel).write_text(text)
+    (rootfs / "usr/bin").mkdir(parents=True)
+    (rootfs / "usr/bin/labwc").write_text("#!/bin/sh\n")
+    (rootfs / "usr/bin/labwc").chmod(0o755)
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_ROOTFS=str(rootfs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    wants = f"/home/{user}/.config/systemd/user/default.target.wants/smartshelf-kiosk.service"
+    assert any(line.endswith(wants) and "ln -sfn" in line for line in result.stdout.splitlines()), result.stdout
+
+
+def test_without_a_running_systemd_units_are_enabled_but_nothing_is_started(tmp_path: Path) -> None:
+    """In a chroot or an image being built, systemctl can enable units but not reload or start them."""
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_SYSTEMD="offline")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would run: systemctl enable smartshelf-device.service" in result.stdout
+    assert "daemon-reload" not in result.stdout and "systemctl restart" not in result.stdout
+    assert "systemctl start" not in result.stdout
+    assert "the services start at boot" in result.stdout
+
+
+def test_screen_blanking_is_switched_off_with_raspi_config(tmp_path: Path) -> None:
+    path = fake_tools(tmp_path, {"raspi-config": 'if [ "$2" = get_blanking ]; then echo 0; fi\n'})
+    result = run_setup(tmp_path, "--dry-run", PATH=path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would run: raspi-config nonint do_blanking 1" in result.stdout
+    without = run_setup(tmp_path, "--dry-run", PATH="/usr/bin:/bin")
+    assert "no raspi-config: switch screen blanking off" in without.stdout
 
 
 FAKES = {
@@ -218,6 +345,15 @@ FAKES = {
         '  is-enabled) [ -e "$FAKE_STATE/enabled-${@: -1}" ];;\n'
         '  enable) touch "$FAKE_STATE/enabled-$2";;\n'
         "  is-active) exit 0;;\n"
+        '  show) if [ -e "$FAKE_STATE/stale" ]; then echo yes; else echo no; fi;;\n'
+        '  daemon-reload) rm -f "$FAKE_STATE/stale";;\n'
+        "esac\n"
+    ),
+    # remembers do_blanking like the real one (/etc/X11/xorg.conf.d/10-blanking.conf)
+    "raspi-config": (
+        'case "$2" in\n'
+        '  do_blanking) echo "raspi-config $*" >> "$FAKE_LOG"; echo "$3" > "$FAKE_STATE/blanking";;\n'
+        '  get_blanking) cat "$FAKE_STATE/blanking" 2>/dev/null || echo 0;;\n'
         "esac\n"
     ),
 }
@@ -241,11 +377,7 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
         shutil.copytree(ROOT / name, repo / name, ignore=ignore)
     for name in ("setup.sh", "pyproject.toml", "config.example.toml"):
         shutil.copy2(ROOT / name, repo / name)
-    fakes = tmp_path / "fakebin"
-    fakes.mkdir()
-    for name, body in FAKES.items():
-        (fakes / name).write_text("#!/bin/bash\n" + body)
-        (fakes / name).chmod(0o755)
+    path = fake_tools(tmp_path, FAKES)
     state = tmp_path / "state"
     state.mkdir()
     log = tmp_path / "fake.log"
@@ -261,7 +393,7 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     boot.write_text(f'[shelf]\nname = "Aisle 9"\ndata_dir = "{tmp_path / "data"}"\n')
     env = env_for(
         tmp_path,
-        PATH=f"{fakes}:{os.environ['PATH']}",
+        PATH=path,
         FAKE_LOG=str(log),
         FAKE_STATE=str(state),
         SMARTSHELF_MODEL_FILE=str(model),
@@ -305,6 +437,10 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     assert f"ExecStart={launcher} run --config {tmp_path / 'etc' / 'config.toml'}" in unit
     assert f"ReadWritePaths={tmp_path / 'data'}" in unit
     assert (tmp_path / "user-units" / "smartshelf-kiosk.service").exists()
+    assert "raspi-config nonint do_blanking 1" in calls
+    # the release is compiled at install time (the services cannot write its __pycache__)
+    release = (prefix / "current").resolve()
+    assert list((release / "device" / "__pycache__").glob("__init__.*.pyc"))
     assert "systemctl enable smartshelf-retrain.timer" in calls, "the nightly retrain is scheduled"
     retrain = (tmp_path / "units" / "smartshelf-retrain.service").read_text()
     assert f"--out {tmp_path / 'data'}/retrain" in retrain and (tmp_path / "units" / "smartshelf-retrain.timer").exists()
@@ -315,12 +451,38 @@ def test_pi_install_with_fake_system_tools_then_nothing_to_do(tmp_path: Path) ->
     assert second.returncode == 0, second.stdout + second.stderr
     assert "nothing to do" in second.stdout, second.stdout
     assert "+ " not in second.stdout.replace("+ smartshelf update", ""), second.stdout
-    changes = [line for line in log.read_text().splitlines() if not line.startswith("systemctl is-")]
+    assert "release compiled" in second.stdout and "screen blanking is off" in second.stdout
+    queries = ("systemctl is-", "systemctl show")
+    changes = [line for line in log.read_text().splitlines() if not line.startswith(queries)]
     assert changes == ["useradd (done)"]  # no apt, no useradd, no systemctl changes (only queries)
     assert (
         sorted(p.name for p in (prefix / "releases").iterdir()),
         os.readlink(prefix / "current"),
     ) == before
+
+    # A first run interrupted after the unit files but before daemon-reload: the next run, which
+    # finds the files in place, still reloads (systemd says NeedDaemonReload=yes).
+    (state / "stale").touch()
+    third = setup()
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert "older copies of the units" in third.stdout
+    assert "systemctl daemon-reload" in log.read_text()
+
+
+def test_time_wait_sync_is_enabled_only_where_it_exists(tmp_path: Path) -> None:
+    """Trixie ships systemd-time-wait-sync.service with systemd-timesyncd, which a system running
+    chrony (or a minimal image) lacks: `systemctl enable` of a missing unit would stop setup.sh
+    (found by the arm64 stage on its Trixie root)."""
+    rootfs = tmp_path / "rootfs"
+    rootfs.mkdir()
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_ROOTFS=str(rootfs), SMARTSHELF_DESKTOP="no")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "systemctl enable systemd-time-wait-sync.service" not in result.stdout
+    assert "no systemd-time-wait-sync.service here" in result.stdout
+    (rootfs / "usr/lib/systemd/system").mkdir(parents=True)
+    (rootfs / "usr/lib/systemd/system/systemd-time-wait-sync.service").write_text("[Unit]\n")
+    result = run_setup(tmp_path, "--dry-run", SMARTSHELF_ROOTFS=str(rootfs), SMARTSHELF_DESKTOP="no")
+    assert "would run: systemctl enable systemd-time-wait-sync.service" in result.stdout
 
 
 def test_dry_run_hub_adds_the_broker_steps(tmp_path: Path) -> None:

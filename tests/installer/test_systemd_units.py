@@ -137,6 +137,31 @@ def test_kiosk_unit_points_chromium_at_the_device_page() -> None:
     assert "--kiosk" in script and "--ozone-platform=wayland" in script
 
 
+#: Settings that need a mount namespace, which a user manager can only set up together with
+#: PrivateUsers= (systemd.exec(5)); systemd 252 (Bookworm's) ignores them in a user unit otherwise.
+NAMESPACE_SETTINGS = (
+    "PrivateTmp", "PrivateDevices", "ProtectSystem", "ProtectHome", "ProtectKernelTunables",
+    "ProtectKernelModules", "ProtectControlGroups", "ReadOnlyPaths", "ReadWritePaths",
+    "InaccessiblePaths", "BindPaths", "BindReadOnlyPaths", "TemporaryFileSystem",
+)
+
+
+@pytest.mark.parametrize("unit", USER_UNITS)
+def test_user_units_ask_for_no_namespace_they_would_not_get(unit: str) -> None:
+    """A user unit's PrivateTmp= without PrivateUsers= is ignored on systemd 252, and the kiosk must
+    not get a private /tmp anyway: it would hide /tmp/.X11-unix from the X11 fallback."""
+    found = set(settings(unit)) & set(NAMESPACE_SETTINGS)
+    assert not found, f"{unit}: {sorted(found)} need PrivateUsers= in a user unit"
+    assert "PrivateTmp" not in settings(unit)
+    assert "/tmp/.X11-unix" in (UNITS / "smartshelf-kiosk").read_text()
+
+
+def test_device_unit_says_how_to_check_the_syscall_filter_on_a_pi() -> None:
+    text = (UNITS / "smartshelf-device.service").read_text()
+    assert one("smartshelf-device.service", "SystemCallErrorNumber") == "EPERM"
+    assert "SystemCallLog=@resources" in text and "type=1326" in text
+
+
 def test_retrain_runs_nightly_exports_then_retrains_without_network() -> None:
     assert one(RETRAIN_UNIT, "Type") == "oneshot"
     assert "Install" not in (UNITS / RETRAIN_UNIT).read_text(), "started by its timer only"

@@ -103,6 +103,9 @@ def test_install_switches_current_and_second_run_does_nothing(tmp_path: Path) ->
     assert result.returncode == 0 and "smartshelf" in result.stdout, result.stderr
     where = _device_import(release, tmp_path)
     assert where.stdout.strip().startswith(str(release)), where.stdout + where.stderr
+    # compiled at install time (pip compiles what it installs): the services cannot write __pycache__
+    imported = Path(where.stdout.strip())
+    assert list((imported.parent / "__pycache__").glob("__init__.*.pyc")), imported
     # idempotent
     up2, out2 = updater(tmp_path)
     assert up2.update(read_source(tmp_path / "src")) == 0

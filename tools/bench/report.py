@@ -414,6 +414,11 @@ def markdown(result: dict[str, Any]) -> str:
         f"This machine ran the int8 age/gender model at ~{_f(mc['this_machine_int8_gmacs_per_s'], 1)} G MAC/s "
         "(x86 with wide SIMD; the Pi 4's NEON cores are far slower, hence the estimate).\n"
     )
+    if "pi" in result:
+        from tools.bench.pi import pi_notes
+
+        add("## Measured on this Raspberry Pi (smartshelf bench --pi)\n")
+        add("\n".join(f"- {line.strip()}" for line in pi_notes(result["pi"], result)) + "\n")
     return "\n".join(out) + "\n"
 
 

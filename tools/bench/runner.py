@@ -211,9 +211,13 @@ def targets(result: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def run_bench(
-    *, quick: bool, out_dir: Path, peer_python: Path | None = None, command: str = ""
+    *, quick: bool, out_dir: Path, peer_python: Path | None = None, command: str = "", pi: bool = False
 ) -> dict[str, Any]:
-    """Run every measurement, write ``out_dir/report.md`` and its plots, return the result object."""
+    """Run every measurement, write ``out_dir/report.md`` and its plots, return the result object.
+
+    With ``pi`` (``smartshelf bench --pi``) the machine must be a Raspberry Pi; its throttling flags,
+    temperature, clock and governor are recorded before and after, and the measured model time
+    is set beside the Pi 4 estimate (tools.bench.pi)."""
     from device.inference import DETECTOR_FILES, MODELS_DIR, create_detector
     from smartshelf.core.config import ModelsConfig
     from tools.bench.modelcost import PI4_RATE_SOURCE, model_costs
@@ -224,6 +228,11 @@ def run_bench(
             "smartshelf bench draws its plots with matplotlib, which is not installed; "
             "fix: pip install 'smartshelf[bench]' (or pip install matplotlib)"
         )
+    pi_info: dict[str, Any] | None = None
+    if pi:
+        from tools.bench.pi import pi_facts, require_pi
+
+        pi_info = {"model": require_pi(), "before": pi_facts()}
     plan = BenchPlan.make(quick)
     started = time.time()
     result: dict[str, Any] = {
@@ -325,6 +334,15 @@ def run_bench(
         else None
     )
 
+    if pi_info is not None:
+        from tools.bench.pi import pi_facts
+
+        pi_info["after"] = pi_facts()
+        result["pi"] = pi_info
+        result["model_cost"]["measured_per_frame_ms"] = round(
+            result["stages"]["detect"]["median"] + result["stages"]["age_gender"]["median"], 3
+        )
+        result["model_cost"]["note"] = "estimate from MAC counts and an assumed rate; measured_per_frame_ms is this Pi's"
     result["targets"] = targets(result)
     result["late_busy_day"] = late_day_estimate(result)
     result["seconds"] = round(time.time() - started, 1)
