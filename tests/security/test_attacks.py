@@ -19,7 +19,7 @@ import pytest
 
 from admin_web.terminals import signing
 from admin_web.terminals.views import get_ledger
-from tests.security.helpers import csrf_of, login, make_app, snapshot
+from tests.security.helpers import csrf_of, login, make_app, snapshot, start_device_server
 
 TERMINAL_URL = "/api/v1/terminal/events"
 
@@ -227,24 +227,7 @@ def test_4_a_fresh_install_with_only_a_password_starts_empty_and_writes_its_stor
 # -- 5: the device's loopback control endpoint ------------------------------------------------------------
 @pytest.fixture
 def device(tmp_path: Path) -> Any:
-    from device.controller import validate_command
-    from device.display.kiosk import KioskServer
-    from device.display.screen import KioskScreen
-    from smartshelf.core.control import load_or_create_secret
-
-    commands: list[tuple[str, dict[str, Any]]] = []
-
-    def control(name: str, body: dict[str, Any]) -> dict[str, Any]:
-        if name not in ("identify", "pause", "reload"):
-            raise KeyError(f"unknown command {name!r}")
-        commands.append((name, validate_command(name, body)))
-        return {"ok": True}
-
-    secret = load_or_create_secret(tmp_path)
-    server = KioskServer(KioskScreen("t"), port=0, control=control, data_dir=tmp_path, heartbeat_s=0.2).start()
-    server.commands = commands  # type: ignore[attr-defined]
-    server.secret_value = secret  # type: ignore[attr-defined]
-    server.data_dir = tmp_path  # type: ignore[attr-defined]
+    server = start_device_server(tmp_path)
     yield server
     server.close()
 
