@@ -177,6 +177,12 @@ def test_3_tokens_are_created_with_scopes_listed_and_revoked_from_the_page(app: 
     assert logged_in.post("/api/v1/products", json={"sku": "N1", "name": "n", "price": 1, "stock": 1},
                           headers=bearer).status_code == 201
     assert logged_in.put("/api/v1/products/N1/stock", json={"add": 1}, headers=bearer).status_code == 403
+    account = logged_in.get("/account/").data
+    assert b'href="/account/tokens/catalogue/revoke"' in account  # the list links to a confirmation
+    confirm = logged_in.get("/account/tokens/catalogue/revoke")
+    assert confirm.status_code == 200 and b"Revoke the token" in confirm.data and b"Cancel" in confirm.data
+    assert logged_in.get("/api/v1/products", headers=bearer).status_code == 200  # asking changes nothing
+    assert logged_in.get("/account/tokens/nope/revoke").status_code == 404
     logged_in.post("/account/tokens/catalogue/revoke", data={"csrf_token": csrf_of(logged_in)})
     assert logged_in.get("/api/v1/products", headers=bearer).status_code == 401  # on the next request
 
