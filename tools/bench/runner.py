@@ -223,6 +223,10 @@ def run_bench(
     from tools.bench.modelcost import PI4_RATE_SOURCE, model_costs
     from tools.bench.report import late_day_estimate, write_report
 
+    if pi:  # refused off a Pi before anything else is checked or measured
+        from tools.bench.pi import require_pi
+
+        require_pi()
     if importlib.util.find_spec("matplotlib") is None:
         raise SmartShelfError(
             "smartshelf bench draws its plots with matplotlib, which is not installed; "
