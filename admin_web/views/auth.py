@@ -161,6 +161,20 @@ def create_token() -> Any:
     return _account_page(new_token=token, new_token_name=name.strip())
 
 
+@bp.get("/account/tokens/<name>/revoke")
+def confirm_revoke_token(name: str) -> Any:
+    """The confirmation page (a plain form: works without JavaScript and from the keyboard)."""
+    _staff()
+    if not any(t["name"] == name for t in get_accounts().list_tokens()):
+        abort(404, description=f"No token named {name!r}.")
+    return render_template(
+        "confirm.html", title=f"Revoke the token {name!r}?",
+        consequence=("Whatever uses this token (a till or stock sync) is refused from its next request. "
+                     "To connect it again, create a new token and give it that one."),
+        action=url_for("auth.revoke_token", name=name), confirm_label="Revoke token",
+        cancel=url_for("auth.account"))
+
+
 @bp.post("/account/tokens/<name>/revoke")
 def revoke_token(name: str) -> Any:
     _staff()

@@ -89,3 +89,29 @@ def terminal_summary(terminalreporter: Any) -> None:
             f"{stats['server_errors']} server errors (5xx)"
         )
     terminalreporter.write_line(f"total: {total_routes} route/method pairs, {total_requests} generated requests")
+
+
+def start_device_server(data_dir: Path, *, name: str = "t", heartbeat_s: float = 0.2, status: Any = None) -> Any:
+    """The device's real loopback server on a free port, with a control function that validates and
+    records each command (``server.commands``), its control secret (``server.secret_value``) and data dir."""
+    from device.controller import validate_command
+    from device.display.kiosk import KioskServer
+    from device.display.screen import KioskScreen
+    from smartshelf.core.control import load_or_create_secret
+
+    commands: list[tuple[str, dict[str, Any]]] = []
+
+    def control(command: str, body: dict[str, Any]) -> dict[str, Any]:
+        if command not in ("identify", "pause", "reload"):
+            raise KeyError(f"unknown command {command!r}")
+        commands.append((command, validate_command(command, body)))
+        return {"ok": True}
+
+    secret = load_or_create_secret(data_dir)
+    extra = {} if status is None else {"status": status}
+    server = KioskServer(KioskScreen(name), port=0, control=control, data_dir=data_dir, heartbeat_s=heartbeat_s,
+                         **extra).start()
+    server.commands = commands
+    server.secret_value = secret
+    server.data_dir = data_dir
+    return server

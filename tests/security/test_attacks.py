@@ -19,7 +19,7 @@ import pytest
 
 from admin_web.terminals import signing
 from admin_web.terminals.views import get_ledger
-from tests.security.helpers import csrf_of, login, make_app, snapshot
+from tests.security.helpers import csrf_of, login, make_app, snapshot, start_device_server
 
 TERMINAL_URL = "/api/v1/terminal/events"
 
@@ -177,6 +177,12 @@ def test_3_tokens_are_created_with_scopes_listed_and_revoked_from_the_page(app: 
     assert logged_in.post("/api/v1/products", json={"sku": "N1", "name": "n", "price": 1, "stock": 1},
                           headers=bearer).status_code == 201
     assert logged_in.put("/api/v1/products/N1/stock", json={"add": 1}, headers=bearer).status_code == 403
+    account = logged_in.get("/account/").data
+    assert b'href="/account/tokens/catalogue/revoke"' in account  # the list links to a confirmation
+    confirm = logged_in.get("/account/tokens/catalogue/revoke")
+    assert confirm.status_code == 200 and b"Revoke the token" in confirm.data and b"Cancel" in confirm.data
+    assert logged_in.get("/api/v1/products", headers=bearer).status_code == 200  # asking changes nothing
+    assert logged_in.get("/account/tokens/nope/revoke").status_code == 404
     logged_in.post("/account/tokens/catalogue/revoke", data={"csrf_token": csrf_of(logged_in)})
     assert logged_in.get("/api/v1/products", headers=bearer).status_code == 401  # on the next request
 
@@ -227,24 +233,7 @@ def test_4_a_fresh_install_with_only_a_password_starts_empty_and_writes_its_stor
 # -- 5: the device's loopback control endpoint ------------------------------------------------------------
 @pytest.fixture
 def device(tmp_path: Path) -> Any:
-    from device.controller import validate_command
-    from device.display.kiosk import KioskServer
-    from device.display.screen import KioskScreen
-    from smartshelf.core.control import load_or_create_secret
-
-    commands: list[tuple[str, dict[str, Any]]] = []
-
-    def control(name: str, body: dict[str, Any]) -> dict[str, Any]:
-        if name not in ("identify", "pause", "reload"):
-            raise KeyError(f"unknown command {name!r}")
-        commands.append((name, validate_command(name, body)))
-        return {"ok": True}
-
-    secret = load_or_create_secret(tmp_path)
-    server = KioskServer(KioskScreen("t"), port=0, control=control, data_dir=tmp_path, heartbeat_s=0.2).start()
-    server.commands = commands  # type: ignore[attr-defined]
-    server.secret_value = secret  # type: ignore[attr-defined]
-    server.data_dir = tmp_path  # type: ignore[attr-defined]
+    server = start_device_server(tmp_path)
     yield server
     server.close()
 

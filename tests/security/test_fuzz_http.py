@@ -31,7 +31,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from admin_web.terminals import signing
-from tests.security.helpers import FUZZ_EXAMPLES, FUZZ_SETTINGS, csrf_of, login, make_app, record, snapshot
+from tests.security.helpers import (
+    FUZZ_EXAMPLES,
+    FUZZ_SETTINGS,
+    csrf_of,
+    login,
+    make_app,
+    record,
+    snapshot,
+    start_device_server,
+)
 
 #: Route-by-route surfaces (admin pages, JSON API) fuzz every route and method with this many requests each.
 PER_ROUTE = settings(FUZZ_SETTINGS, max_examples=max(4, FUZZ_EXAMPLES // 4))
@@ -307,22 +316,8 @@ def test_fuzz_stripe_webhook(tmp_path: Path) -> None:
 
 # -- the device's loopback server ------------------------------------------------------------------------------------
 def test_fuzz_device_loopback(tmp_path: Path) -> None:
-    from device.controller import validate_command
-    from device.display.kiosk import KioskServer
-    from device.display.screen import KioskScreen
-    from smartshelf.core.control import load_or_create_secret
-
-    commands: list[Any] = []
-
-    def control(name: str, body: dict[str, Any]) -> dict[str, Any]:
-        if name not in ("identify", "pause", "reload"):
-            raise KeyError(f"unknown command {name!r}")
-        commands.append((name, validate_command(name, body)))
-        return {"ok": True}
-
-    secret = load_or_create_secret(tmp_path)
-    server = KioskServer(KioskScreen("fuzz"), port=0, control=control, data_dir=tmp_path, heartbeat_s=0.05,
-                         status=lambda: {"camera": {"state": "ok"}}).start()
+    server = start_device_server(tmp_path, name="fuzz", heartbeat_s=0.05, status=lambda: {"camera": {"state": "ok"}})
+    commands, secret = server.commands, server.secret_value
     port = server.httpd.server_address[1]
     paths = ["/", "/index.html", "/state", "/status", "/static/kiosk.js", "/images/a.png", "/control/pause",
              "/control/identify", "/control/reload", "/control/explode", "/control/", "/nope"]
