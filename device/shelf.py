@@ -31,6 +31,7 @@ from device.recommend.ranker import Ranker
 from device.sensors.camera import Camera, ReconnectingCamera, create_camera
 from device.sensors.presence import create_presence
 from smartshelf.core import __version__
+from smartshelf.core.atomic import file_stamp
 from smartshelf.core.config import Config, ModelsConfig
 from smartshelf.core.control import load_or_create_secret
 from smartshelf.core.errors import ModelError
@@ -118,7 +119,7 @@ class FactorRankers:
         if self.watcher is not None:
             return self.watcher.maybe_reload()
         if self.path.exists():
-            stamp = _stamp_of(self.path)
+            stamp = file_stamp(self.path)
             if stamp is not None and stamp == self._rejected_stamp:
                 return False
             try:
@@ -225,14 +226,6 @@ class Shelf:
             with contextlib.suppress(Exception):
                 close()
         self.closers.clear()
-
-
-def _stamp_of(path: Path) -> tuple[int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_size)
 
 
 def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector | CascadeDetector, AgeGenderModel]:

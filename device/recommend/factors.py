@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import numpy.typing as npt
 
+from smartshelf.core.atomic import file_stamp
 from smartshelf.core.errors import ModelError
 from smartshelf.core.storage import atomic_write_bytes
 from smartshelf.core.types import Segment
@@ -327,18 +328,11 @@ class FactorWatcher:
     def __init__(self, path: str | os.PathLike[str], *, public_key: Ed25519PublicKey | None = None) -> None:
         self.path = Path(path)
         self.public_key = public_key
-        self._stamp = self._stat()
+        self._stamp = file_stamp(self.path)
         self._model = FactorModel.load(self.path, public_key=public_key)
         self._bad_stamp: tuple[int, int] | None = None
         #: Why the last changed file was refused (None once a good one is loaded).
         self.rejected: str | None = None
-
-    def _stat(self) -> tuple[int, int] | None:
-        try:
-            st = os.stat(self.path)
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
 
     @property
     def current(self) -> FactorModel:
@@ -346,7 +340,7 @@ class FactorWatcher:
 
     def maybe_reload(self) -> bool:
         """Reload if the file changed; True when a new model was installed."""
-        stamp = self._stat()
+        stamp = file_stamp(self.path)
         if stamp == self._stamp or (stamp is not None and stamp == self._bad_stamp):
             return False
         if stamp is None:

@@ -21,6 +21,18 @@ from typing import Any, Self
 from smartshelf.core.errors import StorageError
 
 
+def file_stamp(path: str | os.PathLike[str] | None) -> tuple[int, int] | None:
+    """(mtime in ns, size) of a file, or None when it cannot be stat'ed: how readers notice that a
+    file owned by another writer was replaced (every write is an atomic rename, so both change)."""
+    if path is None:
+        return None
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_size)
+
+
 def fsync_dir(directory: str | os.PathLike[str]) -> None:
     """Flush a directory entry change (a rename) to disk."""
     fd = os.open(os.fspath(directory), os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
+from smartshelf.core.atomic import file_stamp
 from smartshelf.core.errors import ConfigError
 
 logger = logging.getLogger(__name__)
@@ -468,23 +469,14 @@ class ConfigSource:
 
     def __init__(self, path: Path | str | None = None) -> None:
         self.path = resolve_config_path(path)
-        self._stamp = self._stat()
+        self._stamp = file_stamp(self.path)
         self._config = load_config(self.path)
         self._bad_stamp: tuple[int, int] | None = None
         #: Why the file's current content is not in use (None when it is).
         self.error: str | None = None
 
-    def _stat(self) -> tuple[int, int] | None:
-        if self.path is None:
-            return None
-        try:
-            st = self.path.stat()
-        except OSError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
-
     def get(self) -> Config:
-        stamp = self._stat()
+        stamp = file_stamp(self.path)
         if stamp == self._stamp or stamp is None or stamp == self._bad_stamp:
             return self._config
         try:
