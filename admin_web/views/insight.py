@@ -16,6 +16,7 @@ from admin_web import registry
 from admin_web.db import get_event_reader, get_repository, get_runtime_dir
 from admin_web.insight import impressions_per_hour, read_status, totals
 from admin_web.svg import bar_chart, column_chart
+from smartshelf.core.atomic import file_stamp
 from smartshelf.core.readiness import learned_ids, shelf_readiness
 from smartshelf.core.retrain_report import read_retrain_report
 
@@ -37,6 +38,21 @@ def _panels() -> list[dict[str, Any]]:
     return out
 
 
+LEARNED_KEY = "smartshelf.learned_ids"
+
+
+def _learned_ids() -> frozenset[str] | None:
+    """The factor file's item ids, read again only when the file was replaced (not on every view)."""
+    path = current_app.config["FACTORS_PATH"]
+    stamp = file_stamp(path)
+    cached = current_app.extensions.get(LEARNED_KEY)
+    if stamp is not None and cached is not None and cached[0] == stamp:
+        return cached[1]
+    ids = learned_ids(path)
+    current_app.extensions[LEARNED_KEY] = (stamp, ids)
+    return ids
+
+
 @bp.route("/")
 def dashboard() -> Any:
     now = time.time()
@@ -55,7 +71,7 @@ def dashboard() -> Any:
     alerts = discrepancies + low
     readiness = shelf_readiness(
         repo.list_products(), [s["slot"] for s in repo.list_slots()],
-        learned=learned_ids(current_app.config["FACTORS_PATH"]),
+        learned=_learned_ids(),
     )
     return render_template(
         "insight/dashboard.html",
