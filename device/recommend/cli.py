@@ -131,7 +131,8 @@ def _load_data(args: argparse.Namespace):
     return load_csv(args.interactions, args.users, args.items, like_threshold=args.like_threshold)
 
 
-def _print_json(obj: object) -> None:
+def print_json(obj: object) -> None:
+    """A report as indented JSON on stdout (also used by the development commands in tools/)."""
     sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
@@ -217,7 +218,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
             holdout_sales=exc.report.holdout_rows,
         )
         if args.json:
-            _print_json(exc.report.to_dict())
+            print_json(exc.report.to_dict())
         print(f"smartshelf: retrain refused: {exc}", file=sys.stderr)
         return finish("kept", str(exc), 3)
     except Exception as exc:
@@ -233,7 +234,7 @@ def _cmd_retrain(args: argparse.Namespace) -> int:
         rollback=str(previous_path(args.current)) if previous_path(args.current).exists() else None,
     )
     if args.json:
-        _print_json(report.to_dict())
+        print_json(report.to_dict())
     else:
         print(report.message)
     return finish("replaced", report.message, 0)
@@ -276,7 +277,7 @@ def _cmd_inspect(args: argparse.Namespace) -> int:
     from device.recommend.factors import FactorModel
 
     model = FactorModel.load(args.file)
-    _print_json(
+    print_json(
         {
             "file": str(args.file),
             "items": model.n_items,
@@ -306,7 +307,7 @@ def _cmd_recommend(args: argparse.Namespace) -> int:
     recs = Ranker(model).rank(segment, n=args.top, diversity=args.diversity)
     names = _item_names(args.catalog)
     if args.json:
-        _print_json({"items": [r.item_id for r in recs], "names": [names.get(r.item_id) for r in recs],
+        print_json({"items": [r.item_id for r in recs], "names": [names.get(r.item_id) for r in recs],
                      "segment": str(segment)})
         return 0
     print(f"segment {segment} ({model.metadata.get('method', '?')}, {model.n_items} items)")

@@ -4,16 +4,11 @@ MovieLens, ranking latency, regenerating the demo catalogue). Registered by ``to
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
+from device.recommend.cli import print_json as _print_json
 from smartshelf.core.commands import command_group
-
-
-def _print_json(obj: object) -> None:
-    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
 
 
 def register(subparsers: Any) -> None:
