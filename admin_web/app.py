@@ -158,3 +158,17 @@ def create_app(config: dict[str, Any] | None = None) -> Flask:
 
     app.jinja_env.globals["Markup"] = Markup
     return app
+
+
+def close_app(app: Flask) -> None:
+    """The admin's shutdown: write the stock kept in memory to store.json, stop the store hub's
+    threads, close the files. Each step runs even when an earlier one fails (it is logged)."""
+    steps = [app.extensions.get(name) for name in ("smartshelf.store_publisher", "smartshelf.store_hub",
+                                                   "smartshelf.terminals", "smartshelf.repository")]
+    for part in steps:
+        if part is None:
+            continue
+        try:
+            part.close()
+        except Exception:
+            logger.exception("shutdown: closing %s failed", type(part).__name__)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import getpass
 import logging
+import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -129,12 +130,20 @@ def serve(args: argparse.Namespace) -> int:
         raise PortUnavailable.from_os_error("the admin page", host, int(port), exc,
                                             setting="--port or admin.port in the config") from exc
     logger.info("admin page on http://%s:%s/ (data %s)", host, port, settings["DATA_DIR"])
+    from admin_web.app import close_app
+
+    def on_sigterm(signum: int, _frame: Any) -> None:  # systemctl stop: shut down as on Ctrl-C
+        logger.info("signal %d: stopping", signum)
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         server.run()
     except KeyboardInterrupt:
         pass
     finally:
         server.close()
+        close_app(app)
     return 0
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,6 +93,12 @@ class StoreTransaction:
 
     def __init__(self, tables: dict[str, dict[str, Any]]) -> None:
         self._tables = tables
+        self.deferred = False
+
+    def defer(self) -> None:
+        """Keep this change in memory only, written with the next write or flush: only for a change
+        durable in another file that the repository's reconciler re-applies (a sale's stock)."""
+        self.deferred = True
 
     @property
     def tables(self) -> dict[str, dict[str, Any]]:
@@ -146,21 +153,49 @@ class StoreTransaction:
 class InventoryRepository:
     """Products and slots in ``<data_dir>/store.json`` (TinyDB through AtomicJSONStorage)."""
 
-    def __init__(self, data_dir: str | Path, *, configured_slots: Callable[[], Iterable[str]] | None = None) -> None:
+    def __init__(self, data_dir: str | Path, *, configured_slots: Callable[[], Iterable[str]] | None = None,
+                 monotonic: Callable[[], float] = time.monotonic) -> None:
         #: Slot names from the config (``[slots]``), used when store.json has no slots table yet.
         self.configured_slots = configured_slots or (lambda: ())
         self.data_dir = Path(data_dir)
         self.path = self.data_dir / STORE_FILE
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.db = open_db(self.path)
+        #: the clock of :meth:`deferred_since` (a bench's simulated one)
+        self.monotonic = monotonic
+        self.db.storage.monotonic = monotonic
         self.file_lock = FileLock(self.path)
         self._lock = threading.RLock()
         self._alerts_cache: tuple[Any, list[dict[str, Any]], list[dict[str, Any]]] | None = None
         self._products_cache: tuple[Any, list[dict[str, Any]], dict[str, dict[str, Any]]] | None = None
 
     def close(self) -> None:
+        """Write what is kept in memory only, then close."""
         with self._lock:
-            self.db.close()
+            try:
+                self.flush()
+            finally:
+                self.db.close()
+
+    def set_reconciler(self, reconcile: Callable[[dict[str, Any]], bool]) -> None:
+        """``reconcile(tables)`` re-applies, in memory, changes durable elsewhere that a freshly read
+        store.json lacks (the sales ledger's stock changes); returns whether it changed anything."""
+        with self._lock:
+            self.db.storage.reconcile = reconcile
+            self.db.storage.invalidate()
+            self.db.storage.read()  # reconciled now: flush() writes what it changed
+
+    def deferred_since(self) -> float | None:
+        """Monotonic time of the oldest change not yet written to store.json (None: the file is current)."""
+        return self.db.storage.deferred_since
+
+    def flush(self) -> bool:
+        """Write the changes kept in memory only (without fsyncs: they are durable elsewhere)."""
+        with self._lock:
+            if self.db.storage.deferred_since is None:
+                return False
+            with self.file_lock:
+                return bool(self.db.storage.flush(durable=False))
 
     def validate(self) -> None:
         """Check store.json against its schema; StorageError names the file, document and key."""
@@ -173,9 +208,13 @@ class InventoryRepository:
 
         ``durable=False`` writes without fsyncs (still atomic): only for changes that are durable in
         another file already (a sale's stock change, replayed from the sales ledger after a power cut).
+        A transaction that calls :meth:`StoreTransaction.defer` is kept in memory only (see :meth:`flush`).
         """
-        with self._lock, self.file_lock, write_transaction(self.db, durable=durable) as tables:
-            yield StoreTransaction(tables)
+        holder: list[StoreTransaction] = []
+        with self._lock, self.file_lock, write_transaction(self.db, durable=durable,
+                                                           defer=lambda: holder[0].deferred) as tables:
+            holder.append(StoreTransaction(tables))
+            yield holder[0]
 
     def tables(self) -> dict[str, dict[str, Any]]:
         """The current raw tables, read-only (never mutate them): shared with the storage's cache."""

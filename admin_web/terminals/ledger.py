@@ -9,11 +9,17 @@ Two files, one owner each in the admin process:
 
 Commit order, under the repository's lock: apply the batch to the tables (duplicate check against
 the ledger, per terminal), append the applied events with their stock changes to the ledger in one
-durable transaction (``synchronous=FULL``), then write store.json with the new stock and the ledger's
-last ``seq`` as ``meta.ledger_seq`` (atomically, without fsyncs: the ledger already holds the change).
-No caller gets its answer before its event is durable in the ledger. After a power cut that brought
-back an older store.json, the stock changes of the ledger entries after its ``ledger_seq`` are
-replayed (on start and before every commit), so the stock is exact and each sale counts once.
+durable transaction (``synchronous=FULL``), then hand store.json the new stock and the ledger's last
+``seq`` as ``meta.ledger_seq``. No caller gets its answer before its event is durable in the ledger.
+
+store.json follows the ledger lazily, to spare the SD card (a 150-product store.json is ~44 kB; a
+busy day has 2,000 sales): a sale that takes a product out of stock or back in (what the shelf
+reads), or a terminal's first event, is written at once (atomically, without fsyncs); other stock
+changes (and terminals' ``last_seen``) stay in the admin's memory, where its pages read them, and reach the file within :data:`STOCK_WRITE_INTERVAL_S`, with
+the next staff edit, or when the admin stops. Whenever store.json is read from disk (at start,
+after a power cut brought back an older copy, after another process wrote it), the stock changes
+of the ledger entries after its ``ledger_seq`` are re-applied in memory (the repository's
+reconciler), so the stock is exact and each sale counts once.
 
 Group commit: under load, the threads of the web server queue their verified events; the first
 thread to find no commit running becomes the leader, applies every queued event in one cycle and
@@ -34,7 +40,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from admin_web.repository import InventoryRepository, StoreTransaction
+from admin_web.repository import InventoryRepository
 from admin_web.terminals.adapters import PROVIDERS
 from admin_web.terminals.apply import ApplyResult, Submission, Tables, apply_batch, find_terminal
 from admin_web.terminals.errors import AuthError, KeyFileError, TerminalError
@@ -47,6 +53,8 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 256
 LEDGER_SEQ = "ledger_seq"
+#: The longest a stock change that does not move a product in or out of stock waits for store.json.
+STOCK_WRITE_INTERVAL_S = 300.0
 _NAME_RE = re.compile(r"[^\x00-\x1f]{1,64}")
 
 
@@ -114,6 +122,22 @@ def _apply_delta(tables: Tables, delta: dict[str, int]) -> None:
         doc["stock"] = int(doc.get("stock") or 0) + int(change)
 
 
+def _write_now(before: Tables, after: Tables, deltas: list[dict[str, int]]) -> bool:
+    """Whether a batch changes what the shelf or staff read from store.json in another process:
+    a product out of stock or back in, a terminal seen for the first time."""
+    first_seen = any(doc.get("last_seen") is None and after.get("terminals", {}).get(key, {}).get("last_seen")
+                     for key, doc in before.get("terminals", {}).items())
+    changed = {sku for delta in deltas for sku in delta}
+    if first_seen or not changed:
+        return first_seen
+
+    def in_stock(tables: Tables) -> dict[str, bool]:
+        return {doc.get("sku"): int(doc.get("stock") or 0) > 0
+                for doc in tables.get("products", {}).values() if doc.get("sku") in changed}
+
+    return in_stock(before) != in_stock(after)
+
+
 class TerminalLedger:
     """Pairing, secrets, event application and ledger reads for one data dir. Thread-safe.
 
@@ -141,9 +165,11 @@ class TerminalLedger:
         self._queue: list[_Pending] = []
         self._box: SecretBox | None = None
         self._secret_cache: dict[tuple[str, str], str] = {}
+        self._timer: threading.Timer | None = None
+        self._timer_lock = threading.Lock()
         self._migrate_legacy()
-        with self.repo.transaction() as tx:
-            self._replay(tx)
+        self.repo.set_reconciler(self._reconcile)
+        self.repo.flush()  # stock a power cut took from store.json: on disk now, for the shelf
 
     # -- storage --------------------------------------------------------------------------------
     def _migrate_legacy(self) -> None:
@@ -171,25 +197,69 @@ class TerminalLedger:
             except OSError:
                 pass
 
-    def _replay(self, tx: StoreTransaction) -> None:
-        """Apply the stock changes of ledger entries that store.json does not count yet (after a
-        power cut brought back an older store.json). Skips the write when there are none."""
-        mark = tx.meta(LEDGER_SEQ)
-        if mark is None:  # a store.json that never saw this ledger (new, or restored alone)
+    def _reconcile(self, tables: Tables) -> bool:
+        """store.json as just read from disk: apply, in memory, the stock changes of the ledger
+        entries it does not count yet (after a power cut brought back an older copy, or while the
+        newest stock was still only in memory when another process wrote the file). Returns
+        whether anything changed (the repository then writes it with its next write or flush)."""
+        meta = tables.setdefault("meta", {}).setdefault("1", {})
+        mark = meta.get(LEDGER_SEQ)
+        if mark is None:  # a store.json that never saw this ledger (new, or restored alone): mark it
             last = self.sales_db.last_seq()
-            if last == 0:
-                tx.skip()
-            logger.warning("store.json has no ledger mark; taking its stock as counting all %d ledger entries", last)
-            tx.set_meta(LEDGER_SEQ, last)
-            return
+            if last:
+                logger.warning("store.json has no ledger mark; taking its stock as counting all %d ledger entries",
+                               last)
+            meta[LEDGER_SEQ] = last
+            return True
         missing = self.sales_db.deltas_after(int(mark))
         if not missing:
-            tx.skip()
+            return False
         for _seq, delta in missing:
-            _apply_delta(tx.tables, delta)
-        tx.set_meta(LEDGER_SEQ, missing[-1][0])
-        logger.warning("replayed the stock changes of %d sale(s) that store.json had lost (ledger seq %d-%d)",
-                       len(missing), missing[0][0], missing[-1][0])
+            _apply_delta(tables, delta)
+        seen = self.sales_db.last_received_after(int(mark))
+        for doc in tables.get("terminals", {}).values():
+            at = seen.get(doc.get("terminal_id"))
+            if at is not None:
+                stamp = datetime.fromtimestamp(at, UTC).isoformat()
+                last = doc.get("last_seen")
+                if last is None or datetime.fromisoformat(last) < datetime.fromisoformat(stamp):
+                    doc["last_seen"] = stamp
+        meta[LEDGER_SEQ] = missing[-1][0]
+        logger.info("store.json: applied the stock changes of %d sale(s) it did not count yet (ledger seq %d-%d)",
+                    len(missing), missing[0][0], missing[-1][0])
+        return True
+
+    def flush_stock(self) -> bool:
+        """Write the stock kept in memory to store.json now (also the timer's and close's job)."""
+        with self._timer_lock:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+        try:
+            return self.repo.flush()
+        except StorageError as exc:  # still in memory and in the ledger: the next write tries again
+            logger.error("could not write the stock to %s: %s", self.store_path, exc)
+            self._schedule_flush()
+            return False
+
+    def _schedule_flush(self) -> None:
+        since = self.repo.deferred_since()
+        if since is None:
+            return
+        wait = max(0.0, since + STOCK_WRITE_INTERVAL_S - self.repo.monotonic())
+        if wait == 0.0:
+            self.flush_stock()
+            return
+        with self._timer_lock:
+            if self._timer is None:
+                self._timer = threading.Timer(wait, self.flush_stock)
+                self._timer.daemon = True
+                self._timer.name = "store-json-stock"
+                self._timer.start()
+
+    def close(self) -> None:
+        """Write the stock kept in memory and stop the timer (the admin's shutdown)."""
+        self.flush_stock()
 
     def _view(self) -> Tables:
         """The current tables for read-only use (never mutate them)."""
@@ -308,7 +378,6 @@ class TerminalLedger:
     def _commit(self, batch: list[_Pending]) -> None:
         try:
             with self.repo.transaction(durable=False) as tx:
-                self._replay_if_behind(tx)
                 try:
                     outcome = apply_batch(
                         tx.tables, [p.submission for p in batch], received_at=self._now(),
@@ -330,6 +399,8 @@ class TerminalLedger:
                         meta = {k: dict(v) for k, v in tables.get("meta", {}).items()}
                         meta.setdefault("1", {})[LEDGER_SEQ] = last
                         tables["meta"] = meta
+                    if not _write_now(tx.tables, tables, outcome.deltas):
+                        tx.defer()  # durable in the ledger; store.json follows (see the module docstring)
                     tx.replace_tables(tables)
             if outcome is None:
                 for p in batch:
@@ -346,6 +417,7 @@ class TerminalLedger:
             if not isinstance(exc, Exception):
                 raise
             return
+        self._schedule_flush()
         for p, result in zip(batch, outcome.results, strict=True):
             p.result = result
             p.wake.set()
@@ -354,17 +426,6 @@ class TerminalLedger:
                     "STOCK DISCREPANCY: event %s from terminal %s left stock below zero for %s",
                     p.submission.event.id, p.submission.terminal_id, ", ".join(result.negative_skus),
                 )
-
-    def _replay_if_behind(self, tx: StoreTransaction) -> None:
-        """Inside a commit: replay ledger entries store.json lost (see _replay), keeping the transaction."""
-        mark = tx.meta(LEDGER_SEQ)
-        if mark is None or int(mark) >= self.sales_db.last_seq():
-            return
-        missing = self.sales_db.deltas_after(int(mark))
-        for _seq, delta in missing:
-            _apply_delta(tx.tables, delta)
-        tx.set_meta(LEDGER_SEQ, missing[-1][0])
-        logger.warning("replayed the stock changes of %d sale(s) that store.json had lost", len(missing))
 
     # -- reads for the admin page and exports ----------------------------------------------------
     def sales(self, *, since: float | None = None) -> list[dict[str, Any]]:

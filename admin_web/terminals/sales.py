@@ -113,6 +113,11 @@ class SalesDatabase:
         return [(int(s), json.loads(d)) for s, d in
                 self._query("SELECT seq, stock_delta FROM sales WHERE seq > ? ORDER BY seq", (seq,))]
 
+    def last_received_after(self, seq: int) -> dict[str, float]:
+        """terminal id -> when its newest entry after ``seq`` was received (unix seconds)."""
+        return {str(t): float(r) for t, r in
+                self._query("SELECT terminal_id, max(received) FROM sales WHERE seq > ? GROUP BY terminal_id", (seq,))}
+
     def docs(self, *, since: float | None = None) -> list[dict[str, Any]]:
         """Ledger documents in ledger order; with ``since`` only those received at or after it."""
         if since is None:

@@ -28,7 +28,7 @@ import logging
 import os
 import tarfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +79,14 @@ class AtomicJSONStorage(Storage):
 
     ``read()`` returns the cached parsed object itself (TinyDB mutates it just before ``write``);
     when a write fails the cache is dropped so the next read re-parses the file on disk.
+
+    Deferred writes (``write(data, defer=True)``) keep a change in memory only: this process reads
+    it at once, the file follows at the owner's next :meth:`write` (or :meth:`flush`). Only for
+    changes that are durable in another file already and can be derived from it again: when the
+    file was replaced by another writer, or the in-memory copy was dropped, the next read parses the
+    file and hands it to ``reconcile`` (set by the owner of that other file), which re-applies what
+    the file lacks; a change it reports is kept as deferred again. ``deferred_since`` is the
+    monotonic time of the oldest change not yet on disk (None when the file is current).
     """
 
     def __init__(self, path: str | os.PathLike[str], *, read_only: bool = False, indent: int | None = None,
@@ -89,6 +97,12 @@ class AtomicJSONStorage(Storage):
         self.backup_path = self.path.with_name(self.path.name + ".bak")
         self._cache_key: tuple[int, int, int, int] | None = None
         self._cache: dict[str, Any] | None = None
+        self._generation = 0
+        #: monotonic time of the oldest change kept in memory only (see the class docstring)
+        self.deferred_since: float | None = None
+        #: re-applies changes durable elsewhere to freshly parsed data; returns whether it changed it
+        self.reconcile: Callable[[dict[str, Any]], bool] | None = None
+        self.monotonic: Callable[[], float] = time.monotonic
         if create_dirs and not read_only:
             self.path.parent.mkdir(parents=True, exist_ok=True)
 
@@ -118,6 +132,10 @@ class AtomicJSONStorage(Storage):
             data = self._recover(exc)
             st = self.path.stat()
         self._cache_key, self._cache = _stat_key(st), data
+        self._generation += 1
+        self.deferred_since = None  # what was kept in memory only is gone with the old copy
+        if self.reconcile is not None and not self.read_only and self.reconcile(data):
+            self.deferred_since = self.monotonic()
         return data
 
     def _recover(self, reason: Exception) -> dict[str, Any]:
@@ -157,9 +175,17 @@ class AtomicJSONStorage(Storage):
         return good
 
     # -- writing --------------------------------------------------------------------------------
-    def write(self, data: dict[str, Any], *, durable: bool = True) -> None:
+    def write(self, data: dict[str, Any], *, durable: bool = True, defer: bool = False) -> None:
+        """Replace the file with ``data`` (atomically; with fsyncs unless ``durable=False``), or with
+        ``defer=True`` keep ``data`` in memory only until the next write (see the class docstring)."""
         if self.read_only:
             raise StorageError(f"{self.path} is opened read-only")
+        if defer and self._cache_key is not None:
+            self._cache = data
+            self._generation += 1
+            if self.deferred_since is None:
+                self.deferred_since = self.monotonic()
+            return
         try:
             raw = json.dumps(data, indent=self.indent, ensure_ascii=False, allow_nan=False).encode("utf-8")
         except (TypeError, ValueError) as exc:
@@ -181,6 +207,19 @@ class AtomicJSONStorage(Storage):
             self.invalidate()
             raise
         self._cache_key, self._cache = _stat_key(st), data
+        self._generation += 1
+        self.deferred_since = None
+
+    def flush(self, *, durable: bool = False) -> bool:
+        """Write what is kept in memory only (the caller holds the file lock); False when the file
+        is current. A file replaced meanwhile by another writer is read and reconciled first."""
+        if self.deferred_since is None:
+            return False
+        data = self.read()  # the deferred data, or the other writer's file reconciled
+        if self.deferred_since is None or data is None:
+            return False
+        self.write(data, durable=durable)
+        return True
 
     def _keep_last_good(self) -> None:
         """Hard-link the current file as ``.bak`` if it is known good (we parsed or wrote it)."""
@@ -201,14 +240,16 @@ class AtomicJSONStorage(Storage):
         os.replace(tmp, self.backup_path)
 
     @property
-    def version(self) -> tuple[int, int, int, int] | None:
-        """Identity of the file version last read or written (changes with every write, from any
-        process); None before the first read. Call ``read()`` first to refresh it."""
-        return self._cache_key
+    def version(self) -> tuple[int, ...] | None:
+        """Identity of the data last read or written (changes with every write, from any process,
+        deferred ones included); None before the first read. Call ``read()`` first to refresh it."""
+        return None if self._cache_key is None else (*self._cache_key, self._generation)
 
     def invalidate(self) -> None:
-        """Drop the in-memory copy; the next read parses the file again."""
+        """Drop the in-memory copy (deferred changes too: ``reconcile`` brings them back); the next
+        read parses the file again."""
         self._cache_key, self._cache = None, None
+        self.deferred_since = None
 
     def close(self) -> None:
         self.invalidate()
@@ -255,12 +296,14 @@ class SkipWrite(Exception):
 
 
 @contextlib.contextmanager
-def write_transaction(db: TinyDB, *, durable: bool = True) -> Iterator[dict[str, dict[str, Any]]]:
+def write_transaction(db: TinyDB, *, durable: bool = True,
+                      defer: Callable[[], bool] | None = None) -> Iterator[dict[str, dict[str, Any]]]:
     """Yield the raw tables (``{table: {doc_id: doc}}``) and write them once, atomically, at the end.
 
     Use it for a change that spans tables (a sale and its stock change): either all of it reaches
     the disk or none. The caller holds the file lock (and its thread lock). If the block raises,
-    nothing is written and the cache is dropped.
+    nothing is written and the cache is dropped. ``defer``, asked at the end: keep the change in
+    memory only (:meth:`AtomicJSONStorage.write`'s ``defer``).
     """
     storage = db.storage
     if not isinstance(storage, AtomicJSONStorage):
@@ -274,7 +317,7 @@ def write_transaction(db: TinyDB, *, durable: bool = True) -> Iterator[dict[str,
     except BaseException:
         storage.invalidate()
         raise
-    storage.write(data, durable=durable)
+    storage.write(data, durable=durable, defer=defer is not None and defer())
 
 
 # -- backup / restore ---------------------------------------------------------------------------

@@ -127,7 +127,8 @@ device_url = "http://127.0.0.1:{kiosk_port}"
         try:
             wait_for_port("127.0.0.1", admin_port, proc, admin_log)
             yield {"config": config, "data": data, "admin": f"http://127.0.0.1:{admin_port}",
-                   "kiosk": f"http://127.0.0.1:{kiosk_port}", "admin_log": admin_log, "tmp": tmp_path}
+                   "kiosk": f"http://127.0.0.1:{kiosk_port}", "admin_log": admin_log, "tmp": tmp_path,
+                   "admin_proc": proc}
         finally:
             stop_server(proc)
 
@@ -273,6 +274,8 @@ def test_a_stores_first_month(shop: dict[str, Any]) -> None:
     dark = [d for d in decisions if not d[2].strip()]
     assert not dark, f"decisions without picks: {dark[:3]}"
 
+    stop_server(shop["admin_proc"])  # systemctl stop: the admin writes the stock it kept in memory
+    assert shop["admin_proc"].returncode == 0, shop["admin_log"].read_text()[-3000:]
     stock = {p["sku"]: p["stock"] for p in open_db(data / "store.json", read_only=True).table("products").all()}
     assert stock == {s: STOCK - sold[s] for s in SKUS}, (stock, sold)
 

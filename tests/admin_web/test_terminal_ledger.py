@@ -1,6 +1,6 @@
 """TerminalLedger over a real store.json and ledger.sqlite3: group commit from threads, duplicates per
 terminal across restarts, the reserved ``stripe:`` prefix, the stock replay after a lost store.json
-write, migration of the old ledger, pairing/revoke, secrets at rest, and the ``smartshelf terminal`` CLI."""
+write, store.json following the ledger lazily, migration of the old ledger, pairing/revoke, secrets at rest, and the ``smartshelf terminal`` CLI."""
 
 from __future__ import annotations
 
@@ -58,6 +58,9 @@ def test_threads_group_commit_exactly(tmp_path: Path, monkeypatch: pytest.Monkey
     sales = ledger.sales()
     assert len(sales) == 300 and len({s["event_id"] for s in sales}) == 300
     assert sum(1000 - v for v in stock(ledger).values()) == 300
+    assert json.loads((tmp_path / "store.json").read_text())["meta"]["1"]["ledger_seq"] < 300, \
+        "no product went out of stock: store.json follows the ledger lazily"
+    ledger.close()  # the admin's shutdown writes it
     raw = json.loads((tmp_path / "store.json").read_text())
     assert "sales" not in raw and raw["meta"]["1"]["ledger_seq"] == 300
     assert ledger.count() == 300
@@ -101,6 +104,76 @@ def test_a_lost_store_write_is_replayed_from_the_ledger(tmp_path: Path) -> None:
     assert fresh.submit(sub(tid, "e2", qty=3)).status == "duplicate"
     again = TerminalLedger(tmp_path)
     assert stock(again) == {"A": 95, "B": 99}, "replayed once"
+
+
+def disk_stock(data_dir: Path) -> dict[str, int]:
+    raw = json.loads((data_dir / "store.json").read_text())
+    return {d["sku"]: d["stock"] for d in raw["products"].values()}
+
+
+def test_store_json_follows_the_ledger_lazily_but_at_once_when_a_product_sells_out(tmp_path: Path) -> None:
+    """A sale's stock change reaches store.json at once only when the shelf must know (a product
+    out of stock or back in, a till's first event); else with the next write, a flush or close."""
+    seed(tmp_path, stock=3)
+    ledger = TerminalLedger(tmp_path)
+    tid = ledger.pair("T").terminal_id
+    assert ledger.submit(sub(tid, "e1")).status == "applied"
+    assert disk_stock(tmp_path) == {"A": 2, "B": 3}, "the till's first event is written at once"
+    assert ledger.submit(sub(tid, "e2")).status == "applied"
+    assert stock(ledger) == {"A": 1, "B": 3}, "the admin reads the newest stock"
+    assert disk_stock(tmp_path) == {"A": 2, "B": 3}, "kept in memory: nothing the shelf reads changed"
+    assert ledger.repo.deferred_since() is not None
+    assert ledger.submit(sub(tid, "e3")).status == "applied"
+    assert disk_stock(tmp_path) == {"A": 0, "B": 3}, "sold out: the shelf must stop suggesting it now"
+    assert ledger.submit(sub(tid, "r1", kind="refund")).status == "applied"
+    assert disk_stock(tmp_path) == {"A": 1, "B": 3}, "back in stock: written at once"
+    assert ledger.submit(sub(tid, "e4", sku="B")).status == "applied"
+    assert disk_stock(tmp_path)["B"] == 3
+    ledger.repo.set_stock("A", 7)  # a staff edit writes the whole store, the kept stock included
+    assert disk_stock(tmp_path) == {"A": 7, "B": 2}
+    assert ledger.submit(sub(tid, "e5", sku="B")).status == "applied"
+    ledger.close()
+    assert disk_stock(tmp_path) == {"A": 7, "B": 1}
+    assert json.loads((tmp_path / "store.json").read_text())["meta"]["1"]["ledger_seq"] == 6
+
+
+def test_the_kept_stock_survives_another_writer_and_a_power_cut(tmp_path: Path) -> None:
+    """Another process writing store.json (a CLI command) while stock is only in the admin's memory,
+    then the admin killed: every reader still sees the exact stock, each sale counted once."""
+    seed(tmp_path)
+    ledger = TerminalLedger(tmp_path)
+    tid = ledger.pair("T").terminal_id
+    for i in range(4):
+        assert ledger.submit(sub(tid, f"e{i}", qty=2)).status == "applied"
+    assert disk_stock(tmp_path)["A"] == 98, "only the till's first event reached the file"
+    cli = TerminalLedger(tmp_path)  # e.g. `smartshelf terminal pair` in another process
+    cli.pair("Till 2")
+    assert stock(cli) == {"A": 92, "B": 100}
+    assert stock(ledger) == {"A": 92, "B": 100}, "re-read after the other write: reconciled, not counted twice"
+    assert ledger.submit(sub(tid, "e9", sku="B")).status == "applied"
+    assert stock(ledger) == {"A": 92, "B": 99}
+    assert [t.name for t in ledger.terminals()] == ["T", "Till 2"], "the other writer's change is kept"
+    ledger.sales_db.close()  # the admin dies here (power cut): its kept stock never reached the file
+    assert disk_stock(tmp_path) == {"A": 92, "B": 100}
+    fresh = TerminalLedger(tmp_path)
+    assert disk_stock(tmp_path) == {"A": 92, "B": 99}, "the restart writes the ledger's stock at once"
+    assert stock(fresh) == {"A": 92, "B": 99}
+    seen = {t.name: t.last_seen for t in fresh.terminals()}
+    assert seen["T"] is not None and seen["Till 2"] is None
+
+
+def test_the_kept_stock_is_written_within_the_interval(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("admin_web.terminals.ledger.STOCK_WRITE_INTERVAL_S", 0.2)
+    seed(tmp_path)
+    ledger = TerminalLedger(tmp_path)
+    tid = ledger.pair("T").terminal_id
+    assert ledger.submit(sub(tid, "e1")).status == "applied"
+    assert ledger.submit(sub(tid, "e2")).status == "applied"
+    assert disk_stock(tmp_path)["A"] == 99
+    timer = ledger._timer
+    assert timer is not None
+    timer.join(10)
+    assert disk_stock(tmp_path)["A"] == 98 and ledger.repo.deferred_since() is None
 
 
 def test_old_ledger_in_store_json_and_archive_chunks_is_migrated(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import tools.terminal_simulator as simulator
+from admin_web.terminals.ledger import TerminalLedger
 from smartshelf.core.storage import atomic_write_json
 from tools.servers import free_port, stop_server, wait_for_port
 
@@ -110,10 +111,11 @@ def expected_stock(plan: list[simulator.PlannedEvent]) -> dict[str, int]:
 
 
 def store_state(data_dir: Path) -> tuple[dict[str, int], list[str]]:
-    """Stock (store.json) and every ledger entry's event id (ledger.sqlite3), each id once."""
+    """Stock (store.json with the ledger's stock changes it does not count yet, as every reader
+    through the TerminalLedger sees it) and every ledger entry's event id (ledger.sqlite3), each id once."""
     raw = json.loads((data_dir / "store.json").read_text())
-    stock = {d["sku"]: d["stock"] for d in raw["products"].values()}
     assert "sales" not in raw, "the ledger lives in its own file"
+    stock = {d["sku"]: d["stock"] for d in TerminalLedger(data_dir).products()}
     with sqlite3.connect(data_dir / "ledger.sqlite3") as conn:
         ids = [eid for (eid,) in conn.execute("SELECT event_id FROM sales ORDER BY seq")]
     assert len(ids) == len(set(ids))
@@ -131,6 +133,11 @@ def test_concurrent_events_end_exact(server: tuple[Server, str, str]) -> None:
     stock, ids = store_state(srv.data_dir)
     assert stock == expected_stock(plan)
     assert sorted(ids) == sorted(unique)  # one ledger entry per event, none twice
+    srv.stop()  # systemctl stop (SIGTERM): the admin writes the stock it kept in memory to store.json
+    assert srv.proc is not None and srv.proc.returncode == 0
+    raw = json.loads((srv.data_dir / "store.json").read_text())
+    assert {d["sku"]: d["stock"] for d in raw["products"].values()} == expected_stock(plan)
+    assert raw["meta"]["1"]["ledger_seq"] == len(unique)
 
 
 @pytest.mark.slow

@@ -82,6 +82,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 def simulate(data_dir: Path, *, decisions: int, sales: int, hours: float, products: int,
              fsync_counter: list[int]) -> dict[str, Any]:
     from admin_web.repository import InventoryRepository
+    from admin_web.terminals import ledger as ledger_module
     from admin_web.terminals.apply import Submission
     from admin_web.terminals.events import event_from_dict
     from admin_web.terminals.ledger import TerminalLedger
@@ -90,7 +91,7 @@ def simulate(data_dir: Path, *, decisions: int, sales: int, hours: float, produc
     day_start = 1_796_000_400.0  # 2026-12-01 09:00 UTC: one simulated day
     clock = [day_start]
     skus = [f"SKU{i:04d}" for i in range(products)]
-    repo = InventoryRepository(data_dir)
+    repo = InventoryRepository(data_dir, **_kwargs(InventoryRepository, monotonic=lambda: clock[0]))
     repo.import_products({"sku": s, "name": f"Product {s} in blue, size M", "brand": "Brand", "category": "Tops",
                           "price": 1999, "currency": "EUR", "stock": 1_000_000, "slot": None,
                           "item_id": f"item-{s}", "created_at": "2026-11-01T09:00:00+00:00",
@@ -100,6 +101,11 @@ def simulate(data_dir: Path, *, decisions: int, sales: int, hours: float, produc
     terminal = ledger.pair("Till 1").terminal_id
     log = EventLog(data_dir, **_kwargs(EventLog, clock=lambda: clock[0], flush_interval_s=1e9,
                                        monotonic=lambda: clock[0], clock_synced=lambda: True))
+
+    def stock_due(now: float) -> bool:
+        """Whether the admin's store.json timer would have fired by ``now`` (releases that have one)."""
+        since = repo.deferred_since() if hasattr(repo, "deferred_since") else None
+        return since is not None and now >= since + getattr(ledger_module, "STOCK_WRITE_INTERVAL_S", 0.0)
 
     length = hours * 3600.0
     # the day's timeline: (simulated seconds, order, kind); at equal times decisions and sales come
@@ -144,6 +150,8 @@ def simulate(data_dir: Path, *, decisions: int, sales: int, hours: float, produc
             t0 = time.perf_counter()
             if log.flush():
                 flush_ms.append((time.perf_counter() - t0) * 1000.0)
+            if stock_due(clock[0]):  # the admin's timer, on the simulated clock
+                ledger.flush_stock()
         else:
             now_bytes, now_wall = write_bytes(), time.time()
             hour_marks.append({
@@ -154,6 +162,8 @@ def simulate(data_dir: Path, *, decisions: int, sales: int, hours: float, produc
             })
             hour_start_bytes, hour_start_fsyncs, hour_start_wall = now_bytes, fsync_counter[0], now_wall
     log.close()
+    if hasattr(ledger, "close"):
+        ledger.close()  # the end of the day: what the admin kept in memory goes to store.json
     total = write_bytes() - written_at_start
     return {
         "decisions": made_decisions,
