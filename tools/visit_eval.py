@@ -59,7 +59,7 @@ def _p95(values: list[float]) -> float:
 
 
 # ------------------------------------------------------------------------------------ range
-def run_range(split: str, n_faces: int, seed: int) -> dict[str, Any]:
+def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = None) -> dict[str, Any]:
     """Detection rate per detector and accuracy with the crop from the view vs the full frame, by face size."""
     from device.inference import create_age_gender, create_detector, create_refiner
     from tools.vision_clips import face_frame, load_faces
@@ -67,7 +67,7 @@ def run_range(split: str, n_faces: int, seed: int) -> dict[str, Any]:
     faces = load_faces(split, limit=n_faces, seed=seed)
     rng = np.random.default_rng(seed + 1)
     detectors = {v: create_detector(v, num_threads=2) for v in DETECTORS}
-    model = create_age_gender(num_threads=2)
+    model = create_age_gender(num_threads=2, models_dir=models_dir)
     refiner = create_refiner(num_threads=2)
     rows = []
     timing: dict[str, list[float]] = {v: [] for v in DETECTORS}
@@ -184,12 +184,13 @@ class ClipRun:
     frames: list[FrameResult]
 
 
-def precompute(clips: list[Any], detector_variants: tuple[str, ...] = ("short_range", "cascade")) -> list[ClipRun]:
+def precompute(clips: list[Any], detector_variants: tuple[str, ...] = ("short_range", "cascade"),
+               models_dir: Path | None = None) -> list[ClipRun]:
     """Run every clip frame through the real detectors and the int8 model (largest face of each detector)."""
     from device.inference import create_age_gender, create_detector, create_refiner
 
     detectors = {v: create_detector(v, num_threads=2) for v in detector_variants}
-    model = create_age_gender(num_threads=2)
+    model = create_age_gender(num_threads=2, models_dir=models_dir)
     refiner = create_refiner(num_threads=2)
     runs = []
     try:
@@ -467,24 +468,38 @@ def _runs_from_json(data: list[dict[str, Any]]) -> list[ClipRun]:
             for r in data]
 
 
+def _model_sha(models_dir: Path | None) -> str:
+    """The age/gender model the outputs came from (sha256 of its int8 file, from its manifest)."""
+    from device.inference.runtime import MANIFEST_NAME, MODELS_DIR, load_manifest
+
+    folder = models_dir if models_dir is not None else MODELS_DIR
+    for entry in load_manifest(folder / MANIFEST_NAME):
+        if entry.get("file") == "age_gender_int8.tflite":
+            return str(entry.get("sha256", ""))
+    return ""
+
+
 def make_runs(
-    split: str, n_clips: int, seed: int, cache: Path | None = None, stop_px: float = 120.0
+    split: str, n_clips: int, seed: int, cache: Path | None = None, stop_px: float = 120.0,
+    models_dir: Path | None = None,
 ) -> list[ClipRun]:
     """The clips' per-frame model outputs; with ``cache``, kept in that JSON file (model outputs and face
-    boxes only, no pixels) so that re-tabulating does not rerun the models."""
+    boxes only, no pixels) so that re-tabulating does not rerun the models. ``models_dir``: a folder
+    with another age/gender model and its manifest (a candidate from ``models.training.train --out``)."""
     from tools.vision_clips import load_faces, make_clips
 
+    model = _model_sha(models_dir)
     if cache is not None and cache.exists():
         data = json.loads(cache.read_text())
-        key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0))
-        if key == (split, n_clips, seed, stop_px):
+        key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0), data.get("model"))
+        if key == (split, n_clips, seed, stop_px, model):
             return _runs_from_json(data["runs"])
     faces = load_faces(split, limit=n_clips, seed=seed)
     clips = make_clips(faces, n_clips, seed=seed, stop_px=stop_px)
-    runs = precompute(clips)
+    runs = precompute(clips, models_dir=models_dir)
     if cache is not None:
         cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "stop_px": stop_px,
-                                     "runs": _runs_to_json(runs)}))
+                                     "model": model, "runs": _runs_to_json(runs)}))
     return runs
 
 
@@ -574,17 +589,20 @@ def main(argv: list[str] | None = None) -> int:
                        help="keep the clips' model outputs (no pixels) in this JSON file and reuse them")
     for p in (r, c, t):
         p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--models-dir", type=Path, default=None,
+                       help="another age/gender model (a folder with age_gender_int8.tflite and its manifest, "
+                            "e.g. a candidate from models.training.train --out); default: the committed one")
         p.add_argument("--json", action="store_true", help="print JSON instead of Markdown tables")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
     for noisy in ("device.inventory", "device.shelf", "device.recommend.factors"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     if args.cmd == "range":
-        result = run_range(args.split, args.faces, args.seed)
+        result = run_range(args.split, args.faces, args.seed, args.models_dir)
         print(json.dumps(result) if args.json else range_table(result))
         return 0
     if args.cmd == "clips":
-        runs = make_runs(args.split, args.clips, args.seed, args.cache, args.stop_px)
+        runs = make_runs(args.split, args.clips, args.seed, args.cache, args.stop_px, args.models_dir)
         visit = Config().visit
         detector = "cascade"
         rows = evaluate_clips(runs, visit, detector, "refined")
@@ -600,7 +618,7 @@ def main(argv: list[str] | None = None) -> int:
             print("\nModel time per clip frame (detector + one classification of the largest face), ms: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
         return 0
-    runs = make_runs("val", args.clips, args.seed, args.cache)
+    runs = make_runs("val", args.clips, args.seed, args.cache, models_dir=args.models_dir)
     results = tune(runs, args.detector, args.crop)
     if args.json:
         print(json.dumps([{"visit": {"min_confidence": v.min_confidence, "min_frames": v.min_frames,

@@ -28,6 +28,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -211,6 +212,9 @@ class TrainingData:
     #: more validation sets, name -> (crops, sample index): e.g. the validation faces as smaller faces
     #: in a camera frame (``small_face_crops``); scored once with the chosen epoch, not used to choose it
     extra_val: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    #: the train and validation faces seen by the shelf's camera (:mod:`models.training.camera`): the
+    #: ``--camera-p`` training material, and a validation set (``val_camera``) scored with the chosen epoch
+    camera: Any = None
 
 
 def load_training_data(args: argparse.Namespace, *, small_faces: bool = False) -> TrainingData:
@@ -234,7 +238,15 @@ def load_training_data(args: argparse.Namespace, *, small_faces: bool = False) -
         for side in D.SMALL_FACE_SIDES:
             c, idx = D.small_face_crops([samples[i] for i in val], side, args.size)
             extra[f"val_face_{int(side * 0.55)}px"] = (c, val[idx])
+    camera = None
+    if getattr(args, "camera_p", 0.0) > 0 or getattr(args, "camera_val", False):
+        from models.training.camera import camera_crops
+
+        camera = camera_crops(samples, args.size, splits=("train", "val"), cache=not args.limit)
+        in_val = np.array([samples[i].split == "val" for i in camera.index], dtype=bool)
+        extra["val_camera"] = (camera.crops[in_val], camera.index[in_val])
     return TrainingData(
+        camera=camera,
         crops=crops,
         masks=masks,
         age=np.array([s.age for s in samples], dtype=np.float32),
@@ -305,10 +317,18 @@ def fit_model(data: TrainingData, args: argparse.Namespace):  # -> (keras.Model,
     x_val = crops[va].astype(np.float32)
     best, best_score, history = None, -1e9, []
     t0 = time.time()
+    camera_of = np.full(len(crops), -1, dtype=np.int64)  # sample -> its camera crop, if any
+    if data.camera is not None and args.camera_p > 0:
+        camera_of[data.camera.index] = np.arange(len(data.camera.index))
+    tr_index = np.flatnonzero(tr)
     for epoch in range(args.epochs):
-        x_tr = augment(
-            crops[tr], rng, None if masks is None else masks[tr], args.background_p, args.lowres_p
-        ).astype(np.float32)
+        x_src, m_src = crops[tr], None if masks is None else masks[tr]
+        swap = (camera_of[tr_index] >= 0) & (rng.random(len(tr_index)) < args.camera_p)
+        if swap.any():  # this epoch, these faces as the shelf's camera sees them (background included)
+            x_src[swap] = data.camera.crops[camera_of[tr_index[swap]]]
+            if m_src is not None:
+                m_src[swap] = 0
+        x_tr = augment(x_src, rng, m_src, args.background_p, args.lowres_p).astype(np.float32)
         model.fit(
             x_tr,
             [g_target[tr], a_target[tr]],
@@ -362,6 +382,7 @@ def fit_model(data: TrainingData, args: argparse.Namespace):  # -> (keras.Model,
         "best_val": None if final else max(history, key=val_score),
         "extra_val": extra_val,
         "lowres_p": args.lowres_p,
+        "camera_p": args.camera_p,
         "seconds": round(time.time() - t0, 1),
         "data": str(args.data),
     }
@@ -404,6 +425,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         type=float,
         default=0.0,
         help="probability of the low-resolution augmentation (a face 20-56 px wide, JPEG-compressed)",
+    )
+    p.add_argument(
+        "--camera-p",
+        type=float,
+        default=0.0,
+        help="probability that a training face is shown as the shelf's camera sees it (models.training.camera)",
+    )
+    p.add_argument(
+        "--camera-val",
+        action="store_true",
+        help="also score the validation faces as the shelf's camera sees them (val_camera; on with --camera-p)",
     )
     p.add_argument("--size", type=int, default=INPUT_SIZE, help="input crop size in pixels")
     p.add_argument("--width", type=int, default=32, help="channels of the first block (doubles 3 times)")

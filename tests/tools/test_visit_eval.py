@@ -97,3 +97,47 @@ def test_an_approach_clip_grows_stops_and_leaves() -> None:
     assert 90 <= stopped <= 150, stopped
     assert walking < 0.75 * stopped
     assert np.abs(frames[-1].view.astype(int) - frames[clip.stop_frame].view.astype(int)).mean() > 1, "shopper gone"
+
+
+@pytest.mark.slow
+def test_cached_model_outputs_are_reused_only_for_the_same_model(tmp_path, monkeypatch) -> None:
+    """``--cache`` keeps per-frame outputs keyed on the clips and the age/gender model (its int8 sha256),
+    so a candidate model (``--models-dir``) is never judged on the committed model's outputs."""
+    import hashlib
+    import json
+    import shutil
+
+    import tools.visit_eval as V
+    from device.inference.runtime import MODELS_DIR, load_manifest
+
+    committed = {e["file"]: e["sha256"] for e in load_manifest()}["age_gender_int8.tflite"]
+    assert V._model_sha(None) == committed
+    # a candidate folder as models.training.train --out writes it: here the float32 model under the int8 name
+    candidate = tmp_path / "candidate"
+    candidate.mkdir()
+    shutil.copy(MODELS_DIR / "age_gender_float32.tflite", candidate / "age_gender_int8.tflite")
+    sha = hashlib.sha256((candidate / "age_gender_int8.tflite").read_bytes()).hexdigest()
+    manifest = json.loads((MODELS_DIR / "manifest.json").read_text())
+    entry = next(e for e in manifest["models"] if e["name"] == "age_gender_float32")
+    manifest["models"] = [{**entry, "name": "age_gender_int8", "file": "age_gender_int8.tflite", "sha256": sha}]
+    (candidate / "manifest.json").write_text(json.dumps(manifest))
+    assert V._model_sha(candidate) == sha
+
+    real = V.precompute
+    ran: list[object] = []
+    monkeypatch.setattr(V, "precompute", lambda clips, models_dir=None: (ran.append(models_dir),
+                                                                          real(clips, models_dir=models_dir))[1])
+    cache = tmp_path / "clips.json"
+    try:
+        first = V.make_runs("val", 1, 0, cache)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    assert ran == [None] and json.loads(cache.read_text())["model"] == committed
+    again = V.make_runs("val", 1, 0, cache)
+    assert ran == [None], "the same clips and model: read from the cache"
+    assert again[0].frames[25].estimate == first[0].frames[25].estimate
+    other = V.make_runs("val", 1, 0, cache, models_dir=candidate)
+    assert ran == [None, candidate], "another model's outputs are made afresh"
+    assert json.loads(cache.read_text())["model"] == sha
+    key = ("cascade", "refined")
+    assert any(a.estimate.get(key) != b.estimate.get(key) for a, b in zip(first[0].frames, other[0].frames, strict=True))
