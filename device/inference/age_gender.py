@@ -1,4 +1,4 @@
-"""Age/gender estimation with the int8 (or float32) TFLite model trained by ``models/train.py``.
+"""Age/gender estimation with the int8 (or float32) TFLite model trained by ``models/training/train.py``.
 
 The model takes an aligned ``S x S`` RGB crop (pixel values 0..255, quantized with the input
 tensor's own scale/zero point for the int8 model) and returns two logit vectors: gender

@@ -67,6 +67,7 @@ def export_all(model, rep: np.ndarray, out: Path, info: dict) -> dict[str, Path]
             "teacher_gender_weight",
             "gender_loss_weight",
             "lowres_p",
+            "camera_p",
             "fit_on",
             "seed",
             "train_images",
@@ -82,7 +83,7 @@ def export_all(model, rep: np.ndarray, out: Path, info: dict) -> dict[str, Path]
             input_shape=[1, size, size, 3],
             dtype=dtype,
             licence=LICENCE,
-            source=f"trained by models/train.py on {Path(info.get('data', D.DEFAULT_DATA)).name}",
+            source=f"trained by models/training/train.py on {Path(info.get('data', D.DEFAULT_DATA)).name}",
             extra={"training": meta},
         )
         logger.info("wrote %s (%d bytes)", path, path.stat().st_size)

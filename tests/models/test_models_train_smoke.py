@@ -10,8 +10,8 @@ from models.training import data as D
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("fit_on", ["train", "train+val"])
-def test_train_one_tiny_epoch(tmp_path, fit_on):
+@pytest.mark.parametrize(("fit_on", "camera_p"), [("train", "0"), ("train+val", "0"), ("train", "0.5")])
+def test_train_one_tiny_epoch(tmp_path, fit_on, camera_p):
     pytest.importorskip("tensorflow")
     if not D.DEFAULT_DATA.is_dir():
         pytest.skip(f"shared face data {D.DEFAULT_DATA} not present")
@@ -38,6 +38,8 @@ def test_train_one_tiny_epoch(tmp_path, fit_on):
             "8",
             "--fit-on",
             fit_on,
+            "--camera-p",
+            camera_p,
         ]
     )
     assert rc == 0
@@ -47,6 +49,7 @@ def test_train_one_tiny_epoch(tmp_path, fit_on):
     assert training["fit_on"] == fit_on
     # train+val keeps the last epoch: no validation score to report
     assert (training["best_val"] is None) == (fit_on == "train+val")
+    assert training["camera_p"] == float(camera_p)
     import numpy as np
 
     from device.inference.age_gender import AgeGenderModel
