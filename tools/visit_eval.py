@@ -139,8 +139,8 @@ def range_table(result: dict[str, Any]) -> str:
         "(lighting, colour cast, noise); detection on the 640x480 downscaled view."),
         "",
         ("| face width in the 640x480 view | found: short range | full range | cascade | gender 13+, crop from view "
-        "| from 1280x960 | age MAE, crop from view | from 1280x960 |"),
-        "|---|---|---|---|---|---|---|---|",
+        "| from 1280x960, keypoints scaled | refined | age MAE, crop from view | keypoints scaled | refined |"),
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
@@ -548,7 +548,8 @@ GRID = {
 
 def tune(runs: list[ClipRun], detector: str, crop: str) -> list[tuple[VisitConfig, dict[str, float]]]:
     """Every grid point on the validation clips, best first: most adult visits personalised among those
-    with gender >= 98.5%, then bracket within-one, then speed."""
+    with gender >= 98.5%, then bracket within-one, then fewest minors personalised, fewest revisions,
+    then speed."""
     results = []
     with tempfile.TemporaryDirectory(prefix="visit-tune-") as tmp:
         base = _store(Path(tmp))
@@ -562,7 +563,7 @@ def tune(runs: list[ClipRun], detector: str, crop: str) -> list[tuple[VisitConfi
         m = item[1]
         ok = m["gender_pct"] >= 98.5
         return (ok, m["adults_personalised_pct"] if ok else m["gender_pct"], m["bracket_within_one_pct"],
-                -m["median_s_stop_to_decision"])
+                -m["minors_personalised_pct"], -m["revisions_per_visit"], -m["median_s_stop_to_decision"])
 
     results.sort(key=key, reverse=True)
     return results

@@ -122,9 +122,9 @@ class ModelsConfig:
 class VisitConfig:
     min_frames: int = 3
     """Face estimates needed before the first decision of a visit."""
-    min_confidence: float = 0.4
+    min_confidence: float = 0.35
     """Below this aggregated confidence the shelf shows non-personalised picks."""
-    decide_within_s: float = 1.0
+    decide_within_s: float = 1.5
     """While the estimate is below min_confidence, wait this long (visit time) for a better one
     before showing the non-personalised picks (approaching shoppers start small and blurred)."""
     min_age: int = 18
