@@ -141,3 +141,29 @@ def test_cached_model_outputs_are_reused_only_for_the_same_model(tmp_path, monke
     assert json.loads(cache.read_text())["model"] == sha
     key = ("cascade", "refined")
     assert any(a.estimate.get(key) != b.estimate.get(key) for a, b in zip(first[0].frames, other[0].frames, strict=True))
+
+
+def test_tiles_find_a_small_face_and_map_it_back_to_the_view() -> None:
+    """The range table's tiled full range: faces found in a tile come back in view pixels."""
+    from device.inference import create_detector
+    from tools.vision_clips import face_frame, load_faces
+    from tools.visit_eval import TiledDetector, _found
+
+    try:
+        faces = load_faces("val", limit=6)
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    rng = np.random.default_rng(3)
+    tiles = TiledDetector(create_detector("full_range"))
+    try:
+        hits = 0
+        for face in faces:
+            capture, centre = face_frame(face, 60, rng)
+            got = tiles.detect(capture.view)
+            hits += _found(got, centre, 60) is not None
+            for f in got:
+                x, y, w, h = f.box
+                assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480
+        assert hits >= 5, hits
+    finally:
+        tiles.close()
