@@ -78,14 +78,7 @@ def camera_crops(
     backgrounds = [background(rng) for _ in range(BACKGROUNDS)]
     sensors = [Sensor(rng, cast=np.ones(3, np.float32), noise=float(n), fields=1) for n in (2.0, 3.5, 5.0, 6.0)]
     crops, index, widths = [], [], []
-    iterator = enumerate(samples)
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            iterator = tqdm(iterator, total=len(samples), desc=f"camera {size}px", unit="img")
-        except ImportError:
-            pass
+    iterator = D.with_progress(enumerate(samples), len(samples), f"camera {size}px") if progress else enumerate(samples)
     photo_detector, detector, refiner = create_detector("short_range"), create_detector("cascade"), create_refiner()
     try:
         for i, s in iterator:

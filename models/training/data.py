@@ -17,12 +17,16 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_DATA = (REPO / ".." / "shared" / "data" / "faces" / "utkface_crop").resolve()
@@ -82,6 +86,15 @@ def read_rgb(path: Path) -> np.ndarray:
     return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
+def with_progress(items: Iterable[T], total: int, desc: str) -> Iterable[T]:
+    """``items`` with a tqdm progress bar over ``total`` images (as they are, without tqdm)."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return items
+    return tqdm(items, total=total, desc=desc, unit="img")
+
+
 def crop_dataset(
     samples: list[Sample], size: int, *, cache: bool = True, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -101,14 +114,7 @@ def crop_dataset(
             return z["crops"], z["detected"]
     crops = np.zeros((len(samples), size, size, 3), dtype=np.uint8)
     detected = np.zeros(len(samples), dtype=bool)
-    iterator = enumerate(samples)
-    if progress:
-        try:
-            from tqdm import tqdm
-
-            iterator = tqdm(iterator, total=len(samples), desc=f"align {size}px", unit="img")
-        except ImportError:
-            pass
+    iterator = with_progress(enumerate(samples), len(samples), f"align {size}px") if progress else enumerate(samples)
     with create_detector("short_range") as detector:
         for i, s in iterator:
             img = read_rgb(s.path)
