@@ -127,7 +127,7 @@ def _check(config: Config) -> int:
     from device.recommend.factors import FactorModel
 
     models_dir = Path(config.models.dir or MODELS_DIR)
-    for name in detector_files(config.models.detector):
+    for name in detector_files(config.models.detector, search=config.models.search):
         verify_model(models_dir / name)
     verify_model(models_dir / config.models.age_gender)
     public_key = None

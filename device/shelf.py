@@ -23,7 +23,7 @@ from device.display.screen import KioskScreen, NullScreen, Screen
 from device.events import EventLog
 from device.inference import create_age_gender, create_detector, create_refiner, detector_files
 from device.inference.age_gender import AgeGenderModel
-from device.inference.detector import BlazeFaceDetector, CascadeDetector
+from device.inference.detector import BlazeFaceDetector, CascadeDetector, FaceSearch
 from device.inventory import STORE_FILE, StoreView
 from device.recommend.blend import Coverage, model_key, store_model
 from device.recommend.factors import FactorModel, FactorWatcher
@@ -183,7 +183,7 @@ class Shelf:
             },
             "models": {
                 "dir": str(models_dir) if models_dir else None,
-                "detector": ", ".join(detector_files(self.config.models.detector)),
+                "detector": ", ".join(detector_files(self.config.models.detector, search=self.config.models.search)),
                 "age_gender": self.config.models.age_gender,
             },
             "factors": c.rankers.describe(),
@@ -228,10 +228,12 @@ class Shelf:
         self.closers.clear()
 
 
-def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector | CascadeDetector, AgeGenderModel]:
-    """The face detector and age/gender model named by ``[models]``, hashes verified (caller closes)."""
+def open_models(cfg: ModelsConfig) -> tuple[BlazeFaceDetector | CascadeDetector | FaceSearch, AgeGenderModel]:
+    """The face detector (with ``models.search``, wrapped in a FaceSearch) and age/gender model named by
+    ``[models]``, hashes verified (caller closes)."""
     detector = create_detector(
-        cfg.detector, models_dir=cfg.dir, score_threshold=cfg.detector_score, num_threads=cfg.threads
+        cfg.detector, models_dir=cfg.dir, score_threshold=cfg.detector_score, num_threads=cfg.threads,
+        search=cfg.search,
     )
     try:
         return detector, create_age_gender(cfg.age_gender, models_dir=cfg.dir, num_threads=cfg.threads)

@@ -38,6 +38,11 @@ logger = logging.getLogger(__name__)
 
 SIZES = (32, 40, 48, 60, 80, 100)
 DETECTORS = ("short_range", "full_range", "cascade", "full_range_tiles")
+#: The cascade with FaceSearch (device option ``models.search``): judged on a standing shopper, within a sweep.
+SEARCH = "cascade+search"
+SWEEP_FRAMES = 9
+#: Detectors the clips are run through.
+CLIP_DETECTORS = ("short_range", "cascade", SEARCH)
 
 
 class TiledDetector:
@@ -89,21 +94,27 @@ def _p95(values: list[float]) -> float:
 def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = None) -> dict[str, Any]:
     """Detection rate per detector and accuracy with the crop from the view vs the full frame, by face size."""
     from device.inference import create_age_gender, create_detector, create_refiner
+    from device.inference.detector import FaceSearch
     from tools.vision_clips import face_frame, load_faces
 
     faces = load_faces(split, limit=n_faces, seed=seed)
     rng = np.random.default_rng(seed + 1)
     detectors: dict[str, Any] = {v: create_detector(v, num_threads=2) for v in DETECTORS if v != "full_range_tiles"}
     detectors["full_range_tiles"] = TiledDetector(create_detector("full_range", num_threads=2))
+    search = create_detector("cascade", num_threads=2, search=True)
+    assert isinstance(search, FaceSearch)
     model = create_age_gender(num_threads=2, models_dir=models_dir)
     refiner = create_refiner(num_threads=2)
     rows = []
-    timing: dict[str, list[float]] = {v: [] for v in DETECTORS}
-    empty_timing: dict[str, list[float]] = {v: [] for v in DETECTORS}
-    false_pos: dict[str, list[bool]] = {v: [] for v in DETECTORS}
+    timing: dict[str, list[float]] = {v: [] for v in (*DETECTORS, SEARCH)}
+    empty_timing: dict[str, list[float]] = {v: [] for v in (*DETECTORS, SEARCH)}
+    false_pos: dict[str, list[bool]] = {v: [] for v in (*DETECTORS, SEARCH)}
+    empty_scenes: list[bool] = []
     try:
         for px in SIZES:
-            found = {v: [] for v in DETECTORS}
+            found: dict[str, list[bool]] = {v: [] for v in DETECTORS}
+            swept: list[bool] = []
+            kept: list[bool] = []
             per: dict[str, list[tuple[bool, float, bool]]] = {"view": [], "full": [], "refined": []}
             for face in faces:
                 capture, centre = face_frame(face, px, rng)
@@ -116,6 +127,19 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
                     found[v].append(f is not None)
                     if v == "cascade":
                         hit = f
+                # a shopper standing still: the same frame until the search has swept the view once
+                search.reset()
+                got_at = None
+                for k in range(SWEEP_FRAMES):
+                    t = time.perf_counter()
+                    got = search.detect(capture.view)
+                    timing[SEARCH].append((time.perf_counter() - t) * 1000)
+                    if _found(got, centre, px) is not None:
+                        got_at = k
+                        break
+                swept.append(got_at is not None)
+                if got_at is not None:  # then held: the next frames, cascade or around the last face
+                    kept += [_found(search.detect(capture.view), centre, px) is not None for _ in range(3)]
                 if hit is None:
                     continue
                 assert capture.full is not None
@@ -130,6 +154,8 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
             row: dict[str, Any] = {"face_px": px, "faces": len(faces)}
             for v in DETECTORS:
                 row[f"found_{v}"] = _pct(found[v])
+            row["found_search_sweep"] = _pct(swept)
+            row["kept_search"] = _pct(kept)
             for source in ("view", "full", "refined"):
                 got = per[source]
                 row[f"gender_{source}"] = _pct(ok for adult, _, ok in got if adult)
@@ -147,17 +173,28 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
                 got = det.detect(view)
                 empty_timing[v].append((time.perf_counter() - t) * 1000)
                 false_pos[v].append(bool(got))
+            search.reset()
+            scene = []
+            for _ in range(SWEEP_FRAMES):
+                t = time.perf_counter()
+                got = search.detect(view)
+                empty_timing[SEARCH].append((time.perf_counter() - t) * 1000)
+                false_pos[SEARCH].append(bool(got))
+                scene.append(bool(got))
+            empty_scenes.append(any(scene))
     finally:
         for det in detectors.values():
             det.close()
+        search.close()
         model.close()
         refiner.close()
     cost = {
         v: {"median_ms_with_face": statistics.median(timing[v]), "p95_ms_with_face": _p95(timing[v]),
             "median_ms_empty": statistics.median(empty_timing[v]), "p95_ms_empty": _p95(empty_timing[v]),
             "false_positive_pct": _pct(false_pos[v])}
-        for v in DETECTORS
+        for v in (*DETECTORS, SEARCH)
     }
+    cost[SEARCH]["false_scene_pct"] = _pct(empty_scenes)
     return {"split": split, "rows": rows, "detector_cost": cost}
 
 
@@ -167,14 +204,15 @@ def range_table(result: dict[str, Any]) -> str:
         "(lighting, colour cast, noise); detection on the 640x480 downscaled view."),
         "",
         ("| face width in the 640x480 view | found: short range | full range | cascade | full range on 2x2 tiles "
-         "| gender 13+, crop from view "
+         f"| cascade + search, within {SWEEP_FRAMES} frames | then held | gender 13+, crop from view "
         "| from 1280x960, keypoints scaled | refined | age MAE, crop from view | keypoints scaled | refined |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['face_px']} px | {r['found_short_range']:.1f}% | {r['found_full_range']:.1f}% | "
-            f"{r['found_cascade']:.1f}% | {r['found_full_range_tiles']:.1f}% | {r['gender_view']:.1f}% | {r['gender_full']:.1f}% | "
+            f"{r['found_cascade']:.1f}% | {r['found_full_range_tiles']:.1f}% | {r['found_search_sweep']:.1f}% | "
+            f"{r['kept_search']:.1f}% | {r['gender_view']:.1f}% | {r['gender_full']:.1f}% | "
             f"{r['gender_refined']:.1f}% | {r['age_mae_view']:.2f} y | {r['age_mae_full']:.2f} y | "
             f"{r['age_mae_refined']:.2f} y |"
         )
@@ -185,9 +223,10 @@ def range_table(result: dict[str, Any]) -> str:
         "|---|---|---|---|",
     ]
     for v, c in result["detector_cost"].items():
+        scene = f" ({c['false_scene_pct']:.0f}% of empty scenes within {SWEEP_FRAMES} frames)" if "false_scene_pct" in c else ""
         lines.append(
             f"| {v} | {c['median_ms_with_face']:.2f} / {c['p95_ms_with_face']:.2f} | "
-            f"{c['median_ms_empty']:.2f} / {c['p95_ms_empty']:.2f} | {c['false_positive_pct']:.0f}% |"
+            f"{c['median_ms_empty']:.2f} / {c['p95_ms_empty']:.2f} | {c['false_positive_pct']:.0f}%{scene} |"
         )
     return "\n".join(lines)
 
@@ -213,18 +252,22 @@ class ClipRun:
     frames: list[FrameResult]
 
 
-def precompute(clips: list[Any], detector_variants: tuple[str, ...] = ("short_range", "cascade"),
+def precompute(clips: list[Any], detector_variants: tuple[str, ...] = CLIP_DETECTORS,
                models_dir: Path | None = None) -> list[ClipRun]:
     """Run every clip frame through the real detectors and the int8 model (largest face of each detector)."""
     from device.inference import create_age_gender, create_detector, create_refiner
 
-    detectors = {v: create_detector(v, num_threads=2) for v in detector_variants}
+    detectors = {v: create_detector(v.removesuffix("+search"), num_threads=2, search=v.endswith("+search"))
+                 for v in detector_variants}
     model = create_age_gender(num_threads=2, models_dir=models_dir)
     refiner = create_refiner(num_threads=2)
     runs = []
     try:
         for n, clip in enumerate(clips):
             frames = []
+            for det in detectors.values():
+                if hasattr(det, "reset"):
+                    det.reset()  # a new clip: nobody followed
             for capture in clip.frames():
                 faces: dict[str, list[Face]] = {}
                 ms: dict[str, float] = {}
@@ -520,15 +563,17 @@ def make_runs(
     model = _model_sha(models_dir)
     if cache is not None and cache.exists():
         data = json.loads(cache.read_text())
-        key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0), data.get("model"))
-        if key == (split, n_clips, seed, stop_px, model):
+        key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0), data.get("model"),
+               data.get("detectors", ["short_range", "cascade"]))
+        if key == (split, n_clips, seed, stop_px, model, list(CLIP_DETECTORS)):
             return _runs_from_json(data["runs"])
     faces = load_faces(split, limit=n_clips, seed=seed)
     clips = make_clips(faces, n_clips, seed=seed, stop_px=stop_px)
     runs = precompute(clips, models_dir=models_dir)
     if cache is not None:
         cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "stop_px": stop_px,
-                                     "model": model, "runs": _runs_to_json(runs)}))
+                                     "model": model, "detectors": list(CLIP_DETECTORS),
+                                     "runs": _runs_to_json(runs)}))
     return runs
 
 
@@ -545,7 +590,7 @@ def evaluate_clips(
     with tempfile.TemporaryDirectory(prefix="visit-eval-") as tmp:
         base = _store(Path(tmp))
         rows = []
-        for det in ("short_range", "cascade"):
+        for det in CLIP_DETECTORS:
             for crop, label in CROPS.items():
                 rows.append((f"controller, {det}, {label}", summarise(run_controller(runs, base, visit, det, crop))))
         rows.append((f"5-frame majority vote ({detector}, {CROPS[crop_default]})",
@@ -555,11 +600,17 @@ def evaluate_clips(
     return rows
 
 
+def shipped_detector() -> str:
+    """The default config's detector as named in these tables (``cascade+search`` with ``models.search``)."""
+    models = Config().models
+    return models.detector + ("+search" if models.search else "")
+
+
 def frame_costs(runs: list[ClipRun]) -> dict[str, float]:
     """Per-frame model time on the clips: the detector, then (frames with a face) the classification from
     the view, or refinement + classification from the full frame."""
     cost: dict[str, float] = {}
-    for det in ("short_range", "cascade"):
+    for det in CLIP_DETECTORS:
         for crop in ("view", "refined"):
             ms = [fr.ms.get(f"detect_{det}", 0.0) + (fr.ms.get(f"classify_{crop}", 0.0) if fr.faces[det] else 0.0)
                   for run in runs for fr in run.frames]
@@ -572,27 +623,47 @@ GRID = {
     "min_confidence": (0.3, 0.35, 0.4, 0.45, 0.5),
     "min_frames": (2, 3, 5),
     "decide_within_s": (0.5, 1.0, 1.5),
+    "min_face_px": (32, 40),
 }
 
 
-def tune(runs: list[ClipRun], detector: str, crop: str) -> list[tuple[VisitConfig, dict[str, float]]]:
-    """Every grid point on the validation clips, best first: most adult visits personalised among those
-    with gender >= 98.5%, then bracket within-one, then fewest minors personalised, fewest revisions,
-    then speed."""
+@dataclass(frozen=True)
+class Setting:
+    """One point of the tuning grid: the detector (``cascade+search``: with ``models.search``) and ``[visit]``."""
+
+    detector: str
+    visit: VisitConfig
+
+    def label(self) -> str:
+        v = self.visit
+        return (f"{self.detector}, min_confidence {v.min_confidence}, min_frames {v.min_frames}, "
+                f"decide_within_s {v.decide_within_s}, min_face_px {v.min_face_px}")
+
+
+def tune(runs: list[ClipRun], detectors: tuple[str, ...], crop: str) -> list[tuple[Setting, dict[str, float]]]:
+    """Every grid point on the validation clips, best first: among those with gender >= 98.5%, the fewest
+    minors personalised (a shelf must not target children), then the most adult visits personalised,
+    bracket within-one, fewest revisions, then speed; at equal results the cheaper detector (the first of
+    ``detectors``) first."""
     results = []
     with tempfile.TemporaryDirectory(prefix="visit-tune-") as tmp:
         base = _store(Path(tmp))
-        for mc in GRID["min_confidence"]:
-            for mf in GRID["min_frames"]:
-                for dw in GRID["decide_within_s"]:
-                    visit = replace(VisitConfig(), min_confidence=mc, min_frames=mf, decide_within_s=dw)
-                    results.append((visit, summarise(run_controller(runs, base, visit, detector, crop))))
+        for detector in detectors:
+            for mc in GRID["min_confidence"]:
+                for mf in GRID["min_frames"]:
+                    for dw in GRID["decide_within_s"]:
+                        for px in GRID["min_face_px"]:
+                            visit = replace(VisitConfig(), min_confidence=mc, min_frames=mf, decide_within_s=dw,
+                                            min_face_px=px)
+                            results.append((Setting(detector, visit),
+                                            summarise(run_controller(runs, base, visit, detector, crop))))
 
-    def key(item: tuple[VisitConfig, dict[str, float]]) -> tuple[float, ...]:
+    def key(item: tuple[Setting, dict[str, float]]) -> tuple[float, ...]:
         m = item[1]
         ok = m["gender_pct"] >= 98.5
-        return (ok, m["adults_personalised_pct"] if ok else m["gender_pct"], m["bracket_within_one_pct"],
-                -m["minors_personalised_pct"], -m["revisions_per_visit"], -m["median_s_stop_to_decision"])
+        return (ok, -m["minors_personalised_pct"], m["adults_personalised_pct"] if ok else m["gender_pct"],
+                m["bracket_within_one_pct"], -m["revisions_per_visit"], -m["median_s_stop_to_decision"],
+                -detectors.index(item[0].detector))
 
     results.sort(key=key, reverse=True)
     return results
@@ -611,12 +682,16 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--stop-px", type=float, default=120.0,
                    help="face width (640x480 view pixels) where the shopper stops (120: ~0.66 m, 50: ~1.6 m)")
     t = sub.add_parser("tune", help="visit/gate grid on validation clips (never the test split)")
-    t.add_argument("--clips", type=int, default=150)
-    t.add_argument("--detector", default="cascade", choices=("short_range", "cascade"))
+    t.add_argument("--clips", type=int, default=100, help="clips per stopping distance")
+    t.add_argument("--stop-px", type=float, nargs="+", default=[120.0, 50.0, 40.0],
+                   help="stopping face widths; the clips of all of them are judged together")
+    t.add_argument("--detector", default=None, choices=CLIP_DETECTORS,
+                   help="judge only this one (default: cascade, and cascade with the search)")
     t.add_argument("--crop", default="refined", choices=tuple(CROPS))
-    for p in (c, t):
-        p.add_argument("--cache", type=Path, default=None,
-                       help="keep the clips' model outputs (no pixels) in this JSON file and reuse them")
+    c.add_argument("--cache", type=Path, default=None,
+                   help="keep the clips' model outputs (no pixels) in this JSON file and reuse them")
+    t.add_argument("--cache", default=None,
+                   help="as for clips, one file per stopping distance: a path with {px}, e.g. clips-val-{px}.json")
     for p in (r, c, t):
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--models-dir", type=Path, default=None,
@@ -634,7 +709,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "clips":
         runs = make_runs(args.split, args.clips, args.seed, args.cache, args.stop_px, args.models_dir)
         visit = Config().visit
-        detector = "cascade"
+        detector = shipped_detector()
         rows = evaluate_clips(runs, visit, detector, "refined")
         cost = frame_costs(runs)
         if args.json:
@@ -648,16 +723,24 @@ def main(argv: list[str] | None = None) -> int:
             print("\nModel time per clip frame (detector + one classification of the largest face), ms: "
                   + ", ".join(f"{k} {v:.2f}" for k, v in cost.items()))
         return 0
-    runs = make_runs("val", args.clips, args.seed, args.cache, models_dir=args.models_dir)
-    results = tune(runs, args.detector, args.crop)
+    if args.cache is not None and len(args.stop_px) > 1 and "{px}" not in args.cache:
+        parser.error("--cache needs {px} in its name when there are several --stop-px")
+    runs = []
+    for px in args.stop_px:
+        cache = Path(args.cache.format(px=f"{px:g}")) if args.cache is not None else None
+        runs += make_runs("val", args.clips, args.seed, cache, px, models_dir=args.models_dir)
+    detectors = (args.detector,) if args.detector else CLIP_DETECTORS[1:]
+    results = tune(runs, detectors, args.crop)
     if args.json:
-        print(json.dumps([{"visit": {"min_confidence": v.min_confidence, "min_frames": v.min_frames,
-                                     "decide_within_s": v.decide_within_s}, **m} for v, m in results]))
+        print(json.dumps([{"detector": st.detector, "visit": {
+            "min_confidence": st.visit.min_confidence, "min_frames": st.visit.min_frames,
+            "decide_within_s": st.visit.decide_within_s, "min_face_px": st.visit.min_face_px}, **m}
+            for st, m in results]))
     else:
-        rows = [(f"min_confidence {v.min_confidence}, min_frames {v.min_frames}, decide_within_s {v.decide_within_s}", m)
-                for v, m in results[:8]]
-        print(clip_table(rows, f"Validation clips ({len(runs)}), {args.detector}, crop from {args.crop}: best 8 of "
-                               f"{len(results)} settings"))
+        rows = [(st.label(), m) for st, m in results[:10]]
+        stops = ", ".join(f"{px:g}" for px in args.stop_px)
+        print(clip_table(rows, f"Validation clips ({args.clips} per stop at {stops} px: {len(runs)}), crop from "
+                               f"{args.crop}: best 10 of {len(results)} settings"))
     return 0
 
 

@@ -14,7 +14,7 @@ from smartshelf.core.types import Demographic, Face, Frame
 
 if TYPE_CHECKING:
     from device.inference.age_gender import AgeGenderModel
-    from device.inference.detector import BlazeFaceDetector, CascadeDetector, LandmarkRefiner
+    from device.inference.detector import BlazeFaceDetector, CascadeDetector, FaceSearch, LandmarkRefiner
 
 __all__ = [
     "DETECTOR_FILES",
@@ -37,11 +37,13 @@ DETECTOR_FILES: dict[str, str] = {
 CASCADE_PARTS: tuple[str, ...] = ("short_range", "full_range")
 
 
-def detector_files(variant: str) -> tuple[str, ...]:
-    """The model files a detector variant loads (``cascade``: both BlazeFace models)."""
-    if variant == "cascade":
-        return tuple(DETECTOR_FILES[v] for v in CASCADE_PARTS)
-    return (DETECTOR_FILES[variant],)
+def detector_files(variant: str, *, search: bool = False) -> tuple[str, ...]:
+    """The model files a detector variant loads (``cascade``: both BlazeFace models; ``search`` adds
+    short range)."""
+    files = tuple(DETECTOR_FILES[v] for v in CASCADE_PARTS) if variant == "cascade" else (DETECTOR_FILES[variant],)
+    if search and DETECTOR_FILES["short_range"] not in files:
+        files = (*files, DETECTOR_FILES["short_range"])
+    return files
 
 
 @runtime_checkable
@@ -77,12 +79,29 @@ def create_detector(
     models_dir: Path | None = None,
     score_threshold: float = 0.5,
     num_threads: int = 2,
-) -> BlazeFaceDetector | CascadeDetector:
+    search: bool = False,
+) -> BlazeFaceDetector | CascadeDetector | FaceSearch:
     """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m,
-    ``cascade``: short range, then full range on frames where it finds nothing)."""
-    from device.inference.detector import BlazeFaceDetector, CascadeDetector
+    ``cascade``: short range, then full range on frames where it finds nothing). ``search``: wrapped in
+    a :class:`~device.inference.detector.FaceSearch` (its own short-range model looks around the last
+    face, then tile by tile, on frames where the detector finds nothing)."""
+    from device.inference.detector import BlazeFaceDetector, CascadeDetector, FaceSearch
     from smartshelf.core.errors import ConfigError
 
+    if search:
+        inner = create_detector(
+            variant, models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
+        )
+        try:
+            short = create_detector(
+                "short_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
+            )
+        except BaseException:
+            inner.close()
+            raise
+        assert isinstance(short, BlazeFaceDetector)
+        short.fallback_pad = 0.0  # one inference per look
+        return FaceSearch(inner, short)
     if variant == "cascade":
         short = create_detector(
             "short_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads

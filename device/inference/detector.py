@@ -11,6 +11,7 @@ to frame pixels. When nothing is found, the frame is retried once with an extra 
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import Any, Literal, Self
 
@@ -184,6 +185,169 @@ class CascadeDetector:
     def close(self) -> None:
         self.short.close()
         self.full.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _same(face: Face, other: Face) -> bool:
+    """Whether two boxes are one face: sizes within 1.6x and centres within 0.8 of the larger width."""
+    x, y, w, h = face.box
+    ox, oy, ow, oh = other.box
+    big, small = max(w, ow), max(1, min(w, ow))
+    if big > 1.6 * small:
+        return False
+    return math.hypot(x + w / 2 - ox - ow / 2, y + h / 2 - oy - oh / 2) < 0.8 * big
+
+
+def _merge(faces: list[Face], more: list[Face]) -> list[Face]:
+    """``faces``, then the faces of ``more`` that are not already among them (largest first)."""
+    extra = [f for f in more if not any(_same(f, g) for g in faces)]
+    return [*faces, *sorted(extra, key=lambda f: f.area, reverse=True)] if extra else faces
+
+
+class FaceSearch:
+    """Looks further than the whole-view detector: around the faces it follows, and tile by tile.
+
+    Letterboxed to its 192 px input, a 640x480 view shows a 40 px face (a shopper ~2 m from a Pi
+    camera) 12 px wide, too small for BlazeFace: the cascade finds about 70% of them, and full range
+    also reports faces in boxes and shadows. This adds the short-range BlazeFace on parts of the view
+    where a 40 px face fills a good share of its 128 px input:
+
+    * **around each followed face** (up to ``follow`` of them, found within the last ``track_frames``
+      frames) that the detector missed on this frame: a square of ``context`` face widths centred on it
+      (a shopper walking in, blurred or turned away a moment);
+    * on **one tile** of the view per frame, in turn, whatever the detector found (its faces can be
+      false, or a badly placed box around a small face): squares ``tile_share`` of the view's width
+      (256 px of 640), overlapping by a quarter, so a 3x3 sweep covers a 640x480 view in 9 frames
+      (0.9 s at 10 fps).
+
+    So every frame costs one 128 px inference more, and one more per followed face the detector
+    missed (at most ``follow``). The detector's own faces come first (largest first), then the ones
+    the search added: where the detector sees a shopper, the shelf keeps deciding on that face. Measured by
+    ``python -m tools.visit_eval range`` (docs/vision-at-distance.md). ``close()`` closes both
+    detectors and is safe twice.
+    """
+
+    def __init__(
+        self,
+        inner: Any,
+        short: BlazeFaceDetector,
+        *,
+        track_frames: int = 10,
+        follow: int = 2,
+        context: float = 3.2,
+        tile_share: float = 0.4,
+    ) -> None:
+        if track_frames < 1:
+            raise ValueError(f"track_frames must be >= 1, got {track_frames}")
+        if follow < 1:
+            raise ValueError(f"follow must be >= 1, got {follow}")
+        if context < 1.5:
+            raise ValueError(f"context must be >= 1.5 face widths, got {context}")
+        if not 0.1 <= tile_share <= 1.0:
+            raise ValueError(f"tile_share must be in [0.1, 1], got {tile_share}")
+        self.inner = inner
+        self.short = short
+        self.inner_variant = str(getattr(inner, "variant", "detector"))
+        self.variant = f"{self.inner_variant}+search"
+        self.track_frames = int(track_frames)
+        self.follow = int(follow)
+        self.context = float(context)
+        self.tile_share = float(tile_share)
+        self._followed: list[tuple[Face, int]] = []  # (face, frames since it was last found)
+        self._tiles: list[tuple[int, int, int, int]] = []
+        self._tiles_for: tuple[int, int] | None = None
+        self._next_tile = 0
+        self.tracked = 0  # faces found again around a followed face
+        self.scanned = 0  # frames where a tile found a face
+
+    def tiles(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
+        """The sweep's squares ``(x, y, side, side)`` for a view of this size, row by row."""
+        if self._tiles_for != (width, height):
+            side = min(width, height, max(32, round(self.tile_share * width)))
+            step = side * 3 // 4
+
+            def starts(extent: int) -> list[int]:
+                n = max(1, -(-(extent - side) // step) + 1)
+                return [(extent - side) * i // max(1, n - 1) for i in range(n)]
+
+            self._tiles = [(x, y, side, side) for y in starts(height) for x in starts(width)]
+            self._tiles_for = (width, height)
+            self._next_tile = 0
+        return self._tiles
+
+    @property
+    def followed(self) -> list[Face]:
+        """The faces looked for again on the next frame if the detector misses them, largest first."""
+        return [f for f, _ in self._followed]
+
+    def reset(self) -> None:
+        """Forget the followed faces and start the sweep again from the first tile."""
+        self._followed = []
+        self._next_tile = 0
+
+    def detect(self, frame: Frame) -> list[Face]:
+        frame = check_frame(frame)
+        faces = self.inner.detect(frame)
+        added: list[Face] = []
+        for followed, _ in self._followed:
+            if any(_same(f, followed) for f in faces):
+                continue
+            x, y, w, h = followed.box
+            half = self.context * max(w, h) / 2.0
+            cx, cy = x + w / 2.0, y + h / 2.0
+            rect = (int(cx - half), int(cy - half), int(2 * half), int(2 * half))
+            again = [f for f in self._look(frame, rect) if _same(f, followed)]
+            self.tracked += len(again[:1])
+            added += again[:1]
+            faces = _merge(faces, again[:1])
+        tiles = self.tiles(frame.shape[1], frame.shape[0])
+        if len(tiles) > 1:
+            rect = tiles[self._next_tile]
+            self._next_tile = (self._next_tile + 1) % len(tiles)
+            found = self._look(frame, rect)
+            self.scanned += bool(found)
+            added += found
+            faces = _merge(faces, found)
+        self._follow(faces, added)
+        return faces
+
+    def _follow(self, faces: list[Face], added: list[Face]) -> None:
+        """Follow this frame's first face and the faces the search found on it (up to ``follow``), and
+        for ``track_frames`` frames the followed ones it lacks."""
+        chosen = [*faces[:1], *(f for f in faces[1:] if any(f is a for a in added)), *faces[1:]]
+        kept: list[tuple[Face, int]] = []
+        for f in chosen:
+            if len(kept) < self.follow and not any(f is k for k, _ in kept):
+                kept.append((f, 0))
+        for old, missed in self._followed:
+            if len(kept) >= self.follow:
+                break
+            if not any(_same(old, f) for f in faces) and missed + 1 < self.track_frames:
+                kept.append((old, missed + 1))
+        self._followed = kept
+
+    def _look(self, frame: np.ndarray, rect: tuple[int, int, int, int]) -> list[Face]:
+        """Short range on ``rect`` (clipped to the frame), faces in frame pixels, largest first."""
+        x, y, w, h = rect
+        x0, y0 = max(0, x), max(0, y)
+        x1, y1 = min(frame.shape[1], x + w), min(frame.shape[0], y + h)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        faces = []
+        for f in self.short.detect(np.ascontiguousarray(frame[y0:y1, x0:x1])):
+            bx, by, bw, bh = f.box
+            faces.append(Face((bx + x0, by + y0, bw, bh), f.score,
+                              tuple((px + x0, py + y0) for px, py in f.keypoints)))
+        return faces
+
+    def close(self) -> None:
+        self.inner.close()
+        self.short.close()
 
     def __enter__(self) -> Self:
         return self

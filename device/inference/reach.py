@@ -22,6 +22,8 @@ FACE_BOX_M = 0.15
 #: Smallest face (box width, detection-view pixels) each detector finds in at least 75% of frames (a
 #: shopper who stands still for a second gives the visit ten frames; three faces are enough).
 FIND_PX: dict[str, int] = {"short_range": 80, "full_range": 48, "cascade": 48}
+#: The same with ``models.search`` (any detector): found within one sweep of the view's tiles (9 frames).
+SEARCH_FIND_PX = 32
 #: Smallest face (pixels in the frame the crop is taken from) where one frame's gender is right for
 #: about 90% of faces of 13 and over: 64 px when the keypoints are found again on that frame
 #: (``camera.refine``), 80 px when they come from the detector on that same frame (one stream).
@@ -59,18 +61,24 @@ class Reach:
     hfov_deg: float
     detector: str
     refined: bool
+    search: bool = False
 
     def describe(self) -> str:
         two = ""
         if self.crop_width != self.view[0]:
             two = f", faces {'refined and ' if self.refined else ''}cropped from {self.crop_width} px wide frames"
         return (
-            f"{self.detector} detector on {self.view[0]}x{self.view[1]}{two}, {self.hfov_deg:g} deg lens: faces found "
+            f"{self.detector}{'+search' if self.search else ''} detector on {self.view[0]}x{self.view[1]}{two}, "
+            f"{self.hfov_deg:g} deg lens: faces found "
             f"up to {self.found_m:.1f} m, personalised up to {self.personalised_m:.1f} m"
         )
 
     def advice(self, want_m: float) -> str:
         steps = []
+        if not self.search and self.find_px > SEARCH_FIND_PX:
+            steps.append(f"models.search = true (finds faces of {SEARCH_FIND_PX} px, within a second: "
+                         f"{distance_for(SEARCH_FIND_PX, self.view[0], self.hfov_deg):.1f} m here, "
+                         "as far as visit.min_face_px allows)")
         if self.detector == "short_range":
             steps.append("models.detector = \"cascade\" (finds faces of 48 px: "
                          f"{distance_for(FIND_PX['cascade'], self.view[0], self.hfov_deg):.1f} m here)")
@@ -84,11 +92,12 @@ class Reach:
         return "; ".join(steps)
 
 
-def camera_reach(camera: CameraConfig, detector: str, min_face_px: int) -> Reach:
-    """The distances for this camera config, detector and ``visit.min_face_px``."""
+def camera_reach(camera: CameraConfig, detector: str, min_face_px: int, *, search: bool = False) -> Reach:
+    """The distances for this camera config, detector (``models.search``: with the search) and
+    ``visit.min_face_px``."""
     if detector not in FIND_PX:
         raise ValueError(f"unknown detector {detector!r}; expected one of {sorted(FIND_PX)}")
-    find = float(max(FIND_PX[detector], min_face_px))
+    find = float(max(SEARCH_FIND_PX if search else FIND_PX[detector], min_face_px))
     two_streams = camera.full_size is not None
     refined = two_streams and camera.refine
     # Scaling the view's keypoints up to the full frame gains nothing (the alignment follows them):
@@ -106,4 +115,5 @@ def camera_reach(camera: CameraConfig, detector: str, min_face_px: int) -> Reach
         hfov_deg=camera.hfov_deg,
         detector=detector,
         refined=refined,
+        search=search,
     )

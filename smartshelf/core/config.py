@@ -113,6 +113,11 @@ class ModelsConfig:
     """cascade (short range first, full range only on frames where short range finds nothing: shoppers
     found from ~0.4 to ~2 m with a 640x480 Pi camera), short_range (BlazeFace for faces of ~80 px and
     more: within ~1 m) or full_range (always the larger model)."""
+    search: bool = False
+    """Also look with the short-range model around the faces followed over the last second, and on one
+    tile of the view per frame (a 3x3 sweep in 0.9 s at 10 fps): finds faces of ~32-40 px (2-2.5 m with
+    a 640x480 Pi camera) that the detector misses, for one or two 128 px inferences more per frame. Off
+    by default: on the validation clips it personalised no more visits (docs/vision-at-distance.md)."""
     detector_score: float = 0.5
     age_gender: str = "age_gender_int8.tflite"
     threads: int = 2
@@ -120,7 +125,7 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class VisitConfig:
-    min_frames: int = 3
+    min_frames: int = 5
     """Face estimates needed before the first decision of a visit."""
     min_confidence: float = 0.35
     """Below this aggregated confidence the shelf shows non-personalised picks."""
@@ -133,8 +138,8 @@ class VisitConfig:
     """No face (or no presence) for this long ends the visit and the lights go idle."""
     max_revisions: int = 2
     """How often a visit's decision may change after the first one."""
-    min_face_px: int = 40
-    """Faces smaller than this (width, pixels) are ignored."""
+    min_face_px: int = 32
+    """Faces smaller than this (width in detection-view pixels) are ignored."""
 
 
 @dataclass(frozen=True)

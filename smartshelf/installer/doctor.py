@@ -227,7 +227,7 @@ def check_range(ctx: Context) -> str:
     from device.inference.reach import camera_reach
 
     cfg = ctx.config
-    reach = camera_reach(cfg.camera, cfg.models.detector, cfg.visit.min_face_px)
+    reach = camera_reach(cfg.camera, cfg.models.detector, cfg.visit.min_face_px, search=cfg.models.search)
     want = cfg.shelf.working_distance_m
     text = f"{reach.describe()}; shelf.working_distance_m = {want:g} m"
     if want > reach.personalised_m:
@@ -346,7 +346,7 @@ def check_models(ctx: Context) -> list[CheckResult]:
     cfg = ctx.config.models
     models_dir = Path(cfg.dir) if cfg.dir else MODELS_DIR
     results = []
-    detector = detector_files(cfg.detector)
+    detector = detector_files(cfg.detector, search=cfg.search)
     # a cascade has two detector files: the second gets its own line name (models.detector.full_range)
     files = [("detector", detector[0])] + [(f"detector.{Path(f).stem.removeprefix('face_detection_')}", f)
                                            for f in detector[1:]] + [("age_gender", cfg.age_gender)]

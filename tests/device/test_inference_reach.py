@@ -8,6 +8,7 @@ from device.inference.reach import (
     FIND_PX,
     PERSONALISE_CROP_PX,
     PERSONALISE_REFINED_PX,
+    SEARCH_FIND_PX,
     camera_reach,
     distance_for,
     face_px_at,
@@ -52,6 +53,20 @@ def test_the_defaults_cover_the_default_working_distance() -> None:
     from smartshelf.core.config import Config
 
     cfg = Config()
-    reach = camera_reach(cfg.camera, cfg.models.detector, cfg.visit.min_face_px)
+    reach = camera_reach(cfg.camera, cfg.models.detector, cfg.visit.min_face_px, search=cfg.models.search)
     assert reach.personalised_m >= cfg.shelf.working_distance_m
     assert "refined and cropped from 1280 px wide frames" in reach.describe()
+
+
+def test_the_search_finds_faces_to_two_metres_and_is_advised_where_it_is_off() -> None:
+    two = CameraConfig(full_width=1280, full_height=960)
+    without = camera_reach(two, "cascade", 40)
+    searching = camera_reach(two, "cascade", 40, search=True)
+    assert SEARCH_FIND_PX < FIND_PX["cascade"]
+    # visit.min_face_px (40 px) is the limit now: 2.0 m with a 640x480 Pi camera v2
+    assert searching.found_m == pytest.approx(distance_for(40, 640, 62.2))
+    assert searching.found_m > without.found_m
+    assert searching.personalised_m == pytest.approx(searching.found_m)
+    assert "cascade+search detector" in searching.describe()
+    assert "models.search = true" in without.advice(2.0)
+    assert "models.search" not in searching.advice(2.0)

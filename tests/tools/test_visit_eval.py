@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -33,6 +35,37 @@ def _run(estimates: list[Demographic | None], *, age: int = 29, female: int = 1,
     return ClipRun(0, age, female, stop, len(estimates) - 3, False, frames)
 
 
+def test_tune_finds_the_smaller_face_limit_for_far_shoppers_and_prefers_the_cheaper_detector(tmp_path) -> None:
+    """A shopper whose face stays 34 px is personalised only with visit.min_face_px 32; with both detectors
+    seeing the same faces, the cascade (cheaper) is ranked first."""
+    from dataclasses import replace as dc_replace
+
+    import tools.visit_eval as V
+
+    far_face = Face((300, 200, 34, 34), 0.9, FACE.keypoints)
+    run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
+    for fr in run.frames:
+        if fr.faces["cascade"]:
+            fr.faces = {"cascade": [far_face], "cascade+search": [far_face]}
+            fr.estimate[("cascade+search", "refined")] = fr.estimate[("cascade", "refined")]
+        else:
+            fr.faces = {"cascade": [], "cascade+search": []}
+    small = dict(V.GRID)
+    try:
+        V.GRID.update({"min_confidence": (0.35,), "min_frames": (3,), "decide_within_s": (1.5,)})
+        results = V.tune([run], ("cascade", "cascade+search"), "refined")
+    finally:
+        V.GRID.clear()
+        V.GRID.update(small)
+    best, metrics = results[0]
+    assert best.detector == "cascade" and best.visit.min_face_px == 32
+    assert metrics["adults_personalised_pct"] == pytest.approx(100.0)
+    assert "min_face_px 32" in best.label()
+    worst = [m for s, m in results if s.visit.min_face_px == 40]
+    assert all(m["adults_personalised_pct"] == 0.0 for m in worst)
+    assert dc_replace(best.visit, min_face_px=40) in [s.visit for s, _ in results]
+
+
 def test_summarise_counts_what_the_shopper_got() -> None:
     outcomes = [
         VisitOutcome(30, 1, True, True, 0, 0.0, 1, False),
@@ -58,8 +91,13 @@ def test_controller_and_baselines_on_a_scripted_clip(tmp_path) -> None:
     # two frames without a face, then a woman of ~30; the shopper stops at frame 5, leaves at frame 17
     run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
     base = _store(tmp_path)
-    [out] = run_controller([run], base, Config().visit, "cascade", "refined")
+    visit = Config().visit
+    [out] = run_controller([run], base, visit, "cascade", "refined")
     assert out.personalised and out.gender_ok and out.bracket_off == 0
+    first = 2 + visit.min_frames - 1  # the frame of the min_frames-th face
+    assert out.time_to_decision_s == pytest.approx(max(0.0, (first - 5) / 10)), "decided on that frame"
+    early = replace(visit, min_frames=3)
+    [out] = run_controller([run], base, early, "cascade", "refined")
     assert out.time_to_decision_s == 0.0, "decided on frame 4 (third face), before the stop"
     # a majority of men among the first five faces wins the vote
     vote = _run([MAN_30, WOMAN_30, MAN_30, WOMAN_30, MAN_30] + [WOMAN_30] * 10, female=1, stop=2)
