@@ -7,7 +7,7 @@ Every model file is checked against ``models/manifest.json`` (sha256) before it 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from device.inference.runtime import MODELS_DIR, verify_model
 from smartshelf.core.types import Demographic, Face, Frame
@@ -83,36 +83,19 @@ def create_detector(
 ) -> BlazeFaceDetector | CascadeDetector | FaceSearch:
     """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m,
     ``cascade``: short range, then full range on frames where it finds nothing). ``search``: wrapped in
-    a :class:`~device.inference.detector.FaceSearch` (its own short-range model looks around the last
-    face, then tile by tile, on frames where the detector finds nothing)."""
+    a :class:`~device.inference.detector.FaceSearch` (its own short-range model looks around the faces
+    it follows and on one tile of the view per frame)."""
     from device.inference.detector import BlazeFaceDetector, CascadeDetector, FaceSearch
     from smartshelf.core.errors import ConfigError
 
+    options: dict[str, Any] = {"models_dir": models_dir, "score_threshold": score_threshold, "num_threads": num_threads}
     if search:
-        inner = create_detector(
-            variant, models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
-        )
-        try:
-            short = create_detector(
-                "short_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
-            )
-        except BaseException:
-            inner.close()
-            raise
+        inner, short = _open_both(variant, "short_range", options)
         assert isinstance(short, BlazeFaceDetector)
         short.fallback_pad = 0.0  # one inference per look
         return FaceSearch(inner, short)
     if variant == "cascade":
-        short = create_detector(
-            "short_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
-        )
-        try:
-            full = create_detector(
-                "full_range", models_dir=models_dir, score_threshold=score_threshold, num_threads=num_threads
-            )
-        except BaseException:
-            short.close()
-            raise
+        short, full = _open_both("short_range", "full_range", options)
         assert isinstance(short, BlazeFaceDetector) and isinstance(full, BlazeFaceDetector)
         short.fallback_pad = 0.0  # a miss goes to full range at once, not to a padded second try
         return CascadeDetector(short, full)
@@ -128,6 +111,16 @@ def create_detector(
         score_threshold=score_threshold,
         num_threads=num_threads,
     )
+
+
+def _open_both(first: str, second: str, options: dict[str, Any]) -> tuple[Any, Any]:
+    """Two detectors; the first is closed again when the second cannot be opened."""
+    one = create_detector(first, **options)
+    try:
+        return one, create_detector(second, **options)
+    except BaseException:
+        one.close()
+        raise
 
 
 def create_refiner(
