@@ -16,6 +16,7 @@ baselines (5-frame majority vote, single best frame) are judged on the same mode
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import logging
 import math
@@ -55,6 +56,8 @@ class TiledDetector:
         self.full, self.grid, self.overlap = full, grid, overlap
 
     def detect(self, view: Frame) -> list[Face]:
+        from device.inference.detector import detect_in
+
         h, w = view.shape[:2]
         tw, th = int(w / self.grid * (1 + self.overlap)), int(h / self.grid * (1 + self.overlap))
         found: list[Face] = []
@@ -62,10 +65,7 @@ class TiledDetector:
             for gx in range(self.grid):
                 x0 = (w - tw) * gx // max(1, self.grid - 1)
                 y0 = (h - th) * gy // max(1, self.grid - 1)
-                for f in self.full.detect(np.ascontiguousarray(view[y0 : y0 + th, x0 : x0 + tw])):
-                    x, y, fw, fh = f.box
-                    found.append(Face((x + x0, y + y0, fw, fh), f.score,
-                                      tuple((a + x0, b + y0) for a, b in f.keypoints)))
+                found += detect_in(self.full, view, (x0, y0, tw, th))
         return sorted(found, key=lambda f: f.box[2] * f.box[3], reverse=True)
 
     def close(self) -> None:
@@ -106,9 +106,10 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
     model = create_age_gender(num_threads=2, models_dir=models_dir)
     refiner = create_refiner(num_threads=2)
     rows = []
-    timing: dict[str, list[float]] = {v: [] for v in (*DETECTORS, SEARCH)}
-    empty_timing: dict[str, list[float]] = {v: [] for v in (*DETECTORS, SEARCH)}
-    false_pos: dict[str, list[bool]] = {v: [] for v in (*DETECTORS, SEARCH)}
+    timed = (*DETECTORS, SEARCH)
+    timing: dict[str, list[float]] = {v: [] for v in timed}
+    empty_timing: dict[str, list[float]] = {v: [] for v in timed}
+    false_pos: dict[str, list[bool]] = {v: [] for v in timed}
     empty_scenes: list[bool] = []
     try:
         for px in SIZES:
@@ -192,7 +193,7 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
         v: {"median_ms_with_face": statistics.median(timing[v]), "p95_ms_with_face": _p95(timing[v]),
             "median_ms_empty": statistics.median(empty_timing[v]), "p95_ms_empty": _p95(empty_timing[v]),
             "false_positive_pct": _pct(false_pos[v])}
-        for v in (*DETECTORS, SEARCH)
+        for v in timed
     }
     cost[SEARCH]["false_scene_pct"] = _pct(empty_scenes)
     return {"split": split, "rows": rows, "detector_cost": cost}
@@ -648,15 +649,11 @@ def tune(runs: list[ClipRun], detectors: tuple[str, ...], crop: str) -> list[tup
     results = []
     with tempfile.TemporaryDirectory(prefix="visit-tune-") as tmp:
         base = _store(Path(tmp))
-        for detector in detectors:
-            for mc in GRID["min_confidence"]:
-                for mf in GRID["min_frames"]:
-                    for dw in GRID["decide_within_s"]:
-                        for px in GRID["min_face_px"]:
-                            visit = replace(VisitConfig(), min_confidence=mc, min_frames=mf, decide_within_s=dw,
-                                            min_face_px=px)
-                            results.append((Setting(detector, visit),
-                                            summarise(run_controller(runs, base, visit, detector, crop))))
+        for detector, mc, mf, dw, px in itertools.product(
+            detectors, GRID["min_confidence"], GRID["min_frames"], GRID["decide_within_s"], GRID["min_face_px"]
+        ):
+            visit = replace(VisitConfig(), min_confidence=mc, min_frames=mf, decide_within_s=dw, min_face_px=px)
+            results.append((Setting(detector, visit), summarise(run_controller(runs, base, visit, detector, crop))))
 
     def key(item: tuple[Setting, dict[str, float]]) -> tuple[float, ...]:
         m = item[1]

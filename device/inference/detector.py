@@ -193,6 +193,21 @@ class CascadeDetector:
         self.close()
 
 
+def detect_in(detector: Any, frame: np.ndarray, rect: tuple[int, int, int, int]) -> list[Face]:
+    """``detector`` run on ``rect`` = (x, y, w, h) of ``frame``, clipped to the frame, with its faces
+    moved back to frame pixels (none when less than 8 px of the rectangle lie in the frame)."""
+    x, y, w, h = rect
+    x0, y0 = max(0, x), max(0, y)
+    x1, y1 = min(frame.shape[1], x + w), min(frame.shape[0], y + h)
+    if x1 - x0 < 8 or y1 - y0 < 8:
+        return []
+    faces = []
+    for f in detector.detect(np.ascontiguousarray(frame[y0:y1, x0:x1])):
+        bx, by, bw, bh = f.box
+        faces.append(Face((bx + x0, by + y0, bw, bh), f.score, tuple((px + x0, py + y0) for px, py in f.keypoints)))
+    return faces
+
+
 def _same(face: Face, other: Face) -> bool:
     """Whether two boxes are one face: sizes within 1.6x and centres within 0.8 of the larger width."""
     x, y, w, h = face.box
@@ -252,8 +267,7 @@ class FaceSearch:
             raise ValueError(f"tile_share must be in [0.1, 1], got {tile_share}")
         self.inner = inner
         self.short = short
-        self.inner_variant = str(getattr(inner, "variant", "detector"))
-        self.variant = f"{self.inner_variant}+search"
+        self.variant = f"{getattr(inner, 'variant', 'detector')}+search"
         self.track_frames = int(track_frames)
         self.follow = int(follow)
         self.context = float(context)
@@ -263,7 +277,6 @@ class FaceSearch:
         self._tiles_for: tuple[int, int] | None = None
         self._next_tile = 0
         self.tracked = 0  # faces found again around a followed face
-        self.scanned = 0  # frames where a tile found a face
 
     def tiles(self, width: int, height: int) -> list[tuple[int, int, int, int]]:
         """The sweep's squares ``(x, y, side, side)`` for a view of this size, row by row."""
@@ -301,7 +314,7 @@ class FaceSearch:
             half = self.context * max(w, h) / 2.0
             cx, cy = x + w / 2.0, y + h / 2.0
             rect = (int(cx - half), int(cy - half), int(2 * half), int(2 * half))
-            again = [f for f in self._look(frame, rect) if _same(f, followed)]
+            again = [f for f in detect_in(self.short, frame, rect) if _same(f, followed)]
             self.tracked += len(again[:1])
             added += again[:1]
             faces = _merge(faces, again[:1])
@@ -309,8 +322,7 @@ class FaceSearch:
         if len(tiles) > 1:
             rect = tiles[self._next_tile]
             self._next_tile = (self._next_tile + 1) % len(tiles)
-            found = self._look(frame, rect)
-            self.scanned += bool(found)
+            found = detect_in(self.short, frame, rect)
             added += found
             faces = _merge(faces, found)
         self._follow(faces, added)
@@ -330,20 +342,6 @@ class FaceSearch:
             if not any(_same(old, f) for f in faces) and missed + 1 < self.track_frames:
                 kept.append((old, missed + 1))
         self._followed = kept
-
-    def _look(self, frame: np.ndarray, rect: tuple[int, int, int, int]) -> list[Face]:
-        """Short range on ``rect`` (clipped to the frame), faces in frame pixels, largest first."""
-        x, y, w, h = rect
-        x0, y0 = max(0, x), max(0, y)
-        x1, y1 = min(frame.shape[1], x + w), min(frame.shape[0], y + h)
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return []
-        faces = []
-        for f in self.short.detect(np.ascontiguousarray(frame[y0:y1, x0:x1])):
-            bx, by, bw, bh = f.box
-            faces.append(Face((bx + x0, by + y0, bw, bh), f.score,
-                              tuple((px + x0, py + y0) for px, py in f.keypoints)))
-        return faces
 
     def close(self) -> None:
         self.inner.close()
@@ -379,18 +377,9 @@ class LandmarkRefiner:
         x, y, w, h = face.box
         cx, cy = x + w / 2.0, y + h / 2.0
         half = self.context * max(w, h) / 2.0
-        x0, y0 = max(0, int(cx - half)), max(0, int(cy - half))
-        x1, y1 = min(full.shape[1], int(cx + half)), min(full.shape[0], int(cy + half))
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return face
-        found = self.detector.detect(np.ascontiguousarray(full[y0:y1, x0:x1]))
-        if not found:
-            return face
-        best = found[0]
-        bx, by, bw, bh = best.box
-        return Face(
-            (bx + x0, by + y0, bw, bh), best.score, tuple((px + x0, py + y0) for px, py in best.keypoints)
-        )
+        x0, y0 = int(cx - half), int(cy - half)
+        found = detect_in(self.detector, full, (x0, y0, int(cx + half) - x0, int(cy + half) - y0))
+        return found[0] if found else face
 
     def close(self) -> None:
         self.detector.close()
