@@ -18,6 +18,19 @@ import pytest
 
 from tools.servers import Mosquitto, free_port, mosquitto_binary
 
+FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "utkface_crop"
+
+
+def face_photos(n: int, every: int) -> list[Any]:
+    """``n`` UTKFace crops (RGB arrays), every ``every``-th in name order; skips the test without the data."""
+    import cv2
+
+    if not FACES.is_dir():
+        pytest.skip(f"face data not found at {FACES}")
+    paths = sorted(FACES.glob("*_*_*_*.jpg"))[::every][:n]
+    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+
+
 ADMIN_USER = "admin"
 ADMIN_PASSWORD = "correct horse battery"
 

@@ -3,23 +3,16 @@ than the detection view's keypoints scaled up (real BlazeFace models, real face 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
-import pytest
+from conftest import face_photos
 
 from device.inference import create_detector, create_refiner
 from smartshelf.core.types import Face
 
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "utkface_crop"
-
 
 def _photos(n: int) -> list[np.ndarray]:
-    if not FACES.is_dir():
-        pytest.skip(f"face data not found at {FACES}")
-    paths = sorted(FACES.glob("*_*_*_*.jpg"))[::97][:n]
-    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+    return face_photos(n, every=97)
 
 
 def test_refined_keypoints_are_closer_than_scaled_ones() -> None:

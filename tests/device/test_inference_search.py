@@ -4,24 +4,18 @@ miss or to report a misplaced box)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from conftest import face_photos
 
 from device.inference import create_detector, detector_files
 from device.inference.detector import FaceSearch
 from smartshelf.core.types import Face, Frame
 
-FACES = Path(__file__).resolve().parents[3] / "shared" / "data" / "faces" / "utkface_crop"
-
 
 def _photos(n: int) -> list[np.ndarray]:
-    if not FACES.is_dir():
-        pytest.skip(f"face data not found at {FACES}")
-    paths = sorted(FACES.glob("*_*_*_*.jpg"))[::89][:n]
-    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
+    return face_photos(n, every=89)
 
 
 def _view(photo: np.ndarray, side: int, x0: int, y0: int) -> Frame:
