@@ -9,30 +9,14 @@ user ``admin``; the device URL points at a closed loopback port (the device is "
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.helpers import ADMIN_PASSWORD, ADMIN_USER, AuthActions, csrf_token_of
 from tools.servers import Mosquitto, free_port, mosquitto_binary
-
-FACES = Path(__file__).resolve().parents[2] / "shared" / "data" / "faces" / "utkface_crop"
-
-
-def face_photos(n: int, every: int) -> list[Any]:
-    """``n`` UTKFace crops (RGB arrays), every ``every``-th in name order; skips the test without the data."""
-    import cv2
-
-    if not FACES.is_dir():
-        pytest.skip(f"face data not found at {FACES}")
-    paths = sorted(FACES.glob("*_*_*_*.jpg"))[::every][:n]
-    return [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
-
-
-ADMIN_USER = "admin"
-ADMIN_PASSWORD = "correct horse battery"
 
 
 def closed_port() -> int:
@@ -67,31 +51,6 @@ def app(data_dir: Path) -> Iterator[Any]:
 @pytest.fixture
 def client(app: Any) -> Any:
     return app.test_client()
-
-
-def csrf_token_of(client: Any) -> str:
-    """The CSRF token of the client's session (created like the server does if missing)."""
-    with client.session_transaction() as sess:
-        token = sess.get("_csrf")
-        if not token:
-            token = sess["_csrf"] = "test-csrf-token-0123456789abcdef"
-    return str(token)
-
-
-class AuthActions:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def login(self, username: str = ADMIN_USER, password: str = ADMIN_PASSWORD, *, next: str = "") -> Any:
-        page = self._client.get("/login")
-        match = re.search(rb'name="csrf_token" value="([^"]+)"', page.data)
-        token = match.group(1).decode() if match else csrf_token_of(self._client)
-        return self._client.post("/login", data={
-            "username": username, "password": password, "csrf_token": token, "next": next,
-        })
-
-    def logout(self) -> Any:
-        return self._client.post("/logout", data={"csrf_token": csrf_token_of(self._client)})
 
 
 @pytest.fixture
@@ -131,16 +90,6 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if not any(item.get_closest_marker(level) for level in LEVELS):
             item.add_marker(pytest.mark.unit)
-
-
-def write_device_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
-    """Write decision events the way the device does (its own EventLog into events.sqlite3)."""
-    from device.events import EventLog
-
-    log = EventLog(Path(data_dir), clock_synced=lambda: True, retention_days=3650)
-    for event in events:
-        log.record(event)
-    log.close()
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -29,3 +29,13 @@ def test_no_shipped_module_reaches_outside_its_package_through_file_paths() -> N
             if "parents[" in text and "__file__" in text:
                 offenders.append(str(path.relative_to(REPO)))
     assert not offenders, f"paths computed from __file__ outside the package: {offenders}"
+
+
+def test_no_test_imports_a_conftest_by_name() -> None:
+    """``from conftest import x`` gets whichever conftest.py is first on sys.path, so it breaks when
+    pytest is given several folders (the arm64 stage's run); shared helpers live in tests/helpers.py."""
+    import re
+
+    pattern = re.compile(r"^\s*(from (tests\.)?conftest import|import (tests\.)?conftest\b)", re.MULTILINE)
+    offenders = [str(p.relative_to(REPO)) for p in (REPO / "tests").rglob("*.py") if pattern.search(p.read_text())]
+    assert not offenders, f"import from tests/helpers.py instead: {offenders}"

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ADMIN_PASSWORD
+from tests.helpers import ADMIN_PASSWORD
 
 # the terminals area's signed webhooks authenticate each request themselves
 PUBLIC_ENDPOINTS = {"static", "auth.login", "api.openapi", "terminals.generic_events", "terminals.stripe_events"}

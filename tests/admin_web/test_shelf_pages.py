@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from smartshelf.core.storage import atomic_write_json, open_db
-from tests.conftest import write_device_events
+from tests.helpers import write_device_events
 
 
 class FakeDevice:

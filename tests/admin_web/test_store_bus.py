@@ -272,7 +272,7 @@ def test_the_store_page_runs_the_store(tmp_path: Path, mosquitto: Callable[..., 
     from admin_web.accounts import AccountStore
     from admin_web.store_bus import ShelfRegistry
     from admin_web.views.store import close_app
-    from tests.conftest import ADMIN_PASSWORD, ADMIN_USER, AuthActions, csrf_token_of
+    from tests.helpers import ADMIN_PASSWORD, ADMIN_USER, AuthActions, csrf_token_of
 
     hub_dir = tmp_path / "hub"
     registry = ShelfRegistry(hub_dir)

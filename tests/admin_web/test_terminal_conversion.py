@@ -9,7 +9,7 @@ from pathlib import Path
 
 from admin_web.terminals import conversion
 from admin_web.terminals.conversion import impressions_from_docs
-from tests.conftest import write_device_events
+from tests.helpers import write_device_events
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=UTC).timestamp()
 

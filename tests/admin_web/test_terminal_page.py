@@ -11,11 +11,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from conftest import ADMIN_PASSWORD, ADMIN_USER, AuthActions
-
 from admin_web.terminals import signing
 from admin_web.terminals.views import get_ledger
-from tests.conftest import write_device_events
+from tests.helpers import ADMIN_PASSWORD, ADMIN_USER, AuthActions, write_device_events
 
 
 def pair_on_page(client: Any, csrf: Any, name: str = "Till 7") -> tuple[str, str, bytes]:

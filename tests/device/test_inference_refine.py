@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import cv2
 import numpy as np
-from conftest import face_photos
 
 from device.inference import create_detector, create_refiner
 from smartshelf.core.types import Face
+from tests.helpers import face_photos
 
 
 def _photos(n: int) -> list[np.ndarray]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 import cv2
 import numpy as np
 import pytest
-from conftest import face_photos
 
 from device.inference import create_detector, detector_files
 from device.inference.detector import FaceSearch
 from smartshelf.core.types import Face, Frame
+from tests.helpers import face_photos
 
 
 def _photos(n: int) -> list[np.ndarray]:

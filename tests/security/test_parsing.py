@@ -167,7 +167,7 @@ def test_device_events_are_checked_against_their_schema_on_load(tmp_path: Any, c
     from datetime import date
 
     from admin_web.insight import EventReader
-    from tests.conftest import write_device_events
+    from tests.helpers import write_device_events
 
     t = 1764150000.0  # 2025-11-26
     good = {"time": t, "segment": "female/25-34", "items": ["A"], "visit_id": 1, "reason": "ok"}
