@@ -89,7 +89,7 @@ def background(rng: np.random.Generator) -> np.ndarray:
     return np.clip(out, 0, 255).astype(np.uint8)
 
 
-def _paste(frame: np.ndarray, face: LabelledFace, face_px_view: float, cx: float, cy: float, blur_px: float) -> None:
+def paste_face(frame: np.ndarray, face: LabelledFace, face_px_view: float, cx: float, cy: float, blur_px: float) -> None:
     """Paste ``face`` so its face is ``face_px_view`` wide in the view, its centre at (cx, cy) view px."""
     scale = face_px_view * SCALE / face.face_w
     ih, iw = face.image.shape[:2]
@@ -141,7 +141,7 @@ def face_frame(face: LabelledFace, face_px: float, rng: np.random.Generator) -> 
     cx = float(rng.uniform(margin, VIEW_SIZE[0] - margin))
     cy = float(rng.uniform(margin, VIEW_SIZE[1] - margin))
     full = background(rng)
-    _paste(full, face, face_px, cx, cy, 0.0)
+    paste_face(full, face, face_px, cx, cy, 0.0)
     sensor = Sensor(rng, cast=rng.uniform(0.9, 1.1, 3).astype(np.float32), noise=float(rng.uniform(2, 5)), fields=1)
     return sensor.finish(full, float(rng.uniform(0.7, 1.2))), (cx, cy)
 
@@ -210,9 +210,9 @@ class Clip:
             if self.passer is not None and passer_start <= i < passer_start + 20:
                 t = (i - passer_start) / 19
                 px = VIEW_SIZE[0] / 2 - passer_dir * (360 - 720 * t)
-                _paste(full, self.passer, 0.37 * self.stop_px, px, passer_y, 38 * SCALE * 0.3)
+                paste_face(full, self.passer, 0.37 * self.stop_px, px, passer_y, 38 * SCALE * 0.3)
             if size > 0:
-                _paste(full, self.shopper, size, x, y, blur)
+                paste_face(full, self.shopper, size, x, y, blur)
             gain = base_gain
             if self.light_change and i >= self.stop_frame + 10:  # a light switched / sun behind a cloud
                 gain = base_gain * 0.65

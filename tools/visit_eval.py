@@ -72,7 +72,7 @@ class TiledDetector:
         self.full.close()
 
 
-def _found(faces: list[Face], centre: tuple[float, float], face_px: float) -> Face | None:
+def face_at(faces: list[Face], centre: tuple[float, float], face_px: float) -> Face | None:
     """The detected face whose box centre lies within half a face width of the true centre."""
     for f in faces:
         x, y, w, h = f.box
@@ -124,7 +124,7 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
                     t = time.perf_counter()
                     got = det.detect(capture.view)
                     timing[v].append((time.perf_counter() - t) * 1000)
-                    f = _found(got, centre, px)
+                    f = face_at(got, centre, px)
                     found[v].append(f is not None)
                     if v == "cascade":
                         hit = f
@@ -135,12 +135,12 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
                     t = time.perf_counter()
                     got = search.detect(capture.view)
                     timing[SEARCH].append((time.perf_counter() - t) * 1000)
-                    if _found(got, centre, px) is not None:
+                    if face_at(got, centre, px) is not None:
                         got_at = k
                         break
                 swept.append(got_at is not None)
                 if got_at is not None:  # then held: the next frames, cascade or around the last face
-                    kept += [_found(search.detect(capture.view), centre, px) is not None for _ in range(3)]
+                    kept += [face_at(search.detect(capture.view), centre, px) is not None for _ in range(3)]
                 if hit is None:
                     continue
                 assert capture.full is not None

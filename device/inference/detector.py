@@ -173,13 +173,11 @@ class CascadeDetector:
     def __init__(self, short: BlazeFaceDetector, full: BlazeFaceDetector) -> None:
         self.short = short
         self.full = full
-        self.fallbacks = 0  # frames that needed the full-range model
 
     def detect(self, frame: Frame) -> list[Face]:
         faces = self.short.detect(frame)
         if faces:
             return faces
-        self.fallbacks += 1
         return self.full.detect(frame)
 
     def close(self) -> None:

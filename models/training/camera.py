@@ -64,8 +64,8 @@ def camera_crops(
 
     from device.inference import create_detector, create_refiner
     from device.inference.align import align_face
-    from tools.vision_clips import SCALE, VIEW_SIZE, LabelledFace, Sensor, _paste, background
-    from tools.visit_eval import _found
+    from tools.vision_clips import SCALE, VIEW_SIZE, LabelledFace, Sensor, background, paste_face
+    from tools.visit_eval import face_at
 
     key = hashlib.sha1(
         ("\n".join(str(s.path) for s in samples) + f"|{splits}|{size}|{seed}|{jpeg_p}|{blur_p}|camera-v1").encode()
@@ -98,7 +98,7 @@ def camera_crops(
             full = backgrounds[int(rng.integers(len(backgrounds)))]
             full = full[:, ::-1].copy() if rng.random() < 0.5 else full.copy()
             blur = float(rng.uniform(2.0, 14.0)) if rng.random() < blur_p else 0.0
-            _paste(full, face, px, cx, cy, blur)
+            paste_face(full, face, px, cx, cy, blur)
             sensor = sensors[int(rng.integers(len(sensors)))]
             sensor.cast = rng.uniform(0.85, 1.15, 3).astype(np.float32)
             capture = sensor.finish(full, float(rng.uniform(0.6, 1.25)))
@@ -106,7 +106,7 @@ def camera_crops(
             if rng.random() < jpeg_p:  # recorded footage: the full stream JPEG-compressed
                 frame = _jpeg(frame, int(rng.integers(55, 96)))
                 view = cv2.resize(frame, VIEW_SIZE, interpolation=cv2.INTER_AREA)
-            hit = _found(detector.detect(view), (cx, cy), px)
+            hit = face_at(detector.detect(view), (cx, cy), px)
             if hit is None:
                 continue
             refined = refiner.refine(frame, hit.scaled(SCALE))

@@ -185,7 +185,7 @@ def test_tiles_find_a_small_face_and_map_it_back_to_the_view() -> None:
     """The range table's tiled full range: faces found in a tile come back in view pixels."""
     from device.inference import create_detector
     from tools.vision_clips import face_frame, load_faces
-    from tools.visit_eval import TiledDetector, _found
+    from tools.visit_eval import TiledDetector, face_at
 
     try:
         faces = load_faces("val", limit=6)
@@ -198,7 +198,7 @@ def test_tiles_find_a_small_face_and_map_it_back_to_the_view() -> None:
         for face in faces:
             capture, centre = face_frame(face, 60, rng)
             got = tiles.detect(capture.view)
-            hits += _found(got, centre, 60) is not None
+            hits += face_at(got, centre, 60) is not None
             for f in got:
                 x, y, w, h = f.box
                 assert 0 <= x and 0 <= y and x + w <= 640 and y + h <= 480
