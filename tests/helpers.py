@@ -69,3 +69,25 @@ def write_device_events(data_dir: Path, events: list[dict[str, Any]]) -> None:
     for event in events:
         log.record(event)
     log.close()
+
+
+def poll_json(base: str, paths: tuple[str, ...], done: Any, timeout: float = 60.0) -> dict[str, dict[str, Any]]:
+    """GET each of ``paths`` under ``base`` (JSON answers) every 0.2 s until ``done(answers)`` holds or
+    ``timeout`` seconds pass; returns the last answers (a path not answered yet maps to ``{}``)."""
+    import json
+    import time
+    import urllib.request
+
+    answers: dict[str, dict[str, Any]] = {path: {} for path in paths}
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for path in paths:
+            try:
+                with urllib.request.urlopen(base + path, timeout=2) as resp:
+                    answers[path] = json.loads(resp.read())
+            except OSError:
+                pass
+        if done(answers):
+            break
+        time.sleep(0.2)
+    return answers

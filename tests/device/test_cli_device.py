@@ -8,13 +8,13 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from device.demo.store import FRAMES_DIR, prepare_demo
+from tests.helpers import poll_json
 from tools.servers import free_port
 
 pytestmark = pytest.mark.integration
@@ -104,17 +104,7 @@ def test_run_serves_decides_pauses_and_stops_cleanly(tmp_path: Path) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        status: dict = {}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(base + "/status", timeout=2) as resp:
-                    status = json.loads(resp.read())
-                if status.get("decisions"):
-                    break
-            except OSError:
-                pass
-            time.sleep(0.2)
+        status = poll_json(base, ("/status",), lambda a: a["/status"].get("decisions"))["/status"]
         assert status.get("decisions"), f"no decision within a minute: {status}"
         assert status["camera"]["state"] == "ok"
         from smartshelf.core.control import HEADER, read_secret
@@ -233,20 +223,9 @@ def test_products_entered_through_the_api_light_the_shelf_without_a_factor_file(
     skus = {p["sku"] for p in STAFF_PRODUCTS}
     slots = {p["slot"] for p in STAFF_PRODUCTS}
     try:
-        state: dict = {}
-        status: dict = {}
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                with urllib.request.urlopen(base + "/state", timeout=2) as resp:
-                    state = json.loads(resp.read())
-                with urllib.request.urlopen(base + "/status", timeout=2) as resp:
-                    status = json.loads(resp.read())
-            except OSError:
-                pass
-            if state.get("mode") == "picks" or status.get("decisions", 0) >= 3:
-                break
-            time.sleep(0.2)
+        answers = poll_json(base, ("/state", "/status"),
+                            lambda a: a["/state"].get("mode") == "picks" or a["/status"].get("decisions", 0) >= 3)
+        state, status = answers["/state"], answers["/status"]
         assert state.get("mode") == "picks", f"no picks on the kiosk page within a minute: {state} {status}"
         shown = {item["sku"] for item in state["items"]}
         assert shown and shown <= skus
