@@ -97,16 +97,45 @@ def _migrate(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migratio
             f"{len(migrations)}); update smartshelf or restore a backup"
         )
     for number in range(version, len(migrations)):
-        step = migrations[number]
         with transaction(conn):
-            if isinstance(step, str):
-                for statement in (s.strip() for s in step.split(";")):
-                    if statement:
-                        conn.execute(statement)
-            else:
-                step(conn)
+            _apply(conn, migrations[number])
             conn.execute(f"PRAGMA user_version = {number + 1}")
         logger.info("%s: schema version %d -> %d", path, number, number + 1)
+    _check_schema(conn, path, migrations)
+
+
+def _apply(conn: sqlite3.Connection, step: Migration) -> None:
+    if isinstance(step, str):
+        for statement in (s.strip() for s in step.split(";")):
+            if statement:
+                conn.execute(statement)
+    else:
+        step(conn)
+
+
+def _columns(conn: sqlite3.Connection) -> dict[str, set[str]]:
+    tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+    return {t: {r[1] for r in conn.execute(f'PRAGMA table_info("{t}")')} for t in tables}
+
+
+def _check_schema(conn: sqlite3.Connection, path: Path, migrations: Sequence[Migration]) -> None:
+    """Refuse a file whose schema version is current but whose tables are not the ones the
+    migrations make (another program's database, a hand-edited file), naming what is missing."""
+    reference = sqlite3.connect(":memory:", isolation_level=None)
+    try:
+        for step in migrations:
+            _apply(reference, step)
+        expected = _columns(reference)
+    finally:
+        reference.close()
+    found = _columns(conn)
+    for table, columns in sorted(expected.items()):
+        if table not in found:
+            raise StorageError(f"{path}: schema version {len(migrations)} but no table {table!r}; "
+                               "restore it with `smartshelf admin restore` or move it away to start empty")
+        if missing := sorted(columns - found[table]):
+            raise StorageError(f"{path}: table {table!r} lacks column(s) {', '.join(missing)}; "
+                               "restore it with `smartshelf admin restore` or move it away to start empty")
 
 
 def open_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection | None:

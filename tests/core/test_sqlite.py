@@ -62,6 +62,25 @@ def test_a_newer_schema_or_a_foreign_file_is_refused_naming_the_file(tmp_path: P
     assert open_readonly(tmp_path / "absent.sqlite3") is None
 
 
+def test_a_current_version_with_other_tables_is_refused_naming_the_table(tmp_path: Path) -> None:
+    path = tmp_path / "x.sqlite3"
+    other = sqlite3.connect(path)
+    other.execute("CREATE TABLE notes (id INTEGER PRIMARY KEY)")
+    other.execute(f"PRAGMA user_version = {len(V1)}")
+    other.commit()
+    other.close()
+    with pytest.raises(StorageError, match=r"x\.sqlite3: schema version 1 but no table 't'"):
+        open_database(path, V1)
+    open_database(tmp_path / "y.sqlite3", V1).close()
+    other = sqlite3.connect(tmp_path / "y.sqlite3")
+    other.execute("ALTER TABLE t RENAME TO old")
+    other.execute("CREATE TABLE t (id INTEGER PRIMARY KEY)")
+    other.commit()
+    other.close()
+    with pytest.raises(StorageError, match=r"y\.sqlite3: table 't' lacks column\(s\) v"):
+        open_database(tmp_path / "y.sqlite3", V1)
+
+
 def test_integrity_check_finds_damage(tmp_path: Path) -> None:
     path = tmp_path / "x.sqlite3"
     conn = open_database(path, V1)
