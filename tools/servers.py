@@ -58,10 +58,12 @@ class Mosquitto:
     ``password_file``/``acl_file``: when given, anonymous clients are refused and the files apply
     (the store hub writes them, :mod:`admin_web.store_bus`). Persistence is on, in ``workdir``, so a
     :meth:`restart` keeps sessions and queued QoS-1 messages like a real hub's broker does.
+    ``config_text``: run a config the product wrote (``smartshelf store hub-config``) instead, with only
+    the persistence, log and user lines added; ``port`` is the one of its listeners to wait for.
     """
 
     def __init__(self, workdir: Path, *, password_file: Path | None = None, acl_file: Path | None = None,
-                 port: int | None = None) -> None:
+                 port: int | None = None, config_text: str | None = None) -> None:
         binary = mosquitto_binary()
         if binary is None:
             raise FileNotFoundError("mosquitto is not installed (tests/install-tools.sh installs it as root)")
@@ -72,14 +74,17 @@ class Mosquitto:
         self.host = "127.0.0.1"
         self.password_file = password_file
         self.acl_file = acl_file
+        self.config_text = config_text
         self.log = self.workdir / "mosquitto.log"
         self.conf = self.workdir / "mosquitto.conf"
         self.proc: subprocess.Popen[str] | None = None
         self.write_config()
 
     def write_config(self) -> None:
-        lines = [
-            f"listener {self.port} 127.0.0.1",
+        # config_text: a config the product wrote (its listeners, auth, TLS; ``port`` must be one of its
+        # listeners), to which only the test's own lines below are added
+        lines = [self.config_text.rstrip("\n")] if self.config_text else [f"listener {self.port} 127.0.0.1"]
+        lines += [
             "persistence true",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
@@ -92,11 +97,11 @@ class Mosquitto:
             # test's 0600 files; as anyone else this is a no-op.
             f"user {getpass.getuser()}",
         ]
-        if self.password_file is not None:
+        if self.config_text is None and self.password_file is not None:
             lines += ["allow_anonymous false", f"password_file {self.password_file}"]
             if self.acl_file is not None:
                 lines.append(f"acl_file {self.acl_file}")
-        else:
+        elif self.config_text is None:
             lines.append("allow_anonymous true")
         self.conf.write_text("\n".join(lines) + "\n")
 

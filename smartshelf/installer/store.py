@@ -32,11 +32,22 @@ logger = logging.getLogger(__name__)
 DEFAULT_PASSWORD_FILE = Path("/etc/smartshelf/bus-password")
 
 
+def tcp_port(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535."""
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {text!r}") from None
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is a number from 1 to 65535, got {port}")
+    return port
+
+
 def register(subparsers: Any) -> None:
     sub = command_group(subparsers, "store", help="a store of shelves on one hub (MQTT bus)")
     p = sub.add_parser("join", help="make this shelf a member of a store (writes [bus] in the config)")
     p.add_argument("--hub", required=True, help="the hub's address")
-    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--port", type=tcp_port, default=1883)
     p.add_argument("--shelf", required=True, help="this shelf's name on the bus (as paired on the hub)")
     p.add_argument("--user", required=True, help="broker user from the hub's pairing")
     p.add_argument("--password-file", required=True, type=Path, help="file holding the broker password (0600)")
@@ -61,10 +72,13 @@ def register(subparsers: Any) -> None:
 
     p = sub.add_parser("hub-config", help="hub: write the Mosquitto config for this store")
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--port", type=tcp_port, default=1883)
     p.add_argument("--listen", default="0.0.0.0", help="address the broker listens on (the store's network)")
     p.add_argument("--certfile", type=Path, help="TLS: the broker's certificate (then also --keyfile)")
     p.add_argument("--keyfile", type=Path)
+    p.add_argument("--local-port", type=tcp_port, default=1883,
+                   help="plain listener on 127.0.0.1 for the hub's own clients (admin.broker_port), added when "
+                        "the store's listener is TLS or not on this port or address")
     p.add_argument("--out", type=Path, default=Path("/etc/mosquitto/conf.d/smartshelf.conf"))
     p.set_defaults(func=cmd_hub_config)
 
@@ -77,7 +91,7 @@ def register(subparsers: Any) -> None:
     p = sub.add_parser("publish-factors", help="hub: send the store's signed factor file to every shelf")
     p.add_argument("file", type=Path)
     p.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR)
-    p.add_argument("--port", type=int, default=1883)
+    p.add_argument("--port", type=tcp_port, default=1883)
     p.set_defaults(func=cmd_publish_factors)
 
 
@@ -186,9 +200,23 @@ def cmd_remove_shelf(args: argparse.Namespace) -> int:
     return 0
 
 
-def hub_config_text(data_dir: Path, port: int, listen: str, certfile: Path | None, keyfile: Path | None) -> str:
+LOOPBACK = ("127.0.0.1", "0.0.0.0")
+
+
+def hub_config_text(data_dir: Path, port: int, listen: str, certfile: Path | None, keyfile: Path | None,
+                    local_port: int = 1883) -> str:
+    """Mosquitto's config for the store: the shelves' listener (TLS with ``certfile``/``keyfile``) and,
+    where that one does not serve the hub's own clients (the admin, ``publish-factors``: plain MQTT to
+    127.0.0.1:``local_port``), a plain listener on 127.0.0.1 only. Passwords and ACL apply to both."""
     from admin_web.store_bus import ShelfRegistry
 
+    tls = bool(certfile or keyfile)
+    if tls and not (certfile and keyfile):
+        raise ConfigError("TLS needs both --certfile and --keyfile")
+    local = tls or listen not in LOOPBACK or port != local_port
+    if local and port == local_port and listen in LOOPBACK:
+        raise ConfigError(f"--port {port} and --local-port {local_port} must differ: the hub's own clients need "
+                          "a plain listener on 127.0.0.1 beside the store's TLS one")
     registry = ShelfRegistry(data_dir)
     registry.hub_password()  # creates the hub user, the password file and the ACL
     lines = [
@@ -196,10 +224,11 @@ def hub_config_text(data_dir: Path, port: int, listen: str, certfile: Path | Non
         "per_listener_settings false",
         f"listener {port} {listen}",
     ]
-    if certfile or keyfile:
-        if not (certfile and keyfile):
-            raise ConfigError("TLS needs both --certfile and --keyfile")
+    if tls:
         lines += [f"certfile {certfile}", f"keyfile {keyfile}", "tls_version tlsv1.2"]
+    if local:
+        lines += ["# the hub's own clients (admin.broker_port), never reachable from the network",
+                  f"listener {local_port} 127.0.0.1"]
     lines += [
         "allow_anonymous false",
         f"password_file {registry.password_file}",
@@ -212,7 +241,7 @@ def hub_config_text(data_dir: Path, port: int, listen: str, certfile: Path | Non
 
 
 def cmd_hub_config(args: argparse.Namespace) -> int:
-    text = hub_config_text(args.data_dir, args.port, args.listen, args.certfile, args.keyfile)
+    text = hub_config_text(args.data_dir, args.port, args.listen, args.certfile, args.keyfile, args.local_port)
     atomic_write_bytes(args.out, text.encode(), mode=0o644)
     print(f"wrote {args.out}")
     return 0

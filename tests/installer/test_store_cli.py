@@ -75,3 +75,73 @@ def test_join_check_against_a_real_broker(tmp_path: Path, mosquitto: Callable[..
     (tmp_path / "pw").write_text("wrong")
     (tmp_path / "config.toml").unlink()
     assert main(args) == 1 and not (tmp_path / "config.toml").exists()
+
+
+def test_hub_config_adds_a_loopback_listener_where_the_store_listener_does_not_serve_the_hub(tmp_path: Path) -> None:
+    from smartshelf.installer.store import hub_config_text
+
+    plain = hub_config_text(tmp_path / "a", 1883, "0.0.0.0", None, None)
+    assert plain.count("listener ") == 1 and "listener 1883 0.0.0.0" in plain
+    tls = hub_config_text(tmp_path / "b", 8883, "0.0.0.0", tmp_path / "c.crt", tmp_path / "c.key")
+    assert "listener 8883 0.0.0.0\ncertfile" in tls and "listener 1883 127.0.0.1" in tls
+    assert tls.index("keyfile") < tls.index("listener 1883"), "TLS settings belong to the store's listener"
+    lan = hub_config_text(tmp_path / "c", 1883, "192.168.1.10", None, None)
+    assert "listener 1883 192.168.1.10" in lan and "listener 1883 127.0.0.1" in lan
+    out = tmp_path / "m.conf"
+    args = ["store", "hub-config", "--data-dir", str(tmp_path / "d"), "--port", "1883", "--certfile", "c.crt",
+            "--keyfile", "c.key", "--out", str(out)]
+    assert main(args) == 1 and not out.exists() and not (tmp_path / "d").exists(), "a clash changes nothing"
+    with pytest.raises(SystemExit):
+        main(["store", "hub-config", "--data-dir", str(tmp_path / "d"), "--port", "70000", "--out", str(out)])
+    assert not out.exists()
+
+
+@pytest.mark.integration
+def test_a_shelf_joins_a_tls_hub_and_the_hub_talks_on_loopback(tmp_path: Path) -> None:
+    """The hub's own Mosquitto config (TLS listener for the shelves, plain loopback one for the hub)
+    run by a real Mosquitto; the shelf verifies the hub's certificate against the store's CA."""
+    from admin_web.store_bus import ShelfRegistry, StoreHub
+    from device.bus import ShelfBus
+    from smartshelf.core.config import BusConfig
+    from tests.helpers import make_ca_and_server_cert
+    from tools.servers import Mosquitto, free_port, mosquitto_binary
+
+    if mosquitto_binary() is None:
+        pytest.skip("mosquitto is not installed (tests/install-tools.sh installs it as root)")
+    ca, cert, key = make_ca_and_server_cert(tmp_path / "pki")
+    other_ca, _, _ = make_ca_and_server_cert(tmp_path / "other")
+    hub_dir = tmp_path / "hub"
+    (tmp_path / "pw").write_text(ShelfRegistry(hub_dir).add_shelf("aisle-3"))
+    tls_port, local_port = free_port(), free_port()
+    conf = tmp_path / "smartshelf.conf"
+    assert main(["store", "hub-config", "--data-dir", str(hub_dir), "--port", str(tls_port), "--listen", "127.0.0.1",
+                 "--certfile", str(cert), "--keyfile", str(key), "--local-port", str(local_port),
+                 "--out", str(conf)]) == 0
+    broker = Mosquitto(tmp_path / "broker", port=tls_port, config_text=conf.read_text()).start()
+    hub = shelf = None
+    try:
+        hub = StoreHub(hub_dir, port=local_port).start()  # what the admin does: plain, 127.0.0.1
+
+        def join(*extra: str) -> int:
+            args = join_args(tmp_path, "--check", "--port", str(tls_port), *extra)
+            args[args.index("hub.invalid")] = "127.0.0.1"
+            return main(args)
+
+        assert join("--tls", "--ca-file", str(other_ca)) == 1, "a certificate of another CA"
+        assert join() == 1, "plain MQTT on the TLS port"
+        assert not (tmp_path / "config.toml").exists()
+        assert join("--tls", "--ca-file", str(ca)) == 0
+        cfg = load_config(tmp_path / "config.toml").bus
+        assert cfg.tls and cfg.ca_file == ca
+        cfg = BusConfig(**{**cfg.__dict__, "keepalive_s": 5})
+        shelf = ShelfBus(cfg, "aisle-3", data_dir=tmp_path / "shelf", factors_path=tmp_path / "shelf" / "f.npz",
+                         on_command=lambda name, body: {"ok": True}, status=lambda: {"paused": False},
+                         password=(tmp_path / "pw").read_text().strip()).start()
+        hub.wait_for(lambda: "aisle-3" in hub.statuses, 15, "the shelf's status over TLS")
+        assert shelf.connected
+    finally:
+        if shelf is not None:
+            shelf.close()
+        if hub is not None:
+            hub.close()
+        broker.stop()
