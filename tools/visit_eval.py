@@ -552,6 +552,16 @@ def _model_sha(models_dir: Path | None) -> str:
     return ""
 
 
+def _search_settings() -> dict[str, Any]:
+    """FaceSearch's defaults (the sweep's tiles, the following): part of the clip cache's key."""
+    import inspect
+
+    from device.inference.detector import FaceSearch
+
+    params = inspect.signature(FaceSearch.__init__).parameters.values()
+    return {p.name: p.default for p in params if p.default is not inspect.Parameter.empty}
+
+
 def make_runs(
     split: str, n_clips: int, seed: int, cache: Path | None = None, stop_px: float = 120.0,
     models_dir: Path | None = None,
@@ -565,15 +575,15 @@ def make_runs(
     if cache is not None and cache.exists():
         data = json.loads(cache.read_text())
         key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0), data.get("model"),
-               data.get("detectors", ["short_range", "cascade"]))
-        if key == (split, n_clips, seed, stop_px, model, list(CLIP_DETECTORS)):
+               data.get("detectors", ["short_range", "cascade"]), data.get("search"))
+        if key == (split, n_clips, seed, stop_px, model, list(CLIP_DETECTORS), _search_settings()):
             return _runs_from_json(data["runs"])
     faces = load_faces(split, limit=n_clips, seed=seed)
     clips = make_clips(faces, n_clips, seed=seed, stop_px=stop_px)
     runs = precompute(clips, models_dir=models_dir)
     if cache is not None:
         cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "stop_px": stop_px,
-                                     "model": model, "detectors": list(CLIP_DETECTORS),
+                                     "model": model, "detectors": list(CLIP_DETECTORS), "search": _search_settings(),
                                      "runs": _runs_to_json(runs)}))
     return runs
 

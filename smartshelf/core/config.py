@@ -114,9 +114,9 @@ class ModelsConfig:
     found from ~0.4 to ~2 m with a 640x480 Pi camera), short_range (BlazeFace for faces of ~80 px and
     more: within ~1 m) or full_range (always the larger model)."""
     search: bool = False
-    """Also look with the short-range model around the faces followed over the last second, and on one
-    tile of the view per frame (a 3x3 sweep in 0.9 s at 10 fps): finds faces of ~32-40 px (2-2.5 m with
-    a 640x480 Pi camera) that the detector misses, for one or two 128 px inferences more per frame. Off
+    """Also look with the short-range model around the faces followed over the last second, and on two
+    tiles of the view per frame (a 4x3 sweep in 0.6 s at 10 fps): finds faces of ~32-40 px (2-2.5 m with
+    a 640x480 Pi camera) that the detector misses, for two to four 128 px inferences more per frame. Off
     by default: on the validation clips it personalised no more visits (docs/vision-at-distance.md)."""
     detector_score: float = 0.5
     age_gender: str = "age_gender_int8.tflite"

@@ -60,7 +60,7 @@ def test_the_sweep_tiles_cover_the_view_with_overlap() -> None:
     search = _search(Blind())
     try:
         tiles = search.tiles(640, 480)
-        assert len(tiles) == 9 and all(t[2] == t[3] == 256 for t in tiles)
+        assert len(tiles) == 12 and all(t[2] == t[3] == 211 for t in tiles)
         covered = np.zeros((480, 640), bool)
         for x, y, w, h in tiles:
             covered[y : y + h, x : x + w] = True
@@ -70,7 +70,7 @@ def test_the_sweep_tiles_cover_the_view_with_overlap() -> None:
             for y in range(0, 480 - 48, 8):
                 assert any(tx <= x and x + 48 <= tx + tw and ty <= y and y + 48 <= ty + th
                            for tx, ty, tw, th in tiles), (x, y)
-        assert search.tiles(1280, 960)[0][2] == 512, "tiles scale with the view"
+        assert search.tiles(1280, 960)[0][2] == 422, "tiles scale with the view"
     finally:
         search.close()
 
@@ -88,7 +88,8 @@ def test_far_faces_the_cascade_misses_are_found_within_one_sweep() -> None:
             n += 1
             by_cascade += _hit(cascade.detect(view), x0, y0, side)
             search.reset()
-            by_search += any(_hit(search.detect(view), x0, y0, side) for _ in range(len(search.tiles(640, 480))))
+            frames = -(-len(search.tiles(640, 480)) // search.tiles_per_frame)  # two tiles a frame: 6
+            by_search += any(_hit(search.detect(view), x0, y0, side) for _ in range(frames))
     finally:
         cascade.close()
         search.close()
@@ -141,7 +142,8 @@ def test_the_search_needs_the_short_range_file_and_checks_its_settings() -> None
     short = create_detector("short_range")
     try:
         for kwargs, message in (({"track_frames": 0}, "track_frames"), ({"follow": 0}, "follow"),
-                                ({"context": 1.0}, "context"), ({"tile_share": 2.0}, "tile_share")):
+                                ({"context": 1.0}, "context"), ({"tile_share": 2.0}, "tile_share"),
+                                ({"tiles_per_frame": 0}, "tiles_per_frame")):
             with pytest.raises(ValueError, match=message):
                 FaceSearch(Blind(), short, **kwargs)  # type: ignore[arg-type]
     finally:

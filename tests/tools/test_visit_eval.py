@@ -139,8 +139,9 @@ def test_an_approach_clip_grows_stops_and_leaves() -> None:
 
 @pytest.mark.slow
 def test_cached_model_outputs_are_reused_only_for_the_same_model(tmp_path, monkeypatch) -> None:
-    """``--cache`` keeps per-frame outputs keyed on the clips and the age/gender model (its int8 sha256),
-    so a candidate model (``--models-dir``) is never judged on the committed model's outputs."""
+    """``--cache`` keeps per-frame outputs keyed on the clips, the age/gender model (its int8 sha256) and
+    the search's settings, so a candidate model (``--models-dir``) or sweep is never judged on another's
+    outputs."""
     import hashlib
     import json
     import shutil
@@ -179,6 +180,10 @@ def test_cached_model_outputs_are_reused_only_for_the_same_model(tmp_path, monke
     assert json.loads(cache.read_text())["model"] == sha
     key = ("cascade", "refined")
     assert any(a.estimate.get(key) != b.estimate.get(key) for a, b in zip(first[0].frames, other[0].frames, strict=True))
+    data = json.loads(cache.read_text())
+    cache.write_text(json.dumps({**data, "search": {**data["search"], "tile_share": 0.4, "tiles_per_frame": 1}}))
+    V.make_runs("val", 1, 0, cache, models_dir=candidate)
+    assert ran == [None, candidate, candidate], "outputs of another search sweep are made afresh"
 
 
 def test_tiles_find_a_small_face_and_map_it_back_to_the_view() -> None:
