@@ -81,10 +81,11 @@ def create_detector(
     num_threads: int = 2,
     search: bool = False,
 ) -> BlazeFaceDetector | CascadeDetector | FaceSearch:
-    """A verified BlazeFace detector (``short_range`` for faces within ~2 m, ``full_range`` up to ~5 m,
-    ``cascade``: short range, then full range on frames where it finds nothing). ``search``: wrapped in
+    """A verified BlazeFace detector (in a 640x480 view from a Pi camera: ``short_range`` for faces of
+    ~80 px and more, within ~1 m; ``full_range`` down to ~48-60 px, ~1.3-1.7 m; ``cascade``: short range,
+    then full range on frames where it finds nothing; figures from ``tools.visit_eval range``). ``search``: wrapped in
     a :class:`~device.inference.detector.FaceSearch` (its own short-range model looks around the faces
-    it follows and on one tile of the view per frame)."""
+    it follows and on two tiles of the view per frame)."""
     from device.inference.detector import BlazeFaceDetector, CascadeDetector, FaceSearch
     from smartshelf.core.errors import ConfigError
 
