@@ -52,6 +52,7 @@ DOCS_SHOTS: tuple[tuple[str, str], ...] = (
     ("admin-dashboard-390x844.png", "admin-dashboard-phone.png"),
     ("admin-products-390x844.png", "admin-products-phone.png"),
     ("admin-product-delete-390x844.png", "admin-confirm-phone.png"),
+    ("admin-store-390x844.png", "admin-store-phone.png"),
 )
 BROWSER_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                 "--no-first-run", "--disable-sync", "--font-render-hinting=none"]
@@ -206,13 +207,15 @@ def seed_admin(data_dir: Path) -> None:
 
 
 @contextlib.contextmanager
-def admin_server(data_dir: Path, *, python: str = sys.executable, env: dict[str, str] | None = None) -> Iterator[str]:
+def admin_server(data_dir: Path, *, python: str = sys.executable, env: dict[str, str] | None = None,
+                 config: Path | None = None) -> Iterator[str]:
     """``smartshelf admin`` on a free loopback port in a subprocess; yields its base URL."""
     port = free_port()
     log_path = data_dir / "server.log"
+    extra = ["--config", str(config)] if config is not None else []
     with log_path.open("w") as log:  # a file, not a pipe: an unread pipe could stall the server
         proc = subprocess.Popen(
-            [python, "-m", "smartshelf.cli", "admin", "--data-dir", str(data_dir), "--host", "127.0.0.1",
+            [python, "-m", "smartshelf.cli", "admin", *extra, "--data-dir", str(data_dir), "--host", "127.0.0.1",
              "--port", str(port)], stdout=subprocess.DEVNULL, stderr=log, text=True, env=env)
         try:
             wait_for_port("127.0.0.1", port, proc, log_path)
@@ -243,8 +246,69 @@ def _pair_terminal(page: Any) -> bool:
     return page.locator("#pairing-result").count() == 1
 
 
+class StoreHub:
+    """The admin as a store's hub (``[admin] store_hub = true``) with two paired shelves, on a real
+    Mosquitto where one is installed: ``aisle-1`` joins (online, two decisions) when the store page is
+    first opened, ``aisle-2`` stays offline. Without Mosquitto the page shows the hub disconnected."""
+
+    def __init__(self, data_dir: Path, work: Path) -> None:
+        from admin_web.store_bus import ShelfRegistry
+        from device.demo.store import DEMO_PINS
+        from tools.servers import Mosquitto, mosquitto_binary
+
+        slots = list(DEMO_PINS)
+        self.work = work
+        registry = ShelfRegistry(data_dir)
+        self.password = registry.add_shelf("aisle-1", slots[:6])
+        registry.add_shelf("aisle-2", slots[6:])
+        self.broker = None
+        if mosquitto_binary() is not None:
+            self.broker = Mosquitto(work / "broker", password_file=registry.password_file,
+                                    acl_file=registry.acl_file).start()
+        self.config = work / "hub.toml"
+        port = self.broker.port if self.broker is not None else free_port()
+        self.config.write_text(f"[admin]\nstore_hub = true\nbroker_port = {port}\n")
+        self.shelf: Any = None
+
+    def open(self, page: Any) -> bool:
+        response = page.goto("/store/")
+        if response is None or response.status >= 400:
+            return False
+        if self.broker is None or self.shelf is not None:
+            return True
+        import time
+
+        from device.bus import ShelfBus
+        from smartshelf.core.config import BusConfig
+
+        cfg = BusConfig(enabled=True, host="127.0.0.1", port=self.broker.port, shelf="aisle-1", user="aisle-1")
+        shelf_dir = self.work / "aisle-1"
+        self.shelf = ShelfBus(cfg, "aisle-1", data_dir=shelf_dir, factors_path=shelf_dir / "factors.npz",
+                              on_command=lambda name, body: {"ok": True}, status=lambda: {"paused": False},
+                              password=self.password).start()
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and "online" not in page.locator("tr[data-shelf='aisle-1']").inner_text():
+            time.sleep(0.3)
+            page.reload()
+        self.shelf.publish_event({"time": 1.0, "segment": "female/25-34", "reason": "personalised",
+                                  "items": ["SKU-A1"], "slots": ["A1"], "confidence": 0.8})
+        self.shelf.publish_event({"time": 2.0, "segment": None, "reason": "low_confidence", "items": ["SKU-B2"],
+                                  "slots": ["B2"]})
+        while time.monotonic() < deadline and page.locator(".recent-events li").count() < 2:
+            time.sleep(0.3)
+            page.reload()
+        return True
+
+    def close(self) -> None:
+        if self.shelf is not None:
+            self.shelf.close()
+        if self.broker is not None:
+            self.broker.stop()
+
+
 def admin_pages(sku: str, slot: str) -> list[tuple[str, Callable[[Any], bool]]]:
-    """(name, open(page) -> exists) for every staff page, logged in; the last ones change data."""
+    """(name, open(page) -> exists) for every staff page of a shelf's admin, logged in; the last ones
+    change data. The hub's store page: :func:`audit_store`."""
     return [
         ("admin-dashboard", _goto("/")),
         ("admin-products", _goto("/products/")),
@@ -289,7 +353,26 @@ def audit_admin(out_dir: Path, *, sizes: tuple[tuple[int, int], ...] = ADMIN_SIZ
                     reports.append(PageReport(name, 0, 0, "", missing=True))
                     continue
                 reports += [audit(page, name, size, out_dir, axe=axe) for size in sizes]
-    return reports
+    return reports + audit_store(out_dir, sizes=sizes, python=python, env=env)
+
+
+def audit_store(out_dir: Path, *, sizes: tuple[tuple[int, int], ...] = ADMIN_SIZES,
+                python: str = sys.executable, env: dict[str, str] | None = None) -> list[PageReport]:
+    """The store page of an admin run as a store's hub (its own server: a lone shelf's admin has no
+    store page, nor its menu entry), at every size."""
+    with tempfile.TemporaryDirectory(prefix="smartshelf-screens-hub-") as tmp:
+        data_dir = Path(tmp) / "data"
+        seed_admin(data_dir)
+        store = StoreHub(data_dir, Path(tmp))
+        try:
+            with admin_server(data_dir, python=python, env=env, config=store.config) as url, browser_page(url) as page:
+                login(page)
+                if not store.open(page):
+                    return [PageReport("admin-store", 0, 0, "", missing=True)]
+                axe = _axe()
+                return [audit(page, "admin-store", size, out_dir, axe=axe) for size in sizes]
+        finally:
+            store.close()
 
 
 # ------------------------------------------------------------------------------ kiosk
