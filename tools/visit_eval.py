@@ -3,6 +3,7 @@
     python -m tools.visit_eval range --split test      # detection and accuracy by face size, crop from view vs full
     python -m tools.visit_eval clips --split test      # approach clips through the real controller
     python -m tools.visit_eval tune                    # gate/aggregator grid on VALIDATION clips only
+    python -m tools.visit_eval sweep                   # the search's tile sweeps on VALIDATION faces only
 
 Frames come from :mod:`tools.vision_clips` (faces of one split, made in memory, never written). The
 ``clips`` run runs every clip once through the real detectors and the int8 age/gender model (the
@@ -229,6 +230,64 @@ def range_table(result: dict[str, Any]) -> str:
             f"| {v} | {c['median_ms_with_face']:.2f} / {c['p95_ms_with_face']:.2f} | "
             f"{c['median_ms_empty']:.2f} / {c['p95_ms_empty']:.2f} | {c['false_positive_pct']:.0f}%{scene} |"
         )
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------------------------ sweep
+#: FaceSearch sweeps compared by ``sweep``: (tile_share, tiles_per_frame); the first is the first version.
+SWEEPS: tuple[tuple[float, int], ...] = ((0.4, 1), (0.4, 2), (0.33, 2), (0.3, 2))
+
+
+def run_sweep(n_faces: int, seed: int, sizes: tuple[int, ...] = (40, 48), within: tuple[int, ...] = (5, 9),
+              sweeps: tuple[tuple[float, int], ...] = SWEEPS) -> list[dict[str, Any]]:
+    """How soon the cascade with each FaceSearch sweep finds a standing shopper's face, on VALIDATION
+    faces (the frames of the range table): the share found within each of ``within`` frames."""
+    from device.inference import create_detector
+    from device.inference.detector import FaceSearch
+    from tools.vision_clips import VIEW_SIZE, face_frame, load_faces
+
+    faces = load_faces("val", limit=n_faces, seed=seed)
+    searches = []
+    for share, per_frame in sweeps:
+        shipped = create_detector("cascade", num_threads=2, search=True)  # its models, set up as on the shelf
+        assert isinstance(shipped, FaceSearch)
+        searches.append(FaceSearch(shipped.inner, shipped.short, tile_share=share, tiles_per_frame=per_frame))
+    rows = []
+    try:
+        for px in sizes:
+            rng = np.random.default_rng(seed + 1)
+            first: list[list[int | None]] = [[] for _ in searches]
+            for face in faces:
+                capture, centre = face_frame(face, px, rng)
+                for i, search in enumerate(searches):
+                    search.reset()
+                    at = next((k for k in range(max(within))
+                               if face_at(search.detect(capture.view), centre, px) is not None), None)
+                    first[i].append(at)
+            for (share, per_frame), search, ats in zip(sweeps, searches, first, strict=True):
+                rows.append({"face_px": px, "tile_share": share, "tiles_per_frame": per_frame,
+                             "tiles": len(search.tiles(*VIEW_SIZE)), "faces": len(ats),
+                             **{f"within_{m}": _pct(a is not None and a < m for a in ats) for m in within}})
+    finally:
+        for search in searches:
+            search.close()
+    return rows
+
+
+def sweep_table(rows: list[dict[str, Any]]) -> str:
+    from tools.vision_clips import VIEW_SIZE
+
+    within = sorted(int(k.split("_")[1]) for k in rows[0] if k.startswith("within_"))
+    sizes = sorted({r["face_px"] for r in rows})
+    head = " | ".join(f"{px} px: within {m} frames" for px in sizes for m in within)
+    lines = [f"Validation faces ({rows[0]['faces']}) standing still, the cascade with the search:", "",
+             f"| sweep | {head} |", "|---|" + "---|" * (len(sizes) * len(within))]
+    for share, per_frame in dict.fromkeys((r["tile_share"], r["tiles_per_frame"]) for r in rows):
+        mine = {r["face_px"]: r for r in rows if (r["tile_share"], r["tiles_per_frame"]) == (share, per_frame)}
+        any_row = next(iter(mine.values()))
+        side = round(share * VIEW_SIZE[0])
+        cells = " | ".join(f"{mine[px][f'within_{m}']:.1f}%" for px in sizes for m in within)
+        lines.append(f"| {any_row['tiles']} tiles of {side} px, {per_frame} a frame | {cells} |")
     return "\n".join(lines)
 
 
@@ -683,6 +742,10 @@ def main(argv: list[str] | None = None) -> int:
     r = sub.add_parser("range", help="detection and accuracy by face size; crop from view vs full frame")
     r.add_argument("--split", choices=("val", "test"), default="test")
     r.add_argument("--faces", type=int, default=300)
+    w = sub.add_parser("sweep", help="the search's sweeps compared on validation faces (never the test split)")
+    w.add_argument("--faces", type=int, default=300)
+    w.add_argument("--seed", type=int, default=0)
+    w.add_argument("--json", action="store_true", help="print JSON instead of a Markdown table")
     c = sub.add_parser("clips", help="approach clips through the real controller, with the baselines")
     c.add_argument("--split", choices=("val", "test"), default="test")
     c.add_argument("--clips", type=int, default=150)
@@ -712,6 +775,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.cmd == "range":
         result = run_range(args.split, args.faces, args.seed, args.models_dir)
         print(json.dumps(result) if args.json else range_table(result))
+        return 0
+    if args.cmd == "sweep":
+        rows = run_sweep(args.faces, args.seed)
+        print(json.dumps(rows) if args.json else sweep_table(rows))
         return 0
     if args.cmd == "clips":
         runs = make_runs(args.split, args.clips, args.seed, args.cache, args.stop_px, args.models_dir)

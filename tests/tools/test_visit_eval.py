@@ -210,3 +210,20 @@ def test_tiles_find_a_small_face_and_map_it_back_to_the_view() -> None:
         assert hits >= 5, hits
     finally:
         tiles.close()
+
+
+def test_the_sweep_comparison_counts_how_soon_each_sweep_finds_the_face() -> None:
+    """``sweep`` (validation faces only): one row per size and sweep; a sweep that looks at more tiles a
+    frame finds a far face no later; the table names each sweep by its tiles."""
+    from tools.visit_eval import run_sweep, sweep_table
+
+    try:
+        rows = run_sweep(4, 0, sizes=(40,), within=(2, 9), sweeps=((0.4, 1), (0.4, 2)))
+    except FileNotFoundError as exc:
+        pytest.skip(str(exc))
+    assert [(r["tiles_per_frame"], r["tiles"], r["faces"]) for r in rows] == [(1, 9, 4), (2, 9, 4)]
+    one, two = rows
+    assert 0 <= one["within_2"] <= one["within_9"] <= 100
+    assert two["within_2"] >= one["within_2"] and two["within_9"] >= 75.0
+    table = sweep_table(rows)
+    assert "| 9 tiles of 256 px, 1 a frame |" in table and "40 px: within 9 frames" in table
