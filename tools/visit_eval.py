@@ -761,7 +761,7 @@ def main(argv: list[str] | None = None) -> int:
     c.add_argument("--cache", type=Path, default=None,
                    help="keep the clips' model outputs (no pixels) in this JSON file and reuse them")
     t.add_argument("--cache", default=None,
-                   help="as for clips, one file per stopping distance: a path with {px}, e.g. clips-val-{px}.json")
+                   help="as for clips, one file per stopping distance: a path with {px}, e.g. models/work/clips-val-{px}.json")
     for p in (r, c, t):
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--models-dir", type=Path, default=None,

@@ -237,7 +237,7 @@ class FaceSearch:
       faces can be false, or a badly placed box around a small face): squares ``tile_share`` of the
       view's width (211 px of 640), overlapping by at least a quarter, so a 4x3 sweep, two tiles a
       frame, covers a 640x480 view in 6 frames (0.6 s at 10 fps). Chosen on validation faces at 40 px
-      (``tools.visit_eval range``): found within 9 frames 99.3%, against 98.0% for one 256 px tile a
+      (``tools.visit_eval sweep``): found within 9 frames 99.3%, against 98.0% for one 256 px tile a
       frame (3x3).
 
     So every frame costs ``tiles_per_frame`` 128 px inferences more, and one more per followed face the

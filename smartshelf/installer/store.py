@@ -200,7 +200,8 @@ def cmd_remove_shelf(args: argparse.Namespace) -> int:
     return 0
 
 
-LOOPBACK = ("127.0.0.1", "0.0.0.0")
+#: Listen addresses a client on 127.0.0.1 reaches.
+ON_LOOPBACK = ("127.0.0.1", "0.0.0.0")
 
 
 def hub_config_text(data_dir: Path, port: int, listen: str, certfile: Path | None, keyfile: Path | None,
@@ -213,8 +214,8 @@ def hub_config_text(data_dir: Path, port: int, listen: str, certfile: Path | Non
     tls = bool(certfile or keyfile)
     if tls and not (certfile and keyfile):
         raise ConfigError("TLS needs both --certfile and --keyfile")
-    local = tls or listen not in LOOPBACK or port != local_port
-    if local and port == local_port and listen in LOOPBACK:
+    local = tls or listen not in ON_LOOPBACK or port != local_port
+    if local and port == local_port and listen in ON_LOOPBACK:
         raise ConfigError(f"--port {port} and --local-port {local_port} must differ: the hub's own clients need "
                           "a plain listener on 127.0.0.1 beside the store's TLS one")
     registry = ShelfRegistry(data_dir)
