@@ -246,7 +246,7 @@ def _pair_terminal(page: Any) -> bool:
     return page.locator("#pairing-result").count() == 1
 
 
-class StoreHub:
+class HubScene:
     """The admin as a store's hub (``[admin] store_hub = true``) with two paired shelves, on a real
     Mosquitto where one is installed: ``aisle-1`` joins (online, two decisions) when the store page is
     first opened, ``aisle-2`` stays offline. Without Mosquitto the page shows the hub disconnected."""
@@ -363,7 +363,7 @@ def audit_store(out_dir: Path, *, sizes: tuple[tuple[int, int], ...] = ADMIN_SIZ
     with tempfile.TemporaryDirectory(prefix="smartshelf-screens-hub-") as tmp:
         data_dir = Path(tmp) / "data"
         seed_admin(data_dir)
-        store = StoreHub(data_dir, Path(tmp))
+        store = HubScene(data_dir, Path(tmp))
         try:
             with admin_server(data_dir, python=python, env=env, config=store.config) as url, browser_page(url) as page:
                 login(page)
