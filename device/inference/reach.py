@@ -22,7 +22,7 @@ FACE_BOX_M = 0.15
 #: Smallest face (box width, detection-view pixels) each detector finds in at least 75% of frames (a
 #: shopper who stands still for a second gives the visit ten frames; three faces are enough).
 FIND_PX: dict[str, int] = {"short_range": 80, "full_range": 48, "cascade": 48}
-#: The same with ``models.search`` (any detector): found within one sweep of the view's tiles (9 frames).
+#: The same with ``models.search`` (any detector): 95% found within 9 frames at 32 px (range table).
 SEARCH_FIND_PX = 32
 #: Smallest face (pixels in the frame the crop is taken from) where one frame's gender is right for
 #: about 90% of faces of 13 and over: 64 px when the keypoints are found again on that frame
