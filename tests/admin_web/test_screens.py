@@ -1,4 +1,4 @@
-"""Every staff page in Debian's Chromium on a phone (390x844) and a laptop (1366x900), through
+"""Every staff page (and the store hub's store page) in Debian's Chromium on a phone (390x844) and a laptop (1366x900), through
 tools/screenshots.py: axe-core finds no serious or critical violation, no page scrolls sideways on
 the phone, no text runs out of its box, chart labels are at least 12 px as drawn. Screenshots of
 every page at both sizes go to $SMARTSHELF_ARTIFACTS/screens (default artifacts/screens/).
@@ -34,7 +34,7 @@ def test_every_page_at_both_sizes_has_a_screenshot(reports: list[screenshots.Pag
     missing = {r.page for r in reports if r.missing}
     assert missing <= LATER, f"pages that did not open: {missing - LATER}"
     shots = {(r.page, (r.width, r.height)) for r in reports if not r.missing}
-    pages = {"admin-login"} | {name for name, _ in screenshots.admin_pages("x", "y")} - missing
+    pages = {"admin-login", "admin-store"} | {name for name, _ in screenshots.admin_pages("x", "y")} - missing
     assert shots == {(p, size) for p in pages for size in screenshots.ADMIN_SIZES}
     assert all(Path(r.screenshot).stat().st_size > 5_000 for r in reports if not r.missing)
 
