@@ -3,6 +3,7 @@ Mosquitto config, pairing through the CLI, and a joined shelf's --check against 
 
 from __future__ import annotations
 
+import dataclasses
 import tomllib
 from collections.abc import Callable
 from pathlib import Path
@@ -102,7 +103,6 @@ def test_a_shelf_joins_a_tls_hub_and_the_hub_talks_on_loopback(tmp_path: Path) -
     run by a real Mosquitto; the shelf verifies the hub's certificate against the store's CA."""
     from admin_web.store_bus import ShelfRegistry, StoreHub
     from device.bus import ShelfBus
-    from smartshelf.core.config import BusConfig
     from tests.helpers import make_ca_and_server_cert
     from tools.servers import Mosquitto, free_port, mosquitto_binary
 
@@ -133,7 +133,7 @@ def test_a_shelf_joins_a_tls_hub_and_the_hub_talks_on_loopback(tmp_path: Path) -
         assert join("--tls", "--ca-file", str(ca)) == 0
         cfg = load_config(tmp_path / "config.toml").bus
         assert cfg.tls and cfg.ca_file == ca
-        cfg = BusConfig(**{**cfg.__dict__, "keepalive_s": 5})
+        cfg = dataclasses.replace(cfg, keepalive_s=5)
         shelf = ShelfBus(cfg, "aisle-3", data_dir=tmp_path / "shelf", factors_path=tmp_path / "shelf" / "f.npz",
                          on_command=lambda name, body: {"ok": True}, status=lambda: {"paused": False},
                          password=(tmp_path / "pw").read_text().strip()).start()
