@@ -29,7 +29,7 @@ from device.sensors.camera import ReconnectingCamera
 from device.sensors.presence import PresenceSensor
 from device.visit import Gate, Observation, Visit, combine, gate
 from smartshelf.core.config import Config
-from smartshelf.core.types import Capture, Decision, Recommendation
+from smartshelf.core.types import Capture, Decision, Face, Recommendation
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +62,9 @@ class LoopStats:
         if len(self._window) >= 2 and self._window[-1] > self._window[0]:
             self.fps = (len(self._window) - 1) / (self._window[-1] - self._window[0])
 
+
+#: Faces of one frame checked on the full frame, largest first (one refiner inference each).
+CONFIRM_AT_MOST = 2
 
 _COMMAND_KEYS = {"identify": {"slot", "seconds"}, "pause": {"paused"}, "reload": set()}
 _MAX_IDENTIFY_S = 60.0
@@ -236,16 +239,14 @@ class ShelfController:
         # Detection and the visit's face sizes are in view pixels; the crop comes from the full frame.
         faces = [f for f in self.detector.detect(capture.view) if f.box[2] >= self.config.visit.min_face_px]
         timings["detect"] = (time.perf_counter() - t) * 1000
-        if not faces:
+        t = time.perf_counter()
+        found = self._first_face(faces, capture)
+        if found is None:
             if self.visit is not None and self.visit.gone(now, self.config.visit):
                 self._end_visit()
             return None
         self.stats.faces += 1
-        face = faces[0]
-        t = time.perf_counter()
-        crop_face = face.scaled(capture.scale)
-        if capture.full is not None and self.refiner is not None:
-            crop_face = self.refiner.refine(capture.full, crop_face)
+        face, crop_face = found
         estimate = self.age_gender.estimate(capture.crop_frame, crop_face)
         timings["classify"] = (time.perf_counter() - t) * 1000
         t = time.perf_counter()
@@ -265,6 +266,21 @@ class ShelfController:
         if not visit.should_decide(outcome.label, self.config.visit, outcome.reason, now):
             return None
         return self._decide(visit, outcome, timings, t0)
+
+    def _first_face(self, faces: list[Face], capture: Capture) -> tuple[Face, Face] | None:
+        """The face to judge (in view pixels) and the face to crop (in the crop frame's pixels).
+
+        With two streams and a refiner, the largest face the full frame confirms, of the first
+        ``CONFIRM_AT_MOST`` (a face the refiner does not find again was a false detection); else the
+        largest face, scaled to the crop frame."""
+        if capture.full is None or self.refiner is None:
+            return (faces[0], faces[0].scaled(capture.scale)) if faces else None
+        for face in faces[:CONFIRM_AT_MOST]:
+            refined = self.refiner.refine(capture.full, face.scaled(capture.scale))
+            if refined is not None:
+                return face, refined
+            logger.debug("a face at %s was not confirmed on the full frame", face.box)
+        return None
 
     def _decide(self, visit: Visit, outcome: Gate, timings: dict[str, float], t0: float) -> Decision:
         t = time.perf_counter()

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from smartshelf.core.config import Config, VisitConfig
-from smartshelf.core.types import Demographic, Face, Frame, bracket_index
+from smartshelf.core.types import Capture, Demographic, Face, Frame, bracket_index
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +45,11 @@ SEARCH = "cascade+search"
 SWEEP_FRAMES = 9
 #: Detectors the clips are run through.
 CLIP_DETECTORS = ("short_range", "cascade", SEARCH)
+#: Faces per frame and detector refined in ``clips`` (the controller checks at most CONFIRM_AT_MOST of
+#: those at least ``visit.min_face_px`` wide; a frame with more small faces before them is rare).
+CHECKED = 4
+#: Bumped when what the clip cache holds changes.
+CACHE_FORMAT = 2
 
 
 class TiledDetector:
@@ -96,7 +101,7 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
     """Detection rate per detector and accuracy with the crop from the view vs the full frame, by face size."""
     from device.inference import create_age_gender, create_detector, create_refiner
     from device.inference.detector import FaceSearch
-    from tools.vision_clips import face_frame, load_faces
+    from tools.vision_clips import VIEW_SIZE, background, face_frame, load_faces
 
     faces = load_faces(split, limit=n_faces, seed=seed)
     rng = np.random.default_rng(seed + 1)
@@ -111,12 +116,23 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
     timing: dict[str, list[float]] = {v: [] for v in timed}
     empty_timing: dict[str, list[float]] = {v: [] for v in timed}
     false_pos: dict[str, list[bool]] = {v: [] for v in timed}
+    #: empty frames where a face survives the full frame's check (the controller's, two streams)
+    false_confirmed: dict[str, list[bool]] = {v: [] for v in timed}
     empty_scenes: list[bool] = []
+    confirmed_scenes: list[bool] = []
+
+    def confirms(full: np.ndarray, got: list[Face]) -> bool:
+        from device.controller import CONFIRM_AT_MOST
+
+        scale = full.shape[1] / VIEW_SIZE[0]
+        return any(refiner.refine(full, f.scaled(scale)) is not None for f in got[:CONFIRM_AT_MOST])
+
     try:
         for px in SIZES:
             found: dict[str, list[bool]] = {v: [] for v in DETECTORS}
             swept: list[bool] = []
             kept: list[bool] = []
+            confirmed: list[bool] = []
             per: dict[str, list[tuple[bool, float, bool]]] = {"view": [], "full": [], "refined": []}
             for face in faces:
                 capture, centre = face_frame(face, px, rng)
@@ -146,6 +162,9 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
                     continue
                 assert capture.full is not None
                 refined = refiner.refine(capture.full, hit.scaled(capture.scale))
+                confirmed.append(refined is not None)
+                if refined is None:  # the shelf drops it; the view's and scaled crops are still judged
+                    refined = hit.scaled(capture.scale)
                 for source, frame, box in (
                     ("view", capture.view, hit),
                     ("full", capture.full, hit.scaled(capture.scale)),
@@ -158,6 +177,7 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
                 row[f"found_{v}"] = _pct(found[v])
             row["found_search_sweep"] = _pct(swept)
             row["kept_search"] = _pct(kept)
+            row["confirmed_cascade"] = _pct(confirmed)
             for source in ("view", "full", "refined"):
                 got = per[source]
                 row[f"gender_{source}"] = _pct(ok for adult, _, ok in got if adult)
@@ -166,24 +186,27 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
         blank = np.random.default_rng(seed + 2)
         import cv2
 
-        from tools.vision_clips import VIEW_SIZE, background
-
         for _ in range(100):
-            view = cv2.resize(background(blank), VIEW_SIZE, interpolation=cv2.INTER_AREA)
+            full = background(blank)
+            view = cv2.resize(full, VIEW_SIZE, interpolation=cv2.INTER_AREA)
             for v, det in detectors.items():
                 t = time.perf_counter()
                 got = det.detect(view)
                 empty_timing[v].append((time.perf_counter() - t) * 1000)
                 false_pos[v].append(bool(got))
+                false_confirmed[v].append(confirms(full, got))
             search.reset()
-            scene = []
+            scene, kept_scene = [], []
             for _ in range(SWEEP_FRAMES):
                 t = time.perf_counter()
                 got = search.detect(view)
                 empty_timing[SEARCH].append((time.perf_counter() - t) * 1000)
                 false_pos[SEARCH].append(bool(got))
+                false_confirmed[SEARCH].append(confirms(full, got))
                 scene.append(bool(got))
+                kept_scene.append(false_confirmed[SEARCH][-1])
             empty_scenes.append(any(scene))
+            confirmed_scenes.append(any(kept_scene))
     finally:
         for det in detectors.values():
             det.close()
@@ -193,10 +216,11 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
     cost = {
         v: {"median_ms_with_face": statistics.median(timing[v]), "p95_ms_with_face": _p95(timing[v]),
             "median_ms_empty": statistics.median(empty_timing[v]), "p95_ms_empty": _p95(empty_timing[v]),
-            "false_positive_pct": _pct(false_pos[v])}
+            "false_positive_pct": _pct(false_pos[v]), "false_confirmed_pct": _pct(false_confirmed[v])}
         for v in timed
     }
     cost[SEARCH]["false_scene_pct"] = _pct(empty_scenes)
+    cost[SEARCH]["false_confirmed_scene_pct"] = _pct(confirmed_scenes)
     return {"split": split, "rows": rows, "detector_cost": cost}
 
 
@@ -206,29 +230,33 @@ def range_table(result: dict[str, Any]) -> str:
         "(lighting, colour cast, noise); detection on the 640x480 downscaled view."),
         "",
         ("| face width in the 640x480 view | found: short range | full range | cascade | full range on 2x2 tiles "
-         f"| cascade + search, within {SWEEP_FRAMES} frames | then held | gender 13+, crop from view "
-        "| from 1280x960, keypoints scaled | refined | age MAE, crop from view | keypoints scaled | refined |"),
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+         f"| cascade + search, within {SWEEP_FRAMES} frames | then held | cascade's faces confirmed on 1280x960 "
+        "| gender 13+, crop from view | from 1280x960, keypoints scaled | refined | age MAE, crop from view "
+        "| keypoints scaled | refined |"),
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in result["rows"]:
         lines.append(
             f"| {r['face_px']} px | {r['found_short_range']:.1f}% | {r['found_full_range']:.1f}% | "
             f"{r['found_cascade']:.1f}% | {r['found_full_range_tiles']:.1f}% | {r['found_search_sweep']:.1f}% | "
-            f"{r['kept_search']:.1f}% | {r['gender_view']:.1f}% | {r['gender_full']:.1f}% | "
+            f"{r['kept_search']:.1f}% | {r['confirmed_cascade']:.1f}% | {r['gender_view']:.1f}% | {r['gender_full']:.1f}% | "
             f"{r['gender_refined']:.1f}% | {r['age_mae_view']:.2f} y | {r['age_mae_full']:.2f} y | "
             f"{r['age_mae_refined']:.2f} y |"
         )
     lines += [
         "",
         ("| detector | ms per 640x480 frame with a face (median / p95) | empty frame (median / p95) "
-        "| empty frames with a (false) face |"),
-        "|---|---|---|---|",
+        "| empty frames with a (false) face | with one the 1280x960 frame confirms |"),
+        "|---|---|---|---|---|",
     ]
     for v, c in result["detector_cost"].items():
-        scene = f" ({c['false_scene_pct']:.0f}% of empty scenes within {SWEEP_FRAMES} frames)" if "false_scene_pct" in c else ""
+        def scenes(key: str, c: dict[str, float] = c) -> str:
+            return f" ({c[key]:.0f}% of empty scenes within {SWEEP_FRAMES} frames)" if key in c else ""
+
         lines.append(
             f"| {v} | {c['median_ms_with_face']:.2f} / {c['p95_ms_with_face']:.2f} | "
-            f"{c['median_ms_empty']:.2f} / {c['p95_ms_empty']:.2f} | {c['false_positive_pct']:.0f}%{scene} |"
+            f"{c['median_ms_empty']:.2f} / {c['p95_ms_empty']:.2f} | {c['false_positive_pct']:.0f}%"
+            f"{scenes('false_scene_pct')} | {c['false_confirmed_pct']:.0f}%{scenes('false_confirmed_scene_pct')} |"
         )
     return "\n".join(lines)
 
@@ -299,6 +327,32 @@ class FrameResult:
     faces: dict[str, list[Face]]  # detector variant -> faces (view pixels), largest first
     estimate: dict[tuple[str, str], Demographic | None] = field(default_factory=dict)  # (detector, crop) ->
     ms: dict[str, float] = field(default_factory=dict)
+    #: detector variant -> for each of its first CHECKED faces, the estimate of its refined crop, or None
+    #: when the full frame did not confirm it (what the controller's refiner decides, face by face)
+    refined: dict[str, list[Demographic | None]] = field(default_factory=dict)
+
+    def judged(self, detector: str, crop: str, min_face_px: int) -> tuple[Face, Demographic] | None:
+        """The face the shelf judges this frame by, and its estimate: the largest of at least ``min_face_px``;
+        for the refined crop, the largest of the first ``CONFIRM_AT_MOST`` such faces that the full frame
+        confirmed (as :meth:`device.controller.ShelfController._first_face`)."""
+        from device.controller import CONFIRM_AT_MOST
+
+        faces = [(i, f) for i, f in enumerate(self.faces[detector]) if f.box[2] >= min_face_px]
+        if crop != "refined":
+            est = self.estimate.get((detector, crop)) if faces and faces[0][0] == 0 else None
+            return None if est is None else (faces[0][1], est)
+        for i, face in faces[:CONFIRM_AT_MOST]:
+            est = self.refined_estimate(detector, i)
+            if est is not None:
+                return face, est
+        return None
+
+    def refined_estimate(self, detector: str, index: int) -> Demographic | None:
+        """The refined estimate of face ``index`` of ``detector``, None when it was not confirmed."""
+        known = self.refined[detector]
+        if index >= len(known):
+            raise IndexError(f"face {index} of {detector} was not refined (only the first {len(known)} are)")
+        return known[index]
 
 
 @dataclass
@@ -337,7 +391,16 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = CLIP_DETEC
                     ms[f"detect_{v}"] = (time.perf_counter() - t) * 1000
                 result = FrameResult(faces, ms=ms)
                 done: dict[tuple[int, int, int, int], dict[str, Demographic]] = {}
+                refined_done: dict[tuple[int, int, int, int], Demographic | None] = {}
                 for v, found in faces.items():
+                    result.refined[v] = []
+                    for face in found[:CHECKED]:
+                        if face.box not in refined_done:
+                            t = time.perf_counter()
+                            refined = refiner.refine(capture.full, face.scaled(capture.scale))
+                            refined_done[face.box] = None if refined is None else model.estimate(capture.full, refined)
+                            ms["classify_refined"] = (time.perf_counter() - t) * 1000
+                        result.refined[v].append(refined_done[face.box])
                     if not found:
                         continue
                     face = found[0]
@@ -345,14 +408,9 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = CLIP_DETEC
                         t = time.perf_counter()
                         view_est = model.estimate(capture.view, face)
                         ms["classify_view"] = (time.perf_counter() - t) * 1000
-                        t = time.perf_counter()
-                        refined = refiner.refine(capture.full, face.scaled(capture.scale))
-                        refined_est = model.estimate(capture.full, refined)
-                        ms["classify_refined"] = (time.perf_counter() - t) * 1000
                         done[face.box] = {
                             "view": view_est,
                             "full": model.estimate(capture.full, face.scaled(capture.scale)),
-                            "refined": refined_est,
                         }
                     for crop, est in done[face.box].items():
                         result.estimate[(v, crop)] = est
@@ -370,7 +428,9 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = CLIP_DETEC
 
 
 class _Replayed:
-    """Camera, detector and age/gender double that hands the controller one clip's precomputed results."""
+    """Camera, detector, refiner and age/gender double that hands the controller one clip's precomputed
+    results. For the refined crop the camera gives two streams (of one size), so the controller asks the
+    refiner face by face, as on the shelf."""
 
     FRAME = np.zeros((4, 4, 3), np.uint8)
 
@@ -388,15 +448,28 @@ class _Replayed:
             from smartshelf.core.errors import CameraError
 
             raise CameraError("end of clip")
-        return self.FRAME
+        return Capture(self.FRAME, self.FRAME) if self.crop == "refined" else self.FRAME
 
     # detector
     def detect(self, frame: Frame) -> list[Face]:
         return list(self.run.frames[self.index].faces[self.detector])
 
-    # age/gender: the controller asks for its largest face, the one precomputed
+    def _index(self, face: Face) -> int:
+        return next(i for i, f in enumerate(self.run.frames[self.index].faces[self.detector]) if f is face)
+
+    # refiner: confirmed or not, as precomputed (the face itself stands for its refined copy)
+    def refine(self, full: Frame, face: Face) -> Face | None:
+        est = self.run.frames[self.index].refined_estimate(self.detector, self._index(face))
+        return None if est is None else face
+
+    # age/gender: the controller asks for its largest (confirmed) face, the one precomputed
     def estimate(self, frame: Frame, face: Face) -> Demographic:
-        est = self.run.frames[self.index].estimate[(self.detector, self.crop)]
+        fr = self.run.frames[self.index]
+        if self.crop == "refined":
+            est = fr.refined_estimate(self.detector, self._index(face))
+        else:
+            assert self._index(face) == 0, "the largest face"
+            est = fr.estimate[(self.detector, self.crop)]
         assert est is not None
         return est
 
@@ -449,6 +522,7 @@ def run_controller(runs: list[ClipRun], base: Config, visit: VisitConfig, detect
             config, camera=ReconnectingCamera(double, clock=clock), presence=AlwaysPresent(),
             detector=double, age_gender=double, rankers=rankers, store=store, indicator=NullIndicator(),
             screen=NullScreen(), events=None, clock=clock, rng=random.Random(0),
+            refiner=double if crop == "refined" else None,
         )
         decisions: list[tuple[int, Any]] = []
         for i in range(len(run.frames)):
@@ -495,9 +569,9 @@ def baseline_majority(runs: list[ClipRun], detector: str, crop: str, min_face_px
         votes: list[Demographic] = []
         at = None
         for i, fr in enumerate(run.frames[: run.leave_frame]):
-            faces = [f for f in fr.faces[detector] if f.box[2] >= min_face_px]
-            if faces and fr.faces[detector][0] is faces[0]:
-                votes.append(fr.estimate[(detector, crop)])  # type: ignore[arg-type]
+            judged = fr.judged(detector, crop, min_face_px)
+            if judged is not None:
+                votes.append(judged[1])
                 if len(votes) == n:
                     at = i
                     break
@@ -519,12 +593,11 @@ def baseline_best_frame(runs: list[ClipRun], detector: str, crop: str, min_face_
     for run in runs:
         best: tuple[float, int, Demographic] | None = None
         for i, fr in enumerate(run.frames[: run.leave_frame]):
-            faces = fr.faces[detector]
-            if not faces or faces[0].box[2] < min_face_px:
+            judged = fr.judged(detector, crop, min_face_px)
+            if judged is None:
                 continue
-            est = fr.estimate[(detector, crop)]
-            assert est is not None
-            score = est.confidence * min(1.0, faces[0].box[2] / 120)
+            face, est = judged
+            score = est.confidence * min(1.0, face.box[2] / 120)
             if best is None or score > best[0]:
                 best = (score, i, est)
         segment = None
@@ -583,6 +656,8 @@ def _runs_to_json(runs: list[ClipRun]) -> list[dict[str, Any]]:
             "faces": {d: [[list(f.box), f.score, [list(k) for k in f.keypoints]] for f in fs] for d, fs in fr.faces.items()},
             "estimate": {f"{d}|{c}": [e.p_female, e.age, e.confidence, e.age_std]
                          for (d, c), e in fr.estimate.items() if e is not None},
+            "refined": {d: [None if e is None else [e.p_female, e.age, e.confidence, e.age_std] for e in es]
+                        for d, es in fr.refined.items()},
             "ms": fr.ms,
         }
 
@@ -594,7 +669,8 @@ def _runs_from_json(data: list[dict[str, Any]]) -> list[ClipRun]:
     def frame(d: dict[str, Any]) -> FrameResult:
         faces = {k: [Face(tuple(b), s, tuple(tuple(p) for p in kp)) for b, s, kp in fs] for k, fs in d["faces"].items()}
         est = {tuple(k.split("|")): Demographic(*v) for k, v in d["estimate"].items()}
-        return FrameResult(faces, est, d["ms"])  # type: ignore[arg-type]
+        refined = {k: [None if e is None else Demographic(*e) for e in es] for k, es in d["refined"].items()}
+        return FrameResult(faces, est, d["ms"], refined)  # type: ignore[arg-type]
 
     return [ClipRun(r["clip"], r["age"], r["female"], r["stop"], r["leave"], r["passer"], [frame(f) for f in r["frames"]])
             for r in data]
@@ -634,8 +710,8 @@ def make_runs(
     if cache is not None and cache.exists():
         data = json.loads(cache.read_text())
         key = (data.get("split"), data.get("clips"), data.get("seed"), data.get("stop_px", 120.0), data.get("model"),
-               data.get("detectors", ["short_range", "cascade"]), data.get("search"))
-        if key == (split, n_clips, seed, stop_px, model, list(CLIP_DETECTORS), _search_settings()):
+               data.get("detectors", ["short_range", "cascade"]), data.get("search"), data.get("format"))
+        if key == (split, n_clips, seed, stop_px, model, list(CLIP_DETECTORS), _search_settings(), CACHE_FORMAT):
             return _runs_from_json(data["runs"])
     faces = load_faces(split, limit=n_clips, seed=seed)
     clips = make_clips(faces, n_clips, seed=seed, stop_px=stop_px)
@@ -643,7 +719,7 @@ def make_runs(
     if cache is not None:
         cache.write_text(json.dumps({"split": split, "clips": n_clips, "seed": seed, "stop_px": stop_px,
                                      "model": model, "detectors": list(CLIP_DETECTORS), "search": _search_settings(),
-                                     "runs": _runs_to_json(runs)}))
+                                     "format": CACHE_FORMAT, "runs": _runs_to_json(runs)}))
     return runs
 
 

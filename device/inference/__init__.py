@@ -57,9 +57,10 @@ class FaceDetector(Protocol):
 
 @runtime_checkable
 class FaceRefiner(Protocol):
-    """Places a face (scaled from the detection view) precisely in the full-resolution frame."""
+    """Places a face (scaled from the detection view) precisely in the full-resolution frame, or
+    returns None when the full frame shows no face there (the view's detection was false)."""
 
-    def refine(self, full: Frame, face: Face) -> Face: ...
+    def refine(self, full: Frame, face: Face) -> Face | None: ...
 
     def close(self) -> None: ...
 

@@ -364,8 +364,10 @@ class LandmarkRefiner:
     A face 40-60 px wide in a 640x480 view gets eye and mouth keypoints that are a few pixels off, and
     alignment (rotation, scale, centre) follows them: scaling them up to the full frame keeps the error.
     This runs the short-range BlazeFace on a square of ``context`` face widths around the scaled box in
-    the full frame, where the face is large, and returns that detection (the scaled face when it finds
-    none). One extra 128x128 inference per frame with a face; measured with
+    the full frame, where the face is large, and returns that detection. When it finds none there, the
+    view's face was not a face (full range takes boxes and shadows for faces; short range at this scale
+    confirms every real face the cascade finds down to 32 px and about a quarter of its false ones), and
+    it returns None. One extra 128x128 inference per face checked; measured with
     ``python -m tools.visit_eval range`` (docs/vision-at-distance.md).
     """
 
@@ -375,15 +377,15 @@ class LandmarkRefiner:
         self.detector = detector
         self.context = float(context)
 
-    def refine(self, full: Frame, face: Face) -> Face:
-        """``face`` (already in ``full`` pixels) re-detected in ``full``."""
+    def refine(self, full: Frame, face: Face) -> Face | None:
+        """``face`` (already in ``full`` pixels) re-detected in ``full``; None when no face is there."""
         full = check_frame(full)
         x, y, w, h = face.box
         cx, cy = x + w / 2.0, y + h / 2.0
         half = self.context * max(w, h) / 2.0
         x0, y0 = int(cx - half), int(cy - half)
         found = detect_in(self.detector, full, (x0, y0, int(cx + half) - x0, int(cy + half) - y0))
-        return found[0] if found else face
+        return found[0] if found else None
 
     def close(self) -> None:
         self.detector.close()

@@ -361,6 +361,57 @@ def test_two_streams_detect_on_the_view_and_crop_from_the_full_frame(tmp_path: P
         assert decision is not None and decision.segment_label == "female/25-34"
 
 
+def test_a_face_the_full_frame_does_not_confirm_is_not_judged(tmp_path: Path) -> None:
+    """Two streams with a refiner: the largest face the full frame confirms is the one judged; a frame
+    whose faces are all unconfirmed (shadows, boxes) counts as a frame without a face."""
+    from smartshelf.core.types import Capture
+
+    view = np.zeros((48, 64, 3), np.uint8)
+    full = np.zeros((192, 256, 3), np.uint8)
+    shadow = Face((2, 2, 30, 30), 0.6)
+    shopper = Face((40, 10, 16, 18), 0.9, ((44.0, 14.0),))
+    faces_now: list[Face] = []
+    cropped: list[tuple[int, int, int, int]] = []
+
+    class TwoStreamCamera(ScriptedCamera):
+        def read(self) -> Capture:  # type: ignore[override]
+            return Capture(view=view, full=full)
+
+    class Faces(ScriptedFaces):
+        def detect(self, frame: np.ndarray) -> list[Face]:
+            self.current = WOMAN
+            return list(faces_now)
+
+        def estimate(self, frame: np.ndarray, face: Face) -> Demographic:
+            cropped.append(face.box)
+            return WOMAN
+
+    class Refiner:
+        def refine(self, frame: np.ndarray, face: Face) -> Face | None:
+            return None if face.box == shadow.scaled(4.0).box else face
+
+        def close(self) -> None:
+            pass
+
+    make_factors(tmp_path / "factors.npz")
+    make_store(tmp_path / STORE_FILE)
+    config = Config(shelf=ShelfConfig(data_dir=tmp_path), visit=VisitConfig(min_frames=1, min_face_px=8))
+    faces = Faces([])
+    controller = ShelfController(
+        config, camera=ReconnectingCamera(TwoStreamCamera(), clock=lambda: 0.0), presence=AlwaysPresent(),
+        detector=faces, age_gender=faces, rankers=FactorRankers(config.factors_path),
+        store=StoreView(tmp_path / STORE_FILE), indicator=RecordingIndicator(), screen=KioskScreen("test"),
+        events=None, clock=lambda: 0.0, rng=random.Random(1), refiner=Refiner(),
+    )
+    faces_now[:] = [shadow]
+    assert controller.step() is None and controller.stats.faces == 0 and cropped == []
+    assert controller.visit is None, "no visit starts on a false face"
+    faces_now[:] = [shadow, shopper]
+    decision = controller.step()
+    assert cropped == [shopper.scaled(4.0).box], "the shopper behind the false face is the one cropped"
+    assert decision is not None and decision.segment_label == "female/25-34" and controller.stats.faces == 1
+
+
 def test_the_idle_screen_shows_the_shelfs_best_sellers_in_stock(shelf, tmp_path: Path) -> None:
     """Nobody in front: the generic picks (no pairs) rather than an empty page; a sold-out product
     leaves the idle screen at the next reload, and the screen goes back to them after a visit."""

@@ -47,14 +47,15 @@ def test_refined_keypoints_are_closer_than_scaled_ones() -> None:
     assert np.mean(refined_err) < 0.7 * np.mean(scaled_err), (np.mean(refined_err), np.mean(scaled_err))
 
 
-def test_refine_keeps_the_face_when_nothing_is_found_again() -> None:
+def test_refine_says_none_when_the_full_frame_shows_no_face_there() -> None:
+    """A view's detection the full frame does not confirm was not a face: the controller drops it."""
     refiner = create_refiner()
     try:
         blank = np.full((960, 1280, 3), 128, np.uint8)
         face = Face((600, 400, 80, 80), 0.7, ((620.0, 420.0),))
-        assert refiner.refine(blank, face) is face
+        assert refiner.refine(blank, face) is None
         edge = Face((1276, 956, 4, 4), 0.7)
-        assert refiner.refine(blank, edge) is edge
+        assert refiner.refine(blank, edge) is None
     finally:
         refiner.close()
         refiner.close()

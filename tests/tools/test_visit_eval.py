@@ -28,9 +28,7 @@ def _run(estimates: list[Demographic | None], *, age: int = 29, female: int = 1,
     frames = []
     for est in estimates:
         faces = [] if est is None else [FACE]
-        fr = FrameResult({"cascade": faces})
-        if est is not None:
-            fr.estimate[("cascade", "refined")] = est
+        fr = FrameResult({"cascade": faces}, refined={"cascade": [] if est is None else [est]})
         frames.append(fr)
     return ClipRun(0, age, female, stop, len(estimates) - 3, False, frames)
 
@@ -47,9 +45,10 @@ def test_tune_finds_the_smaller_face_limit_for_far_shoppers_and_prefers_the_chea
     for fr in run.frames:
         if fr.faces["cascade"]:
             fr.faces = {"cascade": [far_face], "cascade+search": [far_face]}
-            fr.estimate[("cascade+search", "refined")] = fr.estimate[("cascade", "refined")]
+            fr.refined["cascade+search"] = fr.refined["cascade"]
         else:
             fr.faces = {"cascade": [], "cascade+search": []}
+            fr.refined["cascade+search"] = []
     small = dict(V.GRID)
     try:
         V.GRID.update({"min_confidence": (0.35,), "min_frames": (3,), "decide_within_s": (1.5,)})
@@ -107,6 +106,31 @@ def test_controller_and_baselines_on_a_scripted_clip(tmp_path) -> None:
     best = _run([Demographic(0.4, 30, 0.2)] * 5 + [WOMAN_30] + [Demographic(0.4, 30, 0.2)] * 6, stop=3)
     [b] = baseline_best_frame([best], "cascade", "refined", 40)
     assert b.personalised and b.gender_ok and b.time_to_decision_s == pytest.approx(0.2)
+
+
+def test_the_shelf_judges_the_largest_face_the_full_frame_confirms(tmp_path) -> None:
+    """A false face (larger, not confirmed by the refiner) in front of the shopper is skipped by the
+    controller and by both baselines; with no confirmed face nobody is personalised."""
+    from smartshelf.core.config import Config
+
+    false_face = Face((50, 50, 140, 140), 0.6)
+    run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
+    for fr in run.frames:
+        if fr.faces["cascade"]:
+            fr.faces["cascade"] = [false_face, FACE]
+            fr.refined["cascade"] = [None, WOMAN_30]
+    base = _store(tmp_path)
+    [out] = run_controller([run], base, Config().visit, "cascade", "refined")
+    assert out.personalised and out.gender_ok
+    [maj] = baseline_majority([run], "cascade", "refined", 40)
+    [b] = baseline_best_frame([run], "cascade", "refined", 40)
+    assert maj.personalised and maj.gender_ok and b.personalised and b.gender_ok
+    assert run.frames[5].judged("cascade", "refined", 40) == (FACE, WOMAN_30)
+    assert run.frames[5].judged("cascade", "refined", 120) is None, "FACE (100 px) is too small, the other false"
+    for fr in run.frames:
+        fr.refined["cascade"] = [None] * len(fr.faces["cascade"])
+    [out] = run_controller([run], base, Config().visit, "cascade", "refined")
+    assert not out.personalised and out.decisions == 0
 
 
 @pytest.mark.slow
@@ -178,8 +202,8 @@ def test_cached_model_outputs_are_reused_only_for_the_same_model(tmp_path, monke
     other = V.make_runs("val", 1, 0, cache, models_dir=candidate)
     assert ran == [None, candidate], "another model's outputs are made afresh"
     assert json.loads(cache.read_text())["model"] == sha
-    key = ("cascade", "refined")
-    assert any(a.estimate.get(key) != b.estimate.get(key) for a, b in zip(first[0].frames, other[0].frames, strict=True))
+    assert again[0].frames[25].refined == first[0].frames[25].refined
+    assert any(a.refined["cascade"] != b.refined["cascade"] for a, b in zip(first[0].frames, other[0].frames, strict=True))
     data = json.loads(cache.read_text())
     cache.write_text(json.dumps({**data, "search": {**data["search"], "tile_share": 0.4, "tiles_per_frame": 1}}))
     V.make_runs("val", 1, 0, cache, models_dir=candidate)
