@@ -49,7 +49,7 @@ CLIP_DETECTORS = ("short_range", "cascade", SEARCH)
 #: those at least ``visit.min_face_px`` wide; a frame with more small faces before them is rare).
 CHECKED = 4
 #: Bumped when what the clip cache holds changes.
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
 
 
 class TiledDetector:
@@ -325,11 +325,10 @@ class FrameResult:
     """What the models said on one clip frame (kept in memory for the visit variants)."""
 
     faces: dict[str, list[Face]]  # detector variant -> faces (view pixels), largest first
-    estimate: dict[tuple[str, str], Demographic | None] = field(default_factory=dict)  # (detector, crop) ->
+    #: (detector, crop) -> the estimate of each of the detector's first CHECKED faces; for the refined
+    #: crop None where the full frame did not confirm the face (the controller's refiner, face by face)
+    estimates: dict[tuple[str, str], list[Demographic | None]] = field(default_factory=dict)
     ms: dict[str, float] = field(default_factory=dict)
-    #: detector variant -> for each of its first CHECKED faces, the estimate of its refined crop, or None
-    #: when the full frame did not confirm it (what the controller's refiner decides, face by face)
-    refined: dict[str, list[Demographic | None]] = field(default_factory=dict)
 
     def judged(self, detector: str, crop: str, min_face_px: int) -> tuple[Face, Demographic] | None:
         """The face the shelf judges this frame by, and its estimate: the largest of at least ``min_face_px``;
@@ -338,20 +337,17 @@ class FrameResult:
         from device.controller import CONFIRM_AT_MOST
 
         faces = [(i, f) for i, f in enumerate(self.faces[detector]) if f.box[2] >= min_face_px]
-        if crop != "refined":
-            est = self.estimate.get((detector, crop)) if faces and faces[0][0] == 0 else None
-            return None if est is None else (faces[0][1], est)
-        for i, face in faces[:CONFIRM_AT_MOST]:
-            est = self.refined_estimate(detector, i)
+        for i, face in faces[: CONFIRM_AT_MOST if crop == "refined" else 1]:
+            est = self.estimate_of(detector, crop, i)
             if est is not None:
                 return face, est
         return None
 
-    def refined_estimate(self, detector: str, index: int) -> Demographic | None:
-        """The refined estimate of face ``index`` of ``detector``, None when it was not confirmed."""
-        known = self.refined[detector]
+    def estimate_of(self, detector: str, crop: str, index: int) -> Demographic | None:
+        """The estimate of face ``index`` of ``detector`` from ``crop``; None: not confirmed (refined crop)."""
+        known = self.estimates[(detector, crop)]
         if index >= len(known):
-            raise IndexError(f"face {index} of {detector} was not refined (only the first {len(known)} are)")
+            raise IndexError(f"face {index} of {detector} was not estimated (only the first {len(known)} are)")
         return known[index]
 
 
@@ -390,30 +386,26 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = CLIP_DETEC
                     faces[v] = det.detect(capture.view)
                     ms[f"detect_{v}"] = (time.perf_counter() - t) * 1000
                 result = FrameResult(faces, ms=ms)
-                done: dict[tuple[int, int, int, int], dict[str, Demographic]] = {}
-                refined_done: dict[tuple[int, int, int, int], Demographic | None] = {}
+                done: dict[tuple[int, int, int, int], dict[str, Demographic | None]] = {}
                 for v, found in faces.items():
-                    result.refined[v] = []
                     for face in found[:CHECKED]:
-                        if face.box not in refined_done:
+                        if face.box not in done:
+                            t = time.perf_counter()
+                            view_est = model.estimate(capture.view, face)
+                            ms["classify_view"] = (time.perf_counter() - t) * 1000
                             t = time.perf_counter()
                             refined = refiner.refine(capture.full, face.scaled(capture.scale))
-                            refined_done[face.box] = None if refined is None else model.estimate(capture.full, refined)
+                            refined_est = None if refined is None else model.estimate(capture.full, refined)
                             ms["classify_refined"] = (time.perf_counter() - t) * 1000
-                        result.refined[v].append(refined_done[face.box])
-                    if not found:
-                        continue
-                    face = found[0]
-                    if face.box not in done:
-                        t = time.perf_counter()
-                        view_est = model.estimate(capture.view, face)
-                        ms["classify_view"] = (time.perf_counter() - t) * 1000
-                        done[face.box] = {
-                            "view": view_est,
-                            "full": model.estimate(capture.full, face.scaled(capture.scale)),
-                        }
-                    for crop, est in done[face.box].items():
-                        result.estimate[(v, crop)] = est
+                            done[face.box] = {
+                                "view": view_est,
+                                "full": model.estimate(capture.full, face.scaled(capture.scale)),
+                                "refined": refined_est,
+                            }
+                        for crop, est in done[face.box].items():
+                            result.estimates.setdefault((v, crop), []).append(est)
+                    for crop in CROPS:
+                        result.estimates.setdefault((v, crop), [])
                 frames.append(result)
             runs.append(ClipRun(clip.index, clip.shopper.age, clip.shopper.female, clip.stop_frame,
                                 clip.leave_frame, clip.passer is not None, frames))
@@ -459,17 +451,12 @@ class _Replayed:
 
     # refiner: confirmed or not, as precomputed (the face itself stands for its refined copy)
     def refine(self, full: Frame, face: Face) -> Face | None:
-        est = self.run.frames[self.index].refined_estimate(self.detector, self._index(face))
+        est = self.run.frames[self.index].estimate_of(self.detector, "refined", self._index(face))
         return None if est is None else face
 
-    # age/gender: the controller asks for its largest (confirmed) face, the one precomputed
+    # age/gender: the face the controller judges, as precomputed
     def estimate(self, frame: Frame, face: Face) -> Demographic:
-        fr = self.run.frames[self.index]
-        if self.crop == "refined":
-            est = fr.refined_estimate(self.detector, self._index(face))
-        else:
-            assert self._index(face) == 0, "the largest face"
-            est = fr.estimate[(self.detector, self.crop)]
+        est = self.run.frames[self.index].estimate_of(self.detector, self.crop, self._index(face))
         assert est is not None
         return est
 
@@ -654,10 +641,8 @@ def _runs_to_json(runs: list[ClipRun]) -> list[dict[str, Any]]:
     def frame(fr: FrameResult) -> dict[str, Any]:
         return {
             "faces": {d: [[list(f.box), f.score, [list(k) for k in f.keypoints]] for f in fs] for d, fs in fr.faces.items()},
-            "estimate": {f"{d}|{c}": [e.p_female, e.age, e.confidence, e.age_std]
-                         for (d, c), e in fr.estimate.items() if e is not None},
-            "refined": {d: [None if e is None else [e.p_female, e.age, e.confidence, e.age_std] for e in es]
-                        for d, es in fr.refined.items()},
+            "estimates": {f"{d}|{c}": [None if e is None else [e.p_female, e.age, e.confidence, e.age_std] for e in es]
+                          for (d, c), es in fr.estimates.items()},
             "ms": fr.ms,
         }
 
@@ -668,9 +653,9 @@ def _runs_to_json(runs: list[ClipRun]) -> list[dict[str, Any]]:
 def _runs_from_json(data: list[dict[str, Any]]) -> list[ClipRun]:
     def frame(d: dict[str, Any]) -> FrameResult:
         faces = {k: [Face(tuple(b), s, tuple(tuple(p) for p in kp)) for b, s, kp in fs] for k, fs in d["faces"].items()}
-        est = {tuple(k.split("|")): Demographic(*v) for k, v in d["estimate"].items()}
-        refined = {k: [None if e is None else Demographic(*e) for e in es] for k, es in d["refined"].items()}
-        return FrameResult(faces, est, d["ms"], refined)  # type: ignore[arg-type]
+        est = {tuple(k.split("|")): [None if e is None else Demographic(*e) for e in es]
+               for k, es in d["estimates"].items()}
+        return FrameResult(faces, est, d["ms"])  # type: ignore[arg-type]
 
     return [ClipRun(r["clip"], r["age"], r["female"], r["stop"], r["leave"], r["passer"], [frame(f) for f in r["frames"]])
             for r in data]

@@ -28,7 +28,7 @@ def _run(estimates: list[Demographic | None], *, age: int = 29, female: int = 1,
     frames = []
     for est in estimates:
         faces = [] if est is None else [FACE]
-        fr = FrameResult({"cascade": faces}, refined={"cascade": [] if est is None else [est]})
+        fr = FrameResult({"cascade": faces}, {("cascade", "refined"): [] if est is None else [est]})
         frames.append(fr)
     return ClipRun(0, age, female, stop, len(estimates) - 3, False, frames)
 
@@ -45,10 +45,9 @@ def test_tune_finds_the_smaller_face_limit_for_far_shoppers_and_prefers_the_chea
     for fr in run.frames:
         if fr.faces["cascade"]:
             fr.faces = {"cascade": [far_face], "cascade+search": [far_face]}
-            fr.refined["cascade+search"] = fr.refined["cascade"]
         else:
             fr.faces = {"cascade": [], "cascade+search": []}
-            fr.refined["cascade+search"] = []
+        fr.estimates[("cascade+search", "refined")] = fr.estimates[("cascade", "refined")]
     small = dict(V.GRID)
     try:
         V.GRID.update({"min_confidence": (0.35,), "min_frames": (3,), "decide_within_s": (1.5,)})
@@ -118,7 +117,7 @@ def test_the_shelf_judges_the_largest_face_the_full_frame_confirms(tmp_path) -> 
     for fr in run.frames:
         if fr.faces["cascade"]:
             fr.faces["cascade"] = [false_face, FACE]
-            fr.refined["cascade"] = [None, WOMAN_30]
+            fr.estimates[("cascade", "refined")] = [None, WOMAN_30]
     base = _store(tmp_path)
     [out] = run_controller([run], base, Config().visit, "cascade", "refined")
     assert out.personalised and out.gender_ok
@@ -128,9 +127,26 @@ def test_the_shelf_judges_the_largest_face_the_full_frame_confirms(tmp_path) -> 
     assert run.frames[5].judged("cascade", "refined", 40) == (FACE, WOMAN_30)
     assert run.frames[5].judged("cascade", "refined", 120) is None, "FACE (100 px) is too small, the other false"
     for fr in run.frames:
-        fr.refined["cascade"] = [None] * len(fr.faces["cascade"])
+        fr.estimates[("cascade", "refined")] = [None] * len(fr.faces["cascade"])
     [out] = run_controller([run], base, Config().visit, "cascade", "refined")
     assert not out.personalised and out.decisions == 0
+
+
+def test_the_replay_hands_the_controller_the_estimate_of_the_face_it_judges(tmp_path) -> None:
+    """The search appends its faces after the detector's: when the detector's face is below
+    visit.min_face_px the controller judges the search's, and gets that face's estimate, not the first's."""
+    from smartshelf.core.config import Config
+
+    tiny = Face((10, 10, 20, 20), 0.7)
+    run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
+    for fr in run.frames:
+        if fr.faces["cascade"]:
+            fr.faces["cascade"] = [tiny, FACE]
+            fr.estimates[("cascade", "view")] = [MAN_30, WOMAN_30]
+    [out] = run_controller([run], _store(tmp_path), Config().visit, "cascade", "view")
+    assert out.personalised and out.gender_ok, "judged on FACE (the woman), not on the 20 px face"
+    assert run.frames[5].judged("cascade", "view", 32) == (FACE, WOMAN_30)
+    assert run.frames[5].judged("cascade", "view", 8) == (tiny, MAN_30)
 
 
 @pytest.mark.slow
@@ -198,12 +214,12 @@ def test_cached_model_outputs_are_reused_only_for_the_same_model(tmp_path, monke
     assert ran == [None] and json.loads(cache.read_text())["model"] == committed
     again = V.make_runs("val", 1, 0, cache)
     assert ran == [None], "the same clips and model: read from the cache"
-    assert again[0].frames[25].estimate == first[0].frames[25].estimate
     other = V.make_runs("val", 1, 0, cache, models_dir=candidate)
     assert ran == [None, candidate], "another model's outputs are made afresh"
     assert json.loads(cache.read_text())["model"] == sha
-    assert again[0].frames[25].refined == first[0].frames[25].refined
-    assert any(a.refined["cascade"] != b.refined["cascade"] for a, b in zip(first[0].frames, other[0].frames, strict=True))
+    assert again[0].frames[25].estimates == first[0].frames[25].estimates
+    key = ("cascade", "refined")
+    assert any(a.estimates[key] != b.estimates[key] for a, b in zip(first[0].frames, other[0].frames, strict=True))
     data = json.loads(cache.read_text())
     cache.write_text(json.dumps({**data, "search": {**data["search"], "tile_share": 0.4, "tiles_per_frame": 1}}))
     V.make_runs("val", 1, 0, cache, models_dir=candidate)
