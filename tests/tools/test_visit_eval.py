@@ -64,6 +64,30 @@ def test_tune_finds_the_smaller_face_limit_for_far_shoppers_and_prefers_the_chea
     assert dc_replace(best.visit, min_face_px=40) in [s.visit for s, _ in results]
 
 
+def test_rank_does_not_let_one_visit_outweigh_many() -> None:
+    """Settings within one visit of the best on a count are level for the next criterion: one minor
+    fewer of 100 does not win over 30 more adults of 100; a clear difference in minors still does."""
+    import tools.visit_eval as V
+    from smartshelf.core.config import VisitConfig
+
+    def m(adults: float, minors: float, revisions: float = 0.3) -> dict[str, float]:
+        return {"visits": 200, "adult_visits": 100, "gender_pct": 100.0, "bracket_exact_pct": 50.0,
+                "bracket_within_one_pct": 90.0, "adults_personalised_pct": adults,
+                "minors_personalised_pct": minors, "wrong_personalisation_pct": 1.0,
+                "median_s_stop_to_decision": 0.1, "revisions_per_visit": revisions}
+
+    def st(det: str, mc: float) -> V.Setting:
+        return V.Setting(det, VisitConfig(min_confidence=mc))
+
+    corner = (st("cascade", 0.5), m(60.0, 1.0))
+    broad = (st("cascade", 0.35), m(90.0, 2.0))
+    childish = (st("cascade", 0.3), m(95.0, 5.0))
+    searched = (st("cascade+search", 0.35), m(90.5, 2.0))  # level with broad: the cheaper detector first
+    wrong = (st("cascade", 0.2), {**m(99.0, 0.0), "gender_pct": 97.0})
+    order = V.rank([corner, childish, searched, wrong, broad], ("cascade", "cascade+search"))
+    assert [item[0] for item in order] == [broad[0], searched[0], corner[0], childish[0], wrong[0]]
+
+
 def test_summarise_counts_what_the_shopper_got() -> None:
     outcomes = [
         VisitOutcome(30, 1, True, True, 0, 0.0, 1, False),
