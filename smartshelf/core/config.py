@@ -113,11 +113,12 @@ class ModelsConfig:
     """cascade (short range first, full range only on frames where short range finds nothing: shoppers
     found from ~0.4 to ~2 m with a 640x480 Pi camera), short_range (BlazeFace for faces of ~80 px and
     more: within ~1 m) or full_range (always the larger model)."""
-    search: bool = False
+    search: bool = True
     """Also look with the short-range model around the faces followed over the last second, and on two
     tiles of the view per frame (a 4x3 sweep in 0.6 s at 10 fps): finds faces of ~32-40 px (2-2.5 m with
-    a 640x480 Pi camera) that the detector misses, for two to four 128 px inferences more per frame. Off
-    by default: on the validation clips it personalised no more visits (docs/vision-at-distance.md)."""
+    a 640x480 Pi camera) that the detector misses, for two to four 128 px inferences more per frame. On
+    by default: with two streams, whose full frame drops false faces, it personalised more adult visits
+    on the validation clips (docs/vision-at-distance.md)."""
     detector_score: float = 0.5
     age_gender: str = "age_gender_int8.tflite"
     threads: int = 2
@@ -125,7 +126,7 @@ class ModelsConfig:
 
 @dataclass(frozen=True)
 class VisitConfig:
-    min_frames: int = 5
+    min_frames: int = 3
     """Face estimates needed before the first decision of a visit."""
     min_confidence: float = 0.35
     """Below this aggregated confidence the shelf shows non-personalised picks."""

@@ -92,14 +92,16 @@ def test_camera_two_streams_reports_both_sizes(tmp_path: Path) -> None:
 
 
 def test_range_states_distances_and_warns_when_the_shelf_is_deeper(tmp_path: Path) -> None:
-    [r] = one("range", ctx_for(tmp_path))  # the defaults: cascade, two streams, 1.5 m
+    [r] = one("range", ctx_for(tmp_path))  # the defaults: cascade with the search, two streams, 1.5 m
     assert r.status == "ok", r
     assert "faces found up to" in r.detail and "personalised up to" in r.detail
-    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.5\n"))
-    assert r.status == "warn" and "shoppers at 2.5 m are not found" in r.detail
-    assert "models.search = true" in r.fix
-    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.0\n[models]\nsearch = true\n"))
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.0\n"))
     assert r.status == "ok" and "cascade+search detector" in r.detail, r
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.0\n[models]\nsearch = false\n"))
+    assert r.status == "warn" and "shoppers at 2 m are not found" in r.detail, r
+    assert "models.search = true" in r.fix
+    [r] = one("range", ctx_for(tmp_path, "working_distance_m = 2.5\n"))
+    assert r.status == "warn" and "models.search = true" not in r.fix, "the search is on already"
     one_stream = '[camera]\nfull_width = 0\nfull_height = 0\n[models]\ndetector = "short_range"\n'
     [r] = one("range", ctx_for(tmp_path, "working_distance_m = 1.5\n" + one_stream))
     assert r.status == "warn" and "shoppers at 1.5 m are" in r.detail
