@@ -113,7 +113,7 @@ def test_controller_and_baselines_on_a_scripted_clip(tmp_path) -> None:
     # two frames without a face, then a woman of ~30; the shopper stops at frame 5, leaves at frame 17
     run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
     base = _store(tmp_path)
-    visit = Config().visit
+    visit = replace(Config().visit, min_frames=5)
     [out] = run_controller([run], base, visit, "cascade", "refined")
     assert out.personalised and out.gender_ok and out.bracket_off == 0
     first = 2 + visit.min_frames - 1  # the frame of the min_frames-th face
@@ -131,17 +131,23 @@ def test_controller_and_baselines_on_a_scripted_clip(tmp_path) -> None:
     assert b.personalised and b.gender_ok and b.time_to_decision_s == pytest.approx(0.2)
 
 
+def _behind(first: Face, crop: str, estimates: list[Demographic | None]) -> ClipRun:
+    """A woman's clip where every frame with her face (FACE) has ``first`` before it, and these
+    estimates of the two from ``crop``."""
+    run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
+    for fr in run.frames:
+        if fr.faces["cascade"]:
+            fr.faces["cascade"] = [first, FACE]
+            fr.estimates[("cascade", crop)] = list(estimates)
+    return run
+
+
 def test_the_shelf_judges_the_largest_face_the_full_frame_confirms(tmp_path) -> None:
     """A false face (larger, not confirmed by the refiner) in front of the shopper is skipped by the
     controller and by both baselines; with no confirmed face nobody is personalised."""
     from smartshelf.core.config import Config
 
-    false_face = Face((50, 50, 140, 140), 0.6)
-    run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
-    for fr in run.frames:
-        if fr.faces["cascade"]:
-            fr.faces["cascade"] = [false_face, FACE]
-            fr.estimates[("cascade", "refined")] = [None, WOMAN_30]
+    run = _behind(Face((50, 50, 140, 140), 0.6), "refined", [None, WOMAN_30])
     base = _store(tmp_path)
     [out] = run_controller([run], base, Config().visit, "cascade", "refined")
     assert out.personalised and out.gender_ok
@@ -162,11 +168,7 @@ def test_the_replay_hands_the_controller_the_estimate_of_the_face_it_judges(tmp_
     from smartshelf.core.config import Config
 
     tiny = Face((10, 10, 20, 20), 0.7)
-    run = _run([None, None] + [WOMAN_30] * 15 + [None] * 3, age=29, female=1, stop=5)
-    for fr in run.frames:
-        if fr.faces["cascade"]:
-            fr.faces["cascade"] = [tiny, FACE]
-            fr.estimates[("cascade", "view")] = [MAN_30, WOMAN_30]
+    run = _behind(tiny, "view", [MAN_30, WOMAN_30])
     [out] = run_controller([run], _store(tmp_path), Config().visit, "cascade", "view")
     assert out.personalised and out.gender_ok, "judged on FACE (the woman), not on the 20 px face"
     assert run.frames[5].judged("cascade", "view", 32) == (FACE, WOMAN_30)
