@@ -235,6 +235,13 @@ def check_range(ctx: Context) -> str:
             f"{text}: shoppers at {want:g} m are " + ("not found" if want > reach.found_m else "found but not personalised"),
             reach.advice(want),
         )
+    if cfg.models.search and not reach.refined:
+        raise Warn(
+            f"{text}: models.search is on without two streams refined, so nothing drops the false faces it "
+            "reports (about half of empty shop frames in docs/vision-at-distance.md)",
+            "two streams (camera.full_width/full_height) with camera.refine = true, or models.search = false "
+            "where shoppers stand within the detector's reach",
+        )
     return text
 
 

@@ -107,6 +107,9 @@ def test_range_states_distances_and_warns_when_the_shelf_is_deeper(tmp_path: Pat
     assert r.status == "warn" and "shoppers at 1.5 m are" in r.detail
     assert "cascade" in r.fix and "camera.full_width" in r.fix
     [near] = one("range", ctx_for(tmp_path, "working_distance_m = 0.8\n" + one_stream))
+    assert near.status == "warn" and "nothing drops the false faces" in near.detail, near
+    assert "models.search = false" in near.fix
+    [near] = one("range", ctx_for(tmp_path, "working_distance_m = 0.8\n" + one_stream + "search = false\n"))
     assert near.status == "ok", near
 
 
