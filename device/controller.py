@@ -14,7 +14,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -65,6 +65,17 @@ class LoopStats:
 
 #: Faces of one frame checked on the full frame, largest first (one refiner inference each).
 CONFIRM_AT_MOST = 2
+
+
+def first_confirmed(faces: Sequence[Face], refine: Callable[[Face], Face | None]) -> tuple[Face, Face] | None:
+    """The first of the first ``CONFIRM_AT_MOST`` faces that ``refine`` confirms (returns a face for),
+    with what it returned; None when it confirms none (they were false detections)."""
+    for face in faces[:CONFIRM_AT_MOST]:
+        refined = refine(face)
+        if refined is not None:
+            return face, refined
+        logger.debug("a face at %s was not confirmed on the full frame", face.box)
+    return None
 
 _COMMAND_KEYS = {"identify": {"slot", "seconds"}, "pause": {"paused"}, "reload": set()}
 _MAX_IDENTIFY_S = 60.0
@@ -270,17 +281,13 @@ class ShelfController:
     def _first_face(self, faces: list[Face], capture: Capture) -> tuple[Face, Face] | None:
         """The face to judge (in view pixels) and the face to crop (in the crop frame's pixels).
 
-        With two streams and a refiner, the largest face the full frame confirms, of the first
-        ``CONFIRM_AT_MOST`` (a face the refiner does not find again was a false detection); else the
-        largest face, scaled to the crop frame."""
-        if capture.full is None or self.refiner is None:
+        With two streams and a refiner, the largest face the full frame confirms (:func:`first_confirmed`:
+        a face the refiner does not find again was a false detection); else the largest face, scaled to
+        the crop frame."""
+        full, refiner = capture.full, self.refiner
+        if full is None or refiner is None:
             return (faces[0], faces[0].scaled(capture.scale)) if faces else None
-        for face in faces[:CONFIRM_AT_MOST]:
-            refined = self.refiner.refine(capture.full, face.scaled(capture.scale))
-            if refined is not None:
-                return face, refined
-            logger.debug("a face at %s was not confirmed on the full frame", face.box)
-        return None
+        return first_confirmed(faces, lambda face: refiner.refine(full, face.scaled(capture.scale)))
 
     def _decide(self, visit: Visit, outcome: Gate, timings: dict[str, float], t0: float) -> Decision:
         t = time.perf_counter()

@@ -99,6 +99,7 @@ def _p95(values: list[float]) -> float:
 # ------------------------------------------------------------------------------------ range
 def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = None) -> dict[str, Any]:
     """Detection rate per detector and accuracy with the crop from the view vs the full frame, by face size."""
+    from device.controller import first_confirmed
     from device.inference import create_age_gender, create_detector, create_refiner
     from device.inference.detector import FaceSearch
     from tools.vision_clips import VIEW_SIZE, background, face_frame, load_faces
@@ -122,10 +123,8 @@ def run_range(split: str, n_faces: int, seed: int, models_dir: Path | None = Non
     confirmed_scenes: list[bool] = []
 
     def confirms(full: np.ndarray, got: list[Face]) -> bool:
-        from device.controller import CONFIRM_AT_MOST
-
         scale = full.shape[1] / VIEW_SIZE[0]
-        return any(refiner.refine(full, f.scaled(scale)) is not None for f in got[:CONFIRM_AT_MOST])
+        return first_confirmed(got, lambda f: refiner.refine(full, f.scaled(scale))) is not None
 
     try:
         for px in SIZES:
@@ -249,14 +248,15 @@ def range_table(result: dict[str, Any]) -> str:
         "| empty frames with a (false) face | with one the 1280x960 frame confirms |"),
         "|---|---|---|---|---|",
     ]
-    for v, c in result["detector_cost"].items():
-        def scenes(key: str, c: dict[str, float] = c) -> str:
-            return f" ({c[key]:.0f}% of empty scenes within {SWEEP_FRAMES} frames)" if key in c else ""
 
+    def scenes(c: dict[str, float], key: str) -> str:
+        return f" ({c[key]:.0f}% of empty scenes within {SWEEP_FRAMES} frames)" if key in c else ""
+
+    for v, c in result["detector_cost"].items():
         lines.append(
             f"| {v} | {c['median_ms_with_face']:.2f} / {c['p95_ms_with_face']:.2f} | "
             f"{c['median_ms_empty']:.2f} / {c['p95_ms_empty']:.2f} | {c['false_positive_pct']:.0f}%"
-            f"{scenes('false_scene_pct')} | {c['false_confirmed_pct']:.0f}%{scenes('false_confirmed_scene_pct')} |"
+            f"{scenes(c, 'false_scene_pct')} | {c['false_confirmed_pct']:.0f}%{scenes(c, 'false_confirmed_scene_pct')} |"
         )
     return "\n".join(lines)
 
@@ -332,16 +332,22 @@ class FrameResult:
 
     def judged(self, detector: str, crop: str, min_face_px: int) -> tuple[Face, Demographic] | None:
         """The face the shelf judges this frame by, and its estimate: the largest of at least ``min_face_px``;
-        for the refined crop, the largest of the first ``CONFIRM_AT_MOST`` such faces that the full frame
-        confirmed (as :meth:`device.controller.ShelfController._first_face`)."""
-        from device.controller import CONFIRM_AT_MOST
+        for the refined crop, the one the controller's rule picks among those the full frame confirmed
+        (:func:`device.controller.first_confirmed`)."""
+        from device.controller import first_confirmed
 
-        faces = [(i, f) for i, f in enumerate(self.faces[detector]) if f.box[2] >= min_face_px]
-        for i, face in faces[: CONFIRM_AT_MOST if crop == "refined" else 1]:
-            est = self.estimate_of(detector, crop, i)
-            if est is not None:
-                return face, est
-        return None
+        index = {id(f): i for i, f in enumerate(self.faces[detector])}
+        faces = [f for f in self.faces[detector] if f.box[2] >= min_face_px]
+
+        def estimate(face: Face) -> Demographic | None:
+            return self.estimate_of(detector, crop, index[id(face)])
+
+        if crop != "refined":
+            found = (faces[0], faces[0]) if faces else None
+        else:
+            found = first_confirmed(faces, lambda f: f if estimate(f) is not None else None)
+        est = None if found is None else estimate(found[0])
+        return None if found is None or est is None else (found[0], est)
 
     def estimate_of(self, detector: str, crop: str, index: int) -> Demographic | None:
         """The estimate of face ``index`` of ``detector`` from ``crop``; None: not confirmed (refined crop)."""
@@ -385,7 +391,7 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = CLIP_DETEC
                     t = time.perf_counter()
                     faces[v] = det.detect(capture.view)
                     ms[f"detect_{v}"] = (time.perf_counter() - t) * 1000
-                result = FrameResult(faces, ms=ms)
+                result = FrameResult(faces, {(v, crop): [] for v in faces for crop in CROPS}, ms)
                 done: dict[tuple[int, int, int, int], dict[str, Demographic | None]] = {}
                 for v, found in faces.items():
                     for face in found[:CHECKED]:
@@ -403,9 +409,7 @@ def precompute(clips: list[Any], detector_variants: tuple[str, ...] = CLIP_DETEC
                                 "refined": refined_est,
                             }
                         for crop, est in done[face.box].items():
-                            result.estimates.setdefault((v, crop), []).append(est)
-                    for crop in CROPS:
-                        result.estimates.setdefault((v, crop), [])
+                            result.estimates[(v, crop)].append(est)
                 frames.append(result)
             runs.append(ClipRun(clip.index, clip.shopper.age, clip.shopper.female, clip.stop_frame,
                                 clip.leave_frame, clip.passer is not None, frames))
