@@ -817,7 +817,8 @@ def rank(results: list[tuple[Setting, dict[str, float]]], detectors: tuple[str, 
     # (criterion, higher is better, one visit in its unit for the settings still in)
     criteria: list[tuple[Any, bool, Any]] = [
         (lambda m: value(m, "gender_pct") >= GENDER_FLOOR_PCT, True, lambda ms: 0.0),
-        (lambda m: value(m, "gender_pct"), True, lambda ms: 100 / max(personalised(m) for m in ms)),
+        # below the floor the best gender; at or above it gender no longer orders them
+        (lambda m: min(value(m, "gender_pct"), GENDER_FLOOR_PCT), True, lambda ms: 100 / max(personalised(m) for m in ms)),
         (lambda m: value(m, "minors_personalised_pct"), False, lambda ms: 100 / max(1, n_minors)),
         (lambda m: value(m, "adults_personalised_pct"), True, lambda ms: 100 / max(1, n_adults)),
         (lambda m: value(m, "bracket_within_one_pct"), True, lambda ms: 100 / max(personalised(m) for m in ms)),

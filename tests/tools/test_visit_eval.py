@@ -86,6 +86,9 @@ def test_rank_does_not_let_one_visit_outweigh_many() -> None:
     wrong = (st("cascade", 0.2), {**m(99.0, 0.0), "gender_pct": 97.0})
     order = V.rank([corner, childish, searched, wrong, broad], ("cascade", "cascade+search"))
     assert [item[0] for item in order] == [broad[0], searched[0], corner[0], childish[0], wrong[0]]
+    # at or above the floor gender no longer orders them: 98.6% with more adults before 100%
+    nearly = (st("cascade", 0.4), {**m(95.0, 2.0), "gender_pct": 98.6})
+    assert [item[0] for item in V.rank([broad, nearly], ("cascade",))] == [nearly[0], broad[0]]
 
 
 def test_summarise_counts_what_the_shopper_got() -> None:
